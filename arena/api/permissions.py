@@ -1,0 +1,12 @@
+from rest_framework.permissions import DjangoModelPermissions
+
+
+class ModelPermissions(DjangoModelPermissions):
+    """Django model permissions, with reading gated by the `view` permission too."""
+
+    perms_map = {
+        **DjangoModelPermissions.perms_map,
+        "GET": ["%(app_label)s.view_%(model_name)s"],
+        "HEAD": ["%(app_label)s.view_%(model_name)s"],
+        "OPTIONS": ["%(app_label)s.view_%(model_name)s"],
+    }

@@ -1,0 +1,167 @@
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from rest_framework import serializers
+
+from arena import media
+from arena.models import Judgment, Modality, Output, Prompt, System, Verdict
+from arena.textstats import markdown_counts
+
+
+class SystemSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = System
+        fields = [
+            "id", "name", "modality", "provider", "provider_config", "version", "parent",
+            "description", "is_active", "is_demo", "created_at",
+        ]  # fmt: skip
+        read_only_fields = ["is_demo", "created_at"]
+
+
+class PromptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Prompt
+        fields = ["id", "text", "modality", "categories", "language", "origin", "created_at"]
+        read_only_fields = ["origin", "created_at"]
+
+    def validate_categories(self, value):
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise serializers.ValidationError("categories must be a list of strings")
+        return value
+
+
+class OutputSerializer(serializers.ModelSerializer):
+    media = serializers.FileField(required=False, allow_empty_file=False, write_only=True)
+    media_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Output
+        fields = [
+            "id", "public_id", "system", "prompt", "text", "media", "media_url", "media_type",
+            "metadata", "generation_time_s", "created_at",
+        ]  # fmt: skip
+        read_only_fields = ["public_id", "media_type", "metadata", "created_at"]
+
+    def get_media_url(self, output) -> str | None:
+        return output.media.url if output.media else None
+
+    def validate(self, attrs):
+        system, prompt = attrs["system"], attrs["prompt"]
+        upload, text = attrs.get("media"), attrs.get("text", "")
+        if system.modality != prompt.modality:
+            raise serializers.ValidationError(
+                {"prompt": f"prompt is {prompt.modality} but system {system.name} is {system.modality}"}
+            )
+        if Output.objects.filter(system=system, prompt=prompt).exists():
+            raise serializers.ValidationError({"prompt": f"system {system.name} already has an output for this prompt"})
+        if system.modality == Modality.TEXT:
+            if upload is not None:
+                raise serializers.ValidationError({"media": "text systems take text, not a media file"})
+            if not text.strip():
+                raise serializers.ValidationError({"text": "text is required for a text output"})
+            attrs["metadata"] = markdown_counts(text)
+            return attrs
+        if upload is None:
+            raise serializers.ValidationError({"media": f"a {system.modality} output needs a media file"})
+        if upload.size > settings.MAX_UPLOAD_BYTES:  # refuse before reading it into memory
+            raise serializers.ValidationError(
+                {"media": f"{upload.name} is {upload.size} bytes; the limit is {settings.MAX_UPLOAD_BYTES} bytes"}
+            )
+        try:
+            info = media.validate_media(upload.read(), filename=upload.name)
+        except media.MediaError as exc:
+            raise serializers.ValidationError({"media": str(exc)}) from None
+        if info.kind != system.modality:
+            raise serializers.ValidationError(
+                {"media": f"the file is {info.kind} but system {system.name} is {system.modality}"}
+            )
+        upload.seek(0)
+        attrs["media"] = ContentFile(upload.read(), name=f"upload.{info.extension}")
+        attrs["media_type"] = info.media_type
+        attrs["metadata"] = info.metadata
+        return attrs
+
+    def create(self, validated_data):
+        with transaction.atomic():
+            return super().create(validated_data)
+
+
+class JudgmentSerializer(serializers.ModelSerializer):
+    judge = serializers.StringRelatedField()
+    judge_kind = serializers.CharField(source="judge.kind", read_only=True)
+    comparison = serializers.UUIDField(source="comparison.public_id", read_only=True)
+    system_a = serializers.CharField(source="comparison.output_a.system.name", read_only=True)
+    system_b = serializers.CharField(source="comparison.output_b.system.name", read_only=True)
+    supersedes = serializers.UUIDField(source="supersedes.public_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Judgment
+        fields = [
+            "public_id", "comparison", "system_a", "system_b", "judge", "judge_kind", "verdict",
+            "aspects", "rationale", "confidence", "time_to_vote_ms", "play_events", "supersedes",
+            "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class PlayEventSerializer(serializers.Serializer):
+    side = serializers.ChoiceField(choices=["a", "b"])
+    type = serializers.ChoiceField(choices=["play", "pause", "ended", "vote"])
+    position = serializers.FloatField(min_value=0)
+    t = serializers.FloatField(min_value=0)
+
+
+class VoteRequestSerializer(serializers.Serializer):
+    """Shape only; `arena.actions.check_vote` validates meaning."""
+
+    token = serializers.CharField(required=False, allow_blank=True)
+    verdict = serializers.CharField(required=False, allow_blank=True, help_text=f"one of {', '.join(Verdict.values)}")
+    time_to_vote_ms = serializers.IntegerField(required=False, allow_null=True)
+    play_events = PlayEventSerializer(many=True, required=False)
+
+
+class SideRevealSerializer(serializers.Serializer):
+    system = serializers.CharField()
+    provider = serializers.CharField()
+    demo = serializers.BooleanField()
+    version = serializers.CharField()
+
+
+class RevealSerializer(serializers.Serializer):
+    a = SideRevealSerializer()
+    b = SideRevealSerializer()
+
+
+class VoteResponseSerializer(serializers.Serializer):
+    judgment = serializers.UUIDField()
+    verdict = serializers.CharField()
+    duplicate = serializers.BooleanField()
+    reveal = RevealSerializer()
+
+
+class ComparisonSideSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["text", "image", "audio"])
+    html = serializers.CharField(required=False)
+    url = serializers.CharField(required=False)
+    media_type = serializers.CharField(required=False)
+    duration = serializers.FloatField(required=False, allow_null=True)
+
+
+class ComparisonPromptSerializer(serializers.Serializer):
+    text = serializers.CharField()
+    html = serializers.CharField()
+
+
+class NextComparisonSerializer(serializers.Serializer):
+    comparison = serializers.UUIDField()
+    token = serializers.CharField()
+    modality = serializers.CharField()
+    prompt = ComparisonPromptSerializer()
+    a = ComparisonSideSerializer()
+    b = ComparisonSideSerializer()
+    audio_min_play_seconds = serializers.FloatField(required=False)
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = serializers.CharField()
+    detail = serializers.CharField()

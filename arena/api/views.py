@@ -1,0 +1,102 @@
+from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from arena import actions
+from arena.models import Judgment, Modality, Output, Prompt, PromptOrigin, System
+from arena.presenters import comparison_payload
+from arena.voters import voter_judge
+
+from . import serializers
+from .permissions import ModelPermissions
+
+
+class NextComparisonView(APIView):
+    """The next comparison for the current voter, without any system identity."""
+
+    permission_classes = [permissions.AllowAny]  # voter_judge decides, so the open arena works
+
+    @extend_schema(
+        parameters=[OpenApiParameter("modality", str, enum=Modality.values, default=Modality.TEXT)],
+        responses={200: serializers.NextComparisonSerializer, 401: serializers.ErrorSerializer,
+                   404: serializers.ErrorSerializer},
+    )  # fmt: skip
+    def get(self, request):
+        judge = voter_judge(request)
+        comparison = actions.next_comparison(judge, request.query_params.get("modality", Modality.TEXT))
+        return Response(comparison_payload(comparison, actions.issue_vote_token(comparison, judge)))
+
+
+class VoteView(APIView):
+    """Record a verdict on a served comparison; the response reveals both systems."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        request=serializers.VoteRequestSerializer,
+        responses={201: serializers.VoteResponseSerializer, 200: serializers.VoteResponseSerializer,
+                   400: serializers.ErrorSerializer, 403: serializers.ErrorSerializer,
+                   404: serializers.ErrorSerializer},
+    )  # fmt: skip
+    def post(self, request):
+        judge = voter_judge(request)
+        shape = serializers.VoteRequestSerializer(data=request.data)
+        shape.is_valid(raise_exception=True)
+        data = shape.validated_data
+        vote = actions.check_vote(
+            token=data.get("token"),
+            judge=judge,
+            verdict=data.get("verdict"),
+            time_to_vote_ms=data.get("time_to_vote_ms"),
+            play_events=[dict(event) for event in data.get("play_events", [])],
+        )
+        judgment, created = actions.do_record_judgment(vote)
+        body = {
+            "judgment": judgment.public_id,
+            "verdict": judgment.verdict,
+            "duplicate": not created,
+            "reveal": actions.reveal(vote.comparison),
+        }
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class SystemViewSet(viewsets.ModelViewSet):
+    queryset = System.objects.all()
+    serializer_class = serializers.SystemSerializer
+    permission_classes = [ModelPermissions]
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+
+class PromptViewSet(viewsets.ModelViewSet):
+    queryset = Prompt.objects.all()
+    serializer_class = serializers.PromptSerializer
+    permission_classes = [ModelPermissions]
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def perform_create(self, serializer):
+        serializer.save(origin=PromptOrigin.API)
+
+
+class OutputViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Outputs name their system, so only researchers and admins read them."""
+
+    queryset = Output.objects.select_related("system", "prompt")
+    serializer_class = serializers.OutputSerializer
+    permission_classes = [ModelPermissions]
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    def perform_create(self, serializer):
+        with transaction.atomic():
+            serializer.save()
+
+
+class JudgmentViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Judgment.objects.select_related(
+        "judge", "comparison__output_a__system", "comparison__output_b__system", "supersedes"
+    )
+    serializer_class = serializers.JudgmentSerializer
+    permission_classes = [ModelPermissions]
+    lookup_field = "public_id"

@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class ArenaConfig(AppConfig):
+    name = "arena"
+    verbose_name = "Arena"
+
+    def ready(self):
+        from .roles import ensure_roles
+
+        post_migrate.connect(ensure_roles, dispatch_uid="duet.ensure_roles")

@@ -1,0 +1,236 @@
+"""Duet's core records: systems, prompts, outputs, comparisons, judges and judgments.
+
+Models hold fields and constraints; behaviour lives in `arena.actions` (the only place that
+writes judgments) and in small strategy modules (`arena.providers`, `arena.media`).
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class Modality(models.TextChoices):
+    TEXT = "text", "Text"
+    IMAGE = "image", "Image"
+    AUDIO = "audio", "Audio"
+
+
+class Provider(models.TextChoices):
+    UPLOADED = "uploaded", "Uploaded outputs only"
+    TRANSFORMERS = "transformers", "Local transformers model"
+    OPENAI = "openai", "OpenAI-compatible endpoint"
+    DEMO_IMAGE = "demo_image", "Demo renderer (procedural images)"
+    DEMO_AUDIO = "demo_audio", "Demo renderer (synthesised audio)"
+
+
+DEMO_PROVIDERS = frozenset({Provider.DEMO_IMAGE, Provider.DEMO_AUDIO})
+
+
+class Verdict(models.TextChoices):
+    A = "a", "A is better"
+    B = "b", "B is better"
+    TIE = "tie", "Tie"
+    BOTH_BAD = "both_bad", "Both are bad"
+
+
+class System(models.Model):
+    """A contestant: a model or pipeline that produces outputs."""
+
+    name = models.CharField(max_length=200, unique=True)
+    modality = models.CharField(max_length=10, choices=Modality.choices, default=Modality.TEXT)
+    provider = models.CharField(max_length=20, choices=Provider.choices, default=Provider.UPLOADED)
+    # Provider-specific settings: model, system prompt, sampling for `transformers`;
+    # base_url, model, api_key_env for `openai`; style and seed for the demo renderers.
+    provider_config = models.JSONField(default=dict, blank=True)
+    version = models.CharField(max_length=100, blank=True, default="1")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="descendants"
+    )
+    description = models.TextField(blank=True)
+    is_active = models.BooleanField(default=True, help_text="Inactive systems leave matchmaking.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_demo(self) -> bool:
+        return self.provider in DEMO_PROVIDERS
+
+
+class PromptOrigin(models.TextChoices):
+    SEED = "seed", "Demo seed"
+    IMPORT = "import", "Imported"
+    USER = "user", "Typed by a voter"
+    API = "api", "Created through the API"
+
+
+class Prompt(models.Model):
+    text = models.TextField()
+    modality = models.CharField(max_length=10, choices=Modality.choices, default=Modality.TEXT)
+    categories = models.JSONField(default=list, blank=True)
+    language = models.CharField(max_length=16, blank=True, default="en")
+    origin = models.CharField(max_length=10, choices=PromptOrigin.choices, default=PromptOrigin.API)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return self.text[:60]
+
+
+def output_media_path(instance, filename):
+    # Media names are random so a file's URL never reveals which system made it.
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
+    return f"outputs/{uuid.uuid4().hex}.{extension}"
+
+
+class Output(models.Model):
+    """One system's answer to one prompt: text, or a media file with metadata."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    system = models.ForeignKey(System, on_delete=models.CASCADE, related_name="outputs")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="outputs")
+    text = models.TextField(blank=True)
+    media = models.FileField(upload_to=output_media_path, blank=True)
+    media_type = models.CharField(max_length=50, blank=True, help_text="MIME type of the media file.")
+    # Token count, markdown header/list/bold counts, duration, image size, sampling used.
+    metadata = models.JSONField(default=dict, blank=True)
+    generation_time_s = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["system", "prompt"], name="one_output_per_system_prompt")]
+
+    def __str__(self):
+        return f"{self.system} on prompt {self.prompt_id}"
+
+    @property
+    def kind(self) -> str:
+        if self.media:
+            return "audio" if self.media_type.startswith("audio/") else "image"
+        return "text"
+
+
+class ComparisonOrigin(models.TextChoices):
+    ARENA = "arena", "Arena matchmaking"
+    IMPORT = "import", "Imported"
+    LIVE = "live", "Live battle"
+
+
+class Comparison(models.Model):
+    """A prompt with two outputs in a fixed left (A) / right (B) order."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="comparisons")
+    output_a = models.ForeignKey(Output, on_delete=models.CASCADE, related_name="+")
+    output_b = models.ForeignKey(Output, on_delete=models.CASCADE, related_name="+")
+    origin = models.CharField(max_length=10, choices=ComparisonOrigin.choices, default=ComparisonOrigin.ARENA)
+    # The unordered pair of outputs, "lowid-highid", so "has this voter judged this pair
+    # already" is one indexed lookup whatever the sides were.
+    pair_key = models.CharField(max_length=50, db_index=True, editable=False)
+    # Arena comparisons are served to one voter; an unanswered one is served again rather
+    # than re-rolled, so a voter cannot fish for the comparison they want.
+    served_to = models.ForeignKey(
+        "Judge", null=True, blank=True, on_delete=models.SET_NULL, related_name="served_comparisons"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~Q(output_a=F("output_b")), name="comparison_two_different_outputs"),
+        ]
+        indexes = [models.Index(fields=["served_to", "created_at"])]
+
+    def __str__(self):
+        return f"Comparison {self.pk} on prompt {self.prompt_id}"
+
+    @staticmethod
+    def make_pair_key(output_a_id: int, output_b_id: int) -> str:
+        low, high = sorted((output_a_id, output_b_id))
+        return f"{low}-{high}"
+
+    def save(self, *args, **kwargs):
+        self.pair_key = self.make_pair_key(self.output_a_id, self.output_b_id)
+        super().save(*args, **kwargs)
+
+    @property
+    def modality(self) -> str:
+        return self.prompt.modality
+
+
+class JudgeKind(models.TextChoices):
+    HUMAN = "human", "Logged-in annotator"
+    ANONYMOUS = "anonymous", "Anonymous arena voter"
+    EXTERNAL_HUMAN = "external_human", "External annotator (imported)"
+    LLM = "llm", "LLM judge"
+    REWARD_MODEL = "reward_model", "Reward model"
+    EXTERNAL_JUDGE = "external_judge", "External automatic judge (imported)"
+
+
+HUMAN_JUDGE_KINDS = frozenset({JudgeKind.HUMAN, JudgeKind.ANONYMOUS, JudgeKind.EXTERNAL_HUMAN})
+
+
+class Judge(models.Model):
+    """Who gave a judgment: a person (by account or session) or an automatic judge (by version)."""
+
+    kind = models.CharField(max_length=20, choices=JudgeKind.choices)
+    name = models.CharField(max_length=200)
+    version = models.CharField(max_length=100, blank=True, default="")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="judge"
+    )
+    config = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "name", "version"], name="judge_identity")]
+
+    def __str__(self):
+        return f"{self.name}@{self.version}" if self.version else self.name
+
+    @property
+    def is_human(self) -> bool:
+        return self.kind in HUMAN_JUDGE_KINDS
+
+
+class Judgment(models.Model):
+    """One verdict on one comparison by one judge. Append-only: a correction is a new
+    judgment whose `supersedes` points at the one it replaces."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="judgments")
+    judge = models.ForeignKey(Judge, on_delete=models.PROTECT, related_name="judgments")
+    verdict = models.CharField(max_length=10, choices=Verdict.choices)
+    aspects = models.JSONField(default=dict, blank=True)
+    rationale = models.TextField(blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    time_to_vote_ms = models.PositiveIntegerField(null=True, blank=True)
+    # Audio play/pause/ended events as the browser reported them: side, type, position (s), t (ms).
+    play_events = models.JSONField(default=list, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    supersedes = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # One original judgment per (comparison, judge); corrections chain through
+            # `supersedes`, each judgment superseded at most once (the one-to-one).
+            models.UniqueConstraint(
+                fields=["comparison", "judge"],
+                condition=Q(supersedes__isnull=True),
+                name="one_judgment_per_comparison_and_judge",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.judge} → {self.verdict} on {self.comparison_id}"

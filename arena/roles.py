@@ -1,0 +1,44 @@
+"""The three roles as Django groups with permissions, kept in step after every migrate."""
+
+from django.contrib.auth.models import Group, Permission
+
+ANNOTATOR, RESEARCHER, ADMIN = "annotator", "researcher", "admin"
+ROLES = (ANNOTATOR, RESEARCHER, ADMIN)
+
+_ANNOTATOR_PERMISSIONS = ["arena.add_judgment", "arena.view_system", "arena.view_prompt"]
+_RESEARCHER_PERMISSIONS = _ANNOTATOR_PERMISSIONS + [
+    f"arena.{action}_{model}"
+    for model in ("system", "prompt", "output", "comparison")
+    for action in ("view", "add", "change")
+] + ["arena.view_judgment", "arena.view_judge"]
+# Admins manage every Duet record and the accounts; researchers never manage users.
+_ADMIN_APPS = ("arena", "annotation", "routing", "training", "authtoken")
+_ADMIN_EXTRA = [f"auth.{action}_{model}" for model in ("user", "group") for action in ("view", "add", "change", "delete")]
+
+
+def _permissions(codes):
+    found = []
+    for code in codes:
+        app_label, codename = code.split(".")
+        found.extend(Permission.objects.filter(content_type__app_label=app_label, codename=codename))
+    return found
+
+
+def ensure_roles(**kwargs) -> None:
+    admin_codes = [
+        f"{p.content_type.app_label}.{p.codename}"
+        for p in Permission.objects.filter(content_type__app_label__in=_ADMIN_APPS).select_related("content_type")
+    ] + _ADMIN_EXTRA
+    for role, codes in ((ANNOTATOR, _ANNOTATOR_PERMISSIONS), (RESEARCHER, _RESEARCHER_PERMISSIONS), (ADMIN, admin_codes)):
+        group, _ = Group.objects.get_or_create(name=role)
+        group.permissions.set(_permissions(codes))
+
+
+def assign_role(user, role: str) -> None:
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+    ensure_roles()
+    user.groups.set([Group.objects.get(name=role)])
+    # Researchers and admins use the Django admin; their permissions decide what they see there.
+    user.is_staff = role in (RESEARCHER, ADMIN)
+    user.save(update_fields=["is_staff"])

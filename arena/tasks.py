@@ -1,0 +1,33 @@
+"""Arena Celery tasks: thin wrappers that reload rows by key and call a domain function."""
+
+from celery import shared_task
+from django.conf import settings
+
+from .generation import generate_missing_outputs
+from .models import Provider, System
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(ConnectionError, TimeoutError),
+    retry_backoff=True,
+    max_retries=3,
+)
+def generate_outputs(self, system_id: int, prompt_ids: list[int] | None = None) -> int:
+    """Fill in a system's missing outputs (runs on the `generation` queue). Idempotent: only
+    prompts still without an output are generated."""
+    system = System.objects.filter(pk=system_id, is_active=True).first()
+    if system is None or system.provider == Provider.UPLOADED:
+        return 0
+    return generate_missing_outputs(system, prompt_ids, batch_size=settings.GENERATION_BATCH_SIZE)
+
+
+@shared_task(acks_late=True)
+def generate_all_missing() -> int:
+    """Queue generation for every active system that can generate."""
+    systems = System.objects.filter(is_active=True).exclude(provider=Provider.UPLOADED)
+    for system in systems:
+        generate_outputs.delay(system.pk)
+    return systems.count()

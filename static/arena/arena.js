@@ -1,0 +1,246 @@
+// The arena vote loop: fetch a comparison, show it, gate audio, vote, reveal, move on.
+// Served by Duet itself (no CDN); the HTML it inserts was sanitised on the server.
+(function () {
+  "use strict";
+
+  const root = document.getElementById("arena");
+  if (!root) return;
+
+  const $ = (id) => document.getElementById(id);
+  const voteButtons = Array.from(root.querySelectorAll("button.vote"));
+  const VERDICT_KEYS = { 1: "a", 2: "b", 3: "tie", 4: "both_bad" };
+  const VERDICT_TEXT = { a: "You preferred A", b: "You preferred B", tie: "You called it a tie", both_bad: "You found both bad" };
+
+  let state = null; // { payload, shownAt, events, tracks, voted }
+
+  function csrfToken() {
+    const input = root.querySelector("input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
+  }
+
+  function setStatus(text, isError) {
+    const status = $("status");
+    status.textContent = text;
+    status.hidden = !text;
+    status.classList.toggle("error", !!isError);
+  }
+
+  function show(id, visible) {
+    $(id).hidden = !visible;
+  }
+
+  async function loadNext() {
+    state = null;
+    show("after", false);
+    show("gate", false);
+    ["a", "b"].forEach((side) => {
+      const identity = $("identity-" + side);
+      identity.hidden = true;
+      identity.textContent = "";
+    });
+    setStatus("Loading a comparison…");
+    const url = root.dataset.nextUrl + "?modality=" + encodeURIComponent(root.dataset.modality);
+    let response;
+    try {
+      response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    } catch (err) {
+      setStatus("Could not reach Duet: " + err.message, true);
+      return;
+    }
+    const body = await response.json().catch(() => ({}));
+    if (response.status === 401) {
+      window.location.href = "/accounts/login/?next=" + encodeURIComponent(window.location.pathname + window.location.search);
+      return;
+    }
+    if (!response.ok) {
+      show("prompt", false);
+      show("sides", false);
+      show("votes", false);
+      setStatus(body.detail || "Could not load a comparison (" + response.status + ")", response.status !== 404);
+      return;
+    }
+    render(body);
+  }
+
+  function renderSide(side, data) {
+    const container = $("body-" + side);
+    container.replaceChildren();
+    container.className = "body " + data.kind;
+    if (data.kind === "text") {
+      container.innerHTML = data.html; // sanitised server-side (arena.rendering)
+    } else if (data.kind === "image") {
+      const img = document.createElement("img");
+      img.src = data.url;
+      img.alt = "Output " + side.toUpperCase();
+      img.className = "output-image";
+      img.addEventListener("click", () => zoom(data.url));
+      container.appendChild(img);
+    } else if (data.kind === "audio") {
+      const audio = document.createElement("audio");
+      audio.controls = true;
+      audio.preload = "auto";
+      audio.src = data.url;
+      audio.id = "audio-" + side;
+      audio.dataset.side = side;
+      container.appendChild(audio);
+      trackAudio(audio, side, data.duration);
+    }
+  }
+
+  function render(payload) {
+    state = { payload, shownAt: performance.now(), events: [], tracks: {}, voted: false };
+    $("prompt-body").innerHTML = payload.prompt.html; // sanitised server-side
+    renderSide("a", payload.a);
+    renderSide("b", payload.b);
+    show("prompt", true);
+    show("sides", true);
+    show("votes", true);
+    setStatus("");
+    updateGate();
+  }
+
+  // --- audio gate: each track must be heard for a minimum time (or to its end) ---
+  function trackAudio(audio, side, duration) {
+    const track = { audio, heard: 0, startedAt: null, duration: duration || 0 };
+    state.tracks[side] = track;
+    const now = () => performance.now() - state.shownAt;
+    const stop = (type) => {
+      if (track.startedAt !== null) {
+        track.heard += Math.max(0, audio.currentTime - track.startedAt);
+        track.startedAt = null;
+      }
+      state.events.push({ side, type, position: audio.currentTime, t: now() });
+      updateGate();
+    };
+    audio.addEventListener("play", () => {
+      track.startedAt = audio.currentTime;
+      state.events.push({ side, type: "play", position: audio.currentTime, t: now() });
+    });
+    audio.addEventListener("pause", () => { if (!audio.ended) stop("pause"); });
+    audio.addEventListener("ended", () => stop("ended"));
+    audio.addEventListener("timeupdate", updateGate);
+    audio.addEventListener("loadedmetadata", () => {
+      if (!track.duration && isFinite(audio.duration)) track.duration = audio.duration;
+      updateGate();
+    });
+  }
+
+  function heardSeconds(track) {
+    const running = track.startedAt !== null ? Math.max(0, track.audio.currentTime - track.startedAt) : 0;
+    return track.heard + running;
+  }
+
+  function gateOpen() {
+    if (!state || state.payload.modality !== "audio") return true;
+    const required = parseFloat(root.dataset.audioMin);
+    return ["a", "b"].every((side) => {
+      const track = state.tracks[side];
+      if (!track) return false;
+      const needed = track.duration > 0 ? Math.min(required, track.duration - 0.25) : required;
+      return heardSeconds(track) >= needed;
+    });
+  }
+
+  function updateGate() {
+    if (!state) return;
+    const open = gateOpen() && root.dataset.canVote === "1" && !state.voted;
+    voteButtons.forEach((button) => { button.disabled = !open; });
+    const gate = $("gate");
+    if (state.payload.modality === "audio" && !gateOpen()) {
+      const required = parseFloat(root.dataset.audioMin);
+      const parts = ["a", "b"].map((side) => {
+        const track = state.tracks[side];
+        return side.toUpperCase() + ": " + (track ? heardSeconds(track).toFixed(1) : "0.0") + " s";
+      });
+      gate.textContent = "Listen to both tracks for at least " + required + " s before voting (" + parts.join(", ") + ").";
+      gate.hidden = false;
+    } else {
+      gate.hidden = true;
+    }
+  }
+
+  // --- voting ---
+  async function vote(verdict) {
+    if (!state || state.voted || !gateOpen() || root.dataset.canVote !== "1") return;
+    state.voted = true;
+    voteButtons.forEach((button) => { button.disabled = true; });
+    const elapsed = performance.now() - state.shownAt;
+    Object.entries(state.tracks).forEach(([side, track]) => {
+      if (track.startedAt !== null) {
+        state.events.push({ side, type: "vote", position: track.audio.currentTime, t: elapsed });
+      }
+      track.audio.pause();
+    });
+    let response, body;
+    try {
+      response = await fetch(root.dataset.voteUrl, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
+        body: JSON.stringify({
+          token: state.payload.token,
+          verdict,
+          time_to_vote_ms: Math.round(elapsed),
+          play_events: state.events,
+        }),
+      });
+      body = await response.json().catch(() => ({}));
+    } catch (err) {
+      state.voted = false;
+      updateGate();
+      setStatus("Your vote was not sent: " + err.message, true);
+      return;
+    }
+    if (!response.ok) {
+      state.voted = false;
+      updateGate();
+      setStatus(body.detail || "Your vote was not recorded (" + response.status + ")", true);
+      return;
+    }
+    revealIdentities(body.reveal, verdict);
+  }
+
+  function revealIdentities(reveal, verdict) {
+    ["a", "b"].forEach((side) => {
+      const identity = $("identity-" + side);
+      const info = reveal[side];
+      identity.textContent = info.system + (info.demo ? " · demo renderer" : "");
+      identity.hidden = false;
+    });
+    $("result").textContent = VERDICT_TEXT[verdict] + ": A was " + reveal.a.system + ", B was " + reveal.b.system + ".";
+    show("votes", false);
+    show("after", true);
+    $("next").focus();
+  }
+
+  function zoom(url) {
+    const overlay = $("zoom");
+    overlay.querySelector("img").src = url;
+    overlay.hidden = false;
+  }
+
+  voteButtons.forEach((button) => button.addEventListener("click", () => vote(button.dataset.verdict)));
+  $("next").addEventListener("click", loadNext);
+  $("zoom").addEventListener("click", () => { $("zoom").hidden = true; });
+
+  document.addEventListener("keydown", (event) => {
+    if (event.target.closest && event.target.closest("input, textarea, select, [contenteditable]")) return;
+    if (event.altKey || event.ctrlKey || event.metaKey) return;
+    if (!$("zoom").hidden && event.key === "Escape") { $("zoom").hidden = true; return; }
+    if (state && state.voted) {
+      if (event.key === "Enter" && event.target === $("next")) return; // the button's own click
+      if (event.key === "n" || event.key === "Enter") {
+        event.preventDefault();
+        loadNext();
+      }
+      return;
+    }
+    const verdict = VERDICT_KEYS[event.key];
+    if (verdict && !voteButtons[0].disabled) {
+      event.preventDefault();
+      vote(verdict);
+    }
+  });
+
+  loadNext();
+})();

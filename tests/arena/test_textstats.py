@@ -1,0 +1,71 @@
+import pytest
+
+from arena.textstats import markdown_counts, strip_code
+
+ANSWER = """# Plan
+
+Here is **the** plan, with __two__ bold spans.
+
+## Steps
+1. Gather data
+2. Train
+   - on a GPU
+   * or a CPU
++ a third kind of bullet
+
+```python
+# not a header
+- not a list
+**not bold**
+```
+
+### Done
+"""
+
+
+def test_counts_headers_lists_and_bold_outside_code():
+    counts = markdown_counts(ANSWER)
+
+    assert counts["headers"] == 3
+    assert (counts["ordered_lists"], counts["unordered_lists"]) == (2, 3)
+    assert counts["lists"] == 5
+    assert counts["bold"] == 2
+    assert counts["chars"] == len(ANSWER)  # length includes the code a reader still reads
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "expected"),
+    [
+        ("#hashtag is not a header", "headers", 0),
+        ("####### seven is not a header", "headers", 0),
+        ("###### six is", "headers", 1),
+        ("text # mid-line", "headers", 0),
+        ("---\n***", "lists", 0),  # horizontal rules
+        ("-no space", "lists", 0),
+        ("10. tenth\n2) not this style", "ordered_lists", 1),
+        ("**open without close", "bold", 0),
+        ("**a** and **b**", "bold", 2),
+        ("**across\nlines**", "bold", 0),
+        ("use `**kwargs**` here", "bold", 0),  # inline code
+        ("~~~\n# inside tilde fence\n~~~\n# after", "headers", 1),
+        ("```\n# unclosed fence runs to the end", "headers", 0),
+        ("````\n```\n# still code: a shorter fence does not close\n````\n# out", "headers", 1),
+        ("", "chars", 0),
+    ],
+)
+def test_edge_cases(text, key, expected):
+    assert markdown_counts(text)[key] == expected
+
+
+def test_plain_text_has_no_style():
+    counts = markdown_counts("Paris is the capital of France.")
+
+    assert counts == {"headers": 0, "lists": 0, "unordered_lists": 0, "ordered_lists": 0, "bold": 0, "chars": 31}
+
+
+def test_none_is_empty():
+    assert markdown_counts(None)["chars"] == 0
+
+
+def test_strip_code_keeps_prose():
+    assert strip_code("a\n```\nb\n```\nc `d` e") == "a\nc  e"

@@ -1,0 +1,110 @@
+import io
+import os
+import wave
+
+import numpy as np
+import pytest
+from django.core.files.base import ContentFile
+from rest_framework.test import APIClient
+
+# Playwright's sync API runs an event loop in the test thread; Django's ORM refuses to run
+# "inside" it unless told it is safe (the test thread is not actually async).
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+pytest_plugins = ["tests.conftest_models"]
+
+
+@pytest.fixture
+def make_user(db):
+    from django.contrib.auth import get_user_model
+
+    from arena.roles import assign_role
+
+    def make(username, role="annotator", password="correct-horse-battery"):
+        user = get_user_model().objects.create_user(username=username, password=password)
+        if role:
+            assign_role(user, role)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def annotator(make_user):
+    return make_user("ann", "annotator")
+
+
+@pytest.fixture
+def researcher(make_user):
+    return make_user("res", "researcher")
+
+
+@pytest.fixture
+def admin_user(make_user):
+    return make_user("boss", "admin")
+
+
+@pytest.fixture
+def client_for():
+    def make(user=None):
+        client = APIClient()
+        if user is not None:
+            client.force_authenticate(user)
+        return client
+
+    return make
+
+
+def png_bytes(colour=(200, 30, 30), size=(32, 32)) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def wav_bytes(seconds=1.0, frequency=440.0, rate=8000) -> bytes:
+    samples = (np.sin(2 * np.pi * frequency * np.arange(int(seconds * rate)) / rate) * 12000).astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes(samples.tobytes())
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def arena_factory(db, settings, tmp_path):
+    """Builds small arenas: `n_systems` systems of a modality with an output for each of
+    `n_prompts` prompts (text written out, images/audio real files)."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    from arena.models import Output, Prompt, Provider, System
+
+    def build(modality="text", n_systems=3, n_prompts=2, audio_seconds=1.0, text=None, prefix=""):
+        systems = [
+            System.objects.create(name=f"{prefix}{modality}-sys-{i}", modality=modality, provider=Provider.UPLOADED)
+            for i in range(n_systems)
+        ]
+        prompts = [
+            Prompt.objects.create(text=f"{prefix}{modality} prompt {j}", modality=modality) for j in range(n_prompts)
+        ]
+        for i, system in enumerate(systems):
+            for j, prompt in enumerate(prompts):
+                output = Output(system=system, prompt=prompt)
+                if modality == "text":
+                    output.text = text if text is not None else f"Answer {j} from system {i}: **bold** point."
+                elif modality == "image":
+                    output.media_type = "image/png"
+                    output.metadata = {"width": 32, "height": 32}
+                    output.media.save("x.png", ContentFile(png_bytes((40 * i % 255, 80, 20 * j % 255))), save=False)
+                else:
+                    output.media_type = "audio/wav"
+                    output.metadata = {"duration": audio_seconds}
+                    output.media.save(
+                        "x.wav", ContentFile(wav_bytes(audio_seconds, 220.0 * (i + 1) + 10 * j)), save=False
+                    )
+                output.save()
+        return systems, prompts
+
+    return build
