@@ -24,9 +24,9 @@ def request_seed(system_seed: int, request: GenerationRequest) -> int:
 class _PerRowSampler:
     """A logits processor that samples each row with its own torch.Generator.
 
-    It replaces transformers' sampling (the model runs greedy decoding on its output):
+    It replaces transformers' sampling (the model then decodes greedily on its output):
     transformers samples a whole batch from the global RNG, which ties each answer to its
-    batch-mates. Temperature, then nucleus (top-p) filtering, then one multinomial draw.
+    batch-mates. Temperature, then nucleus (top-p) filtering, then one draw per row.
     """
 
     def __init__(self, seeds: list[int], temperature: float, top_p: float):
@@ -40,17 +40,37 @@ class _PerRowSampler:
         import torch
 
         probs = torch.softmax(scores.float().cpu() / self.temperature, dim=-1)  # shape (batch, vocab)
-        if self.top_p < 1.0:
-            sorted_probs, order = probs.sort(dim=-1, descending=True)
-            # Drop a token when the tokens ranked above it already cover top_p; the first stays.
-            outside = sorted_probs.cumsum(dim=-1) - sorted_probs > self.top_p
-            sorted_probs[outside] = 0.0
-            probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
-        chosen = torch.stack([
-            torch.multinomial(row, 1, generator=generator) for row, generator in zip(probs, self.generators)
-        ])  # shape (batch, 1)
+        candidates, token_ids = self._nucleus(probs)  # shape (batch, k) each
+        # Inverse-CDF draw: one uniform per row. torch.multinomial over a 49k vocabulary
+        # measured ~12 ms per row on CPU, this ~0.05 ms.
+        cumulative = candidates.cumsum(dim=-1)
+        uniforms = torch.cat([torch.rand(1, generator=g) for g in self.generators])  # shape (batch,)
+        picks = torch.searchsorted(cumulative, (uniforms * cumulative[:, -1]).unsqueeze(-1))
+        chosen = token_ids.gather(-1, picks.clamp_(max=candidates.shape[-1] - 1))  # shape (batch, 1)
         forced = torch.full_like(scores, float("-inf"))
         return forced.scatter_(-1, chosen.to(scores.device), 0.0)
+
+    def _nucleus(self, probs):
+        """Per row, the most likely tokens that together hold top_p of the mass (others zeroed).
+
+        Tries a short top-k first: sorting the whole 49k vocabulary costs 15-50 ms per step
+        on CPU, as much as SmolLM2's forward pass, while a trained model's nucleus is nearly
+        always a few dozen tokens. Flat distributions (untrained models) fall back to a sort.
+        """
+        import torch
+
+        if self.top_p >= 1.0:
+            return probs, torch.arange(probs.shape[-1]).expand_as(probs)
+        for k in (64, 1024):
+            if k < probs.shape[-1]:
+                top, token_ids = probs.topk(k, dim=-1)  # most likely first
+                if bool((top.sum(dim=-1) >= self.top_p).all()):
+                    break
+        else:
+            top, token_ids = probs.sort(dim=-1, descending=True)
+        # Drop a token when the tokens ranked above it already cover top_p; the first stays.
+        top[top.cumsum(dim=-1) - top > self.top_p] = 0.0
+        return top, token_ids
 
 
 class TransformersProvider(Provider):

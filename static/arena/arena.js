@@ -33,6 +33,9 @@
     state = null;
     show("after", false);
     show("gate", false);
+    show("votes", false);
+    $("body-a").replaceChildren();
+    $("body-b").replaceChildren();
     ["a", "b"].forEach((side) => {
       const identity = $("identity-" + side);
       identity.hidden = true;

@@ -219,3 +219,30 @@ def test_pages_carry_a_strict_content_security_policy(db, client):
     policy = response["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "object-src 'none'" in policy
     assert b"cdn" not in response.content.lower()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_duplicate_votes_count_once(arena_factory, annotator):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+    from rest_framework.test import APIClient
+
+    arena_factory("text")
+    client = APIClient()
+    client.force_authenticate(annotator)
+    payload = next_comparison(client)
+
+    def post(_):
+        thread_client = APIClient()
+        thread_client.force_authenticate(annotator)
+        try:
+            return thread_client.post(VOTE, {"token": payload["token"], "verdict": "b"}, format="json").status_code
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = list(pool.map(post, range(12)))
+    assert statuses.count(201) == 1
+    assert statuses.count(200) == 11
+    assert Judgment.objects.count() == 1

@@ -87,6 +87,7 @@ def test_mouse_vote_and_enter_moves_on(page, live_server, login, annotator, aren
     page.keyboard.press("Enter")
     page.wait_for_selector("#identity-a", state="hidden")
     page.wait_for_selector("#body-a p")
+    page.wait_for_selector("button.vote[data-verdict=a]:not([disabled])")
     assert Judgment.objects.get().verdict == "both_bad"
-    assert page.is_enabled("button.vote[data-verdict=a]")
-    assert first  # the first comparison had rendered text
+    second = page.evaluate("document.getElementById('body-a').innerText")
+    assert first and second  # both comparisons rendered their text

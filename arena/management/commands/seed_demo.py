@@ -1,7 +1,8 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from arena.demo import create_demo_records
-from arena.generation import generate_missing_outputs
+from arena.generation import generate_missing_outputs, missing_prompts
 from arena.models import System
 from arena.tasks import generate_outputs
 
@@ -22,10 +23,20 @@ class Command(BaseCommand):
             return
         created = create_demo_records()
         self.stdout.write(f"Created {created['systems']} systems and {created['prompts']} prompts.")
+        queued = []
         for system in System.objects.filter(is_active=True).order_by("modality", "name"):
             if system.is_demo or sync:
                 written = generate_missing_outputs(system)
                 self.stdout.write(f"  {system.name}: {written} outputs")
             elif system.provider != "uploaded":
-                generate_outputs.delay(system.pk)
+                queued.append(system)
                 self.stdout.write(f"  {system.name}: generation queued on the worker")
+        # Queue prompt batches round-robin over the systems, so the worker completes whole
+        # prompts (every system's answer) early and the arena has pairs within a minute.
+        batches = {system.pk: list(missing_prompts(system).values_list("id", flat=True)) for system in queued}
+        size = settings.GENERATION_BATCH_SIZE
+        for start in range(0, max((len(ids) for ids in batches.values()), default=0), size):
+            for system in queued:
+                chunk = batches[system.pk][start : start + size]
+                if chunk:
+                    generate_outputs.delay(system.pk, chunk)
