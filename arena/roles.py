@@ -24,14 +24,34 @@ def _permissions(codes):
     return found
 
 
+def _app_role_permissions(role: str) -> list[str]:
+    """Other apps add to a role by declaring `ROLE_PERMISSIONS = {role: [codes]}` in their
+    own `roles.py`, so the arena never imports them by name."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    codes = []
+    for config in apps.get_app_configs():
+        if config.name == "arena":
+            continue
+        try:
+            module = import_module(f"{config.name}.roles")
+        except ModuleNotFoundError:
+            continue
+        codes.extend(getattr(module, "ROLE_PERMISSIONS", {}).get(role, []))
+    return codes
+
+
 def ensure_roles(**kwargs) -> None:
     admin_codes = [
         f"{p.content_type.app_label}.{p.codename}"
         for p in Permission.objects.filter(content_type__app_label__in=_ADMIN_APPS).select_related("content_type")
     ] + _ADMIN_EXTRA
-    for role, codes in ((ANNOTATOR, _ANNOTATOR_PERMISSIONS), (RESEARCHER, _RESEARCHER_PERMISSIONS), (ADMIN, admin_codes)):
+    base = {ANNOTATOR: _ANNOTATOR_PERMISSIONS, RESEARCHER: _RESEARCHER_PERMISSIONS, ADMIN: admin_codes}
+    for role, codes in base.items():
         group, _ = Group.objects.get_or_create(name=role)
-        group.permissions.set(_permissions(codes))
+        group.permissions.set(_permissions(codes + _app_role_permissions(role)))
 
 
 def assign_role(user, role: str) -> None:
