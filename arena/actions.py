@@ -84,6 +84,70 @@ def _pending_comparison(judge: Judge, modality: str) -> Comparison | None:
     )
 
 
+def _available_pairs(judge: Judge, modality: str) -> dict[tuple[int, int], list[tuple[int, int, int]]]:
+    """For each pair of systems (lower id first), the (prompt, output, output) triples this
+    judge has not judged yet."""
+    judged_pairs = set(
+        Judgment.objects.filter(judge=judge, comparison__prompt__modality=modality).values_list(
+            "comparison__pair_key", flat=True
+        )
+    )
+    by_prompt: dict[int, list[tuple[int, int]]] = {}
+    for output_id, prompt_id, system_id in _eligible_outputs(modality).values_list("id", "prompt_id", "system_id"):
+        by_prompt.setdefault(prompt_id, []).append((system_id, output_id))
+    pairs: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
+    for prompt_id, entries in by_prompt.items():
+        entries.sort()
+        for i, (system_i, output_i) in enumerate(entries):
+            for system_j, output_j in entries[i + 1 :]:
+                if system_i != system_j and Comparison.make_pair_key(output_i, output_j) not in judged_pairs:
+                    pairs.setdefault((system_i, system_j), []).append((prompt_id, output_i, output_j))
+    return pairs
+
+
+def _choose_system_pair(pairs: list[tuple[int, int]], modality: str, rng: random.Random) -> tuple[int, int]:
+    """Uniform over system pairs, or (DUET_MATCHMAKING=active) weighted toward the pairs
+    whose order the current leaderboard is least sure of (arena.ratings.pair_weights)."""
+    if settings.MATCHMAKING != "active" or len(pairs) == 1:
+        return rng.choice(pairs)
+    from .leaderboard import Scope, default_arena, latest_snapshot
+
+    snapshot = latest_snapshot(default_arena(), Scope(modality))
+    if snapshot is None:
+        return rng.choice(pairs)
+    import numpy as np
+
+    from .models import System
+    from .ratings import MatchState, pair_weights
+
+    system_ids = sorted({system for pair in pairs for system in pair})
+    names = dict(System.objects.filter(id__in=system_ids).values_list("id", "name"))
+    rows = {row["system"]: row for row in snapshot.payload.get("systems", [])}
+    nan = float("nan")
+
+    def column(key, default):
+        return np.array([(rows.get(names[s]) or {}).get(key, default) for s in system_ids], dtype=float)
+
+    ci_low, ci_high = column("ci_low", nan), column("ci_high", nan)
+    state = MatchState.from_intervals(
+        column("rating", 1000.0),
+        np.where(np.isnan(ci_low), nan, ci_low),
+        np.where(np.isnan(ci_high), nan, ci_high),
+        column("votes", 0).astype(np.int64),
+        # Systems not on the board yet sit in a component of their own.
+        np.array([(rows.get(names[s]) or {}).get("component", 1000 + k) for k, s in enumerate(system_ids)]),
+    )
+    position = {system: k for k, system in enumerate(system_ids)}
+    allowed = {(position[i], position[j]) for i, j in pairs}
+    excluded = {
+        (i, j) for i in range(len(system_ids)) for j in range(i + 1, len(system_ids)) if (i, j) not in allowed
+    }
+    weights = pair_weights(state, exclude_pairs=excluded)
+    flat = np.random.default_rng(rng.getrandbits(64)).choice(weights.size, p=weights.ravel())
+    i, j = divmod(int(flat), weights.shape[1])
+    return system_ids[i], system_ids[j]
+
+
 def next_comparison(judge: Judge, modality: str = Modality.TEXT, rng: random.Random | None = None) -> Comparison:
     """Serve the judge one comparison: a prompt and outputs of two different systems, random
     sides, never a pair of outputs this judge has already judged.
@@ -97,46 +161,30 @@ def next_comparison(judge: Judge, modality: str = Modality.TEXT, rng: random.Ran
     if pending is not None:
         return pending
     rng = rng or random.SystemRandom()
-    outputs = _eligible_outputs(modality)
-    prompt_ids = list(
-        outputs.values("prompt_id")
-        .annotate(n_systems=Count("system_id", distinct=True))
-        .filter(n_systems__gte=2)
-        .values_list("prompt_id", flat=True)
-    )
-    judged_pairs = set(
-        Judgment.objects.filter(judge=judge, comparison__prompt__modality=modality).values_list(
-            "comparison__pair_key", flat=True
-        )
-    )
-    rng.shuffle(prompt_ids)
-    for prompt_id in prompt_ids:
-        candidates = list(outputs.filter(prompt_id=prompt_id).values_list("id", "system_id"))
-        pairs = [
-            (first, second)
-            for i, (first, first_system) in enumerate(candidates)
-            for second, second_system in candidates[i + 1 :]
-            if first_system != second_system and Comparison.make_pair_key(first, second) not in judged_pairs
-        ]
-        if not pairs:
-            continue
-        first, second = rng.choice(pairs)
-        if rng.random() < 0.5:
-            first, second = second, first
-        return Comparison.objects.create(
-            prompt_id=prompt_id,
-            output_a_id=first,
-            output_b_id=second,
-            origin=ComparisonOrigin.ARENA,
-            served_to=judge,
-        )
-    if not prompt_ids:
+    pairs = _available_pairs(judge, modality)
+    if not pairs:
+        has_any = (
+            _eligible_outputs(modality).values("prompt_id")
+            .annotate(n_systems=Count("system_id", distinct=True)).filter(n_systems__gte=2).exists()
+        )  # fmt: skip
+        if not has_any:
+            raise errors.NothingToCompare(
+                f"No {modality} comparisons are available yet: no prompt has outputs from two active systems "
+                "(the worker may still be generating them; try again shortly)."
+            )
         raise errors.NothingToCompare(
-            f"No {modality} comparisons are available yet: no prompt has outputs from two active systems "
-            "(the worker may still be generating them; try again shortly)."
+            f"There is nothing left for you to compare in {modality}: you have judged every available pair."
         )
-    raise errors.NothingToCompare(
-        f"There is nothing left for you to compare in {modality}: you have judged every available pair."
+    system_pair = _choose_system_pair(sorted(pairs), modality, rng)
+    prompt_id, first, second = rng.choice(pairs[system_pair])
+    if rng.random() < 0.5:
+        first, second = second, first
+    return Comparison.objects.create(
+        prompt_id=prompt_id,
+        output_a_id=first,
+        output_b_id=second,
+        origin=ComparisonOrigin.ARENA,
+        served_to=judge,
     )
 
 
@@ -268,6 +316,8 @@ def do_record_judgment(vote: Vote) -> tuple[Judgment, bool]:
     ).first()
     if existing is not None:
         return existing, False
+    from .leaderboard import record_battle, request_refresh
+
     try:
         with transaction.atomic():
             judgment = Judgment.objects.create(
@@ -279,6 +329,9 @@ def do_record_judgment(vote: Vote) -> tuple[Judgment, bool]:
                 aspects=vote.aspects,
                 rationale=vote.rationale,
             )
+            battle = record_battle(judgment)
+            if battle is not None:
+                transaction.on_commit(lambda: request_refresh(battle.arena))
             transaction.on_commit(lambda: judgment_recorded.send(sender=Judgment, judgment=judgment))
     except IntegrityError:
         # A concurrent duplicate won the unique constraint; it is the first judgment.

@@ -234,3 +234,74 @@ class Judgment(models.Model):
 
     def __str__(self):
         return f"{self.judge} → {self.verdict} on {self.comparison_id}"
+
+
+class Arena(models.Model):
+    """A named pool of battles with its own leaderboards: the built-in arena where
+    voters judge comparisons, or a battle log imported from elsewhere."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    # Debounce: set when a refresh is wanted and a task has been queued; cleared by the
+    # task when it starts, so a burst of votes queues one refresh, not one per vote.
+    refresh_requested_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.name
+
+
+class BattleSource(models.TextChoices):
+    ARENA = "arena", "Voted in Duet"
+    IMPORT = "import", "Imported battle log"
+
+
+class Battle(models.Model):
+    """One rated battle: system A vs system B and the outcome, seen from A.
+
+    For votes in Duet it is written in the same transaction as the judgment and points at
+    it (one battle per judgment, so nothing counts twice); imported battle logs have no
+    judgment. Leaderboards are computed from battles, which `rebuild_battles` can
+    recompute from the judgments at any time.
+    """
+
+    arena = models.ForeignKey(Arena, on_delete=models.CASCADE, related_name="battles")
+    system_a = models.ForeignKey(System, on_delete=models.CASCADE, related_name="+")
+    system_b = models.ForeignKey(System, on_delete=models.CASCADE, related_name="+")
+    outcome = models.CharField(max_length=10, choices=Verdict.choices)
+    weight = models.FloatField(default=1.0)
+    modality = models.CharField(max_length=10, choices=Modality.choices, default=Modality.TEXT)
+    category = models.CharField(max_length=100, blank=True, db_index=True)
+    # False when the voter could have known who was who (an answer named its system).
+    anonymous = models.BooleanField(default=True)
+    source = models.CharField(max_length=10, choices=BattleSource.choices, default=BattleSource.ARENA)
+    judge_name = models.CharField(max_length=200, blank=True)
+    judgment = models.OneToOneField(
+        Judgment, null=True, blank=True, on_delete=models.CASCADE, related_name="battle"
+    )
+    # Raw style counts per side for text battles: {"a": {length, headers, lists, bold}, "b": {...}}.
+    style = models.JSONField(null=True, blank=True)
+    tstamp = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["arena", "modality", "tstamp"])]
+
+
+class LeaderboardSnapshot(models.Model):
+    """A computed leaderboard: when, how, on how many votes, and the result."""
+
+    arena = models.ForeignKey(Arena, on_delete=models.CASCADE, related_name="snapshots")
+    modality = models.CharField(max_length=10, choices=Modality.choices)
+    category = models.CharField(max_length=100, blank=True)
+    style_control = models.BooleanField(default=False)
+    anonymous_only = models.BooleanField(default=True)
+    method = models.CharField(max_length=10, default="bt")
+    ci = models.CharField(max_length=10, default="sandwich")
+    n_battles = models.PositiveIntegerField(default=0)
+    computed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # arena.ratings.Leaderboard.to_dict() plus the pairwise matrices.
+    payload = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-computed_at", "-id"]
+        indexes = [models.Index(fields=["arena", "modality", "category", "style_control", "-computed_at"])]

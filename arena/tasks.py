@@ -31,3 +31,13 @@ def generate_all_missing() -> int:
     for system in systems:
         generate_outputs.delay(system.pk)
     return systems.count()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, expires=600)
+def refresh_leaderboards(arena_id: int) -> int:
+    """Recompute an arena's boards (debounced: see arena.leaderboard.request_refresh)."""
+    from .leaderboard import refresh_arena
+    from .models import Arena
+
+    arena = Arena.objects.filter(pk=arena_id).first()
+    return 0 if arena is None else len(refresh_arena(arena))

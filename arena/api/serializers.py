@@ -165,3 +165,28 @@ class NextComparisonSerializer(serializers.Serializer):
 class ErrorSerializer(serializers.Serializer):
     error = serializers.CharField()
     detail = serializers.CharField()
+
+
+class LeaderboardRowSerializer(serializers.Serializer):
+    system = serializers.CharField()
+    rating = serializers.FloatField()
+    ci_low = serializers.FloatField(allow_null=True)
+    ci_high = serializers.FloatField(allow_null=True)
+    rank = serializers.IntegerField()
+    votes = serializers.IntegerField()
+    component = serializers.IntegerField()
+    flagged_low_votes = serializers.BooleanField()
+
+
+class LeaderboardSerializer(serializers.Serializer):
+    arena = serializers.CharField(allow_null=True)
+    modality = serializers.CharField()
+    category = serializers.CharField()
+    style_control = serializers.BooleanField()
+    anonymous_only = serializers.BooleanField()
+    snapshot = serializers.IntegerField(allow_null=True)
+    computed_at = serializers.DateTimeField(required=False)
+    method = serializers.CharField(allow_null=True)
+    n_battles = serializers.IntegerField()
+    components = serializers.ListField(child=serializers.ListField(child=serializers.CharField()))
+    systems = LeaderboardRowSerializer(many=True)

@@ -12,5 +12,6 @@ router.register("judgments", views.JudgmentViewSet)
 urlpatterns = [
     path("arena/next/", views.NextComparisonView.as_view(), name="arena-next"),
     path("arena/vote/", views.VoteView.as_view(), name="arena-vote"),
+    path("leaderboard/", views.LeaderboardView.as_view(), name="leaderboard-api"),
     *router.urls,
 ]

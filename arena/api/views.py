@@ -100,3 +100,30 @@ class JudgmentViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = serializers.JudgmentSerializer
     permission_classes = [ModelPermissions]
     lookup_field = "public_id"
+
+
+class LeaderboardView(APIView):
+    """The latest leaderboard snapshot of an arena scope (the same data as the page)."""
+
+    permission_classes = [permissions.AllowAny]  # logged-in users, or anyone in an open arena
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("arena", str, description="arena name (default: the built-in arena)"),
+            OpenApiParameter("modality", str, enum=Modality.values, default=Modality.TEXT),
+            OpenApiParameter("category", str),
+            OpenApiParameter("style_control", bool),
+        ],
+        responses={200: serializers.LeaderboardSerializer, 401: serializers.ErrorSerializer},
+    )
+    def get(self, request):
+        from django.conf import settings
+
+        from arena.errors import NotLoggedIn
+        from arena.leaderboard import latest_snapshot
+        from arena.leaderboard_views import resolve_scope, snapshot_json
+
+        if not (request.user.is_authenticated or settings.OPEN_ARENA):
+            raise NotLoggedIn("log in to see the leaderboard")
+        arena, scope = resolve_scope(request.query_params)
+        return Response(snapshot_json(latest_snapshot(arena, scope) if arena else None, arena, scope))

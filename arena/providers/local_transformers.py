@@ -39,6 +39,8 @@ class _PerRowSampler:
     def __call__(self, input_ids, scores):
         import torch
 
+        # On CPU generators: the same seed gives the same answer on a GPU host and a laptop.
+        # On CUDA this copy is a sync point per token, small next to the forward pass.
         probs = torch.softmax(scores.float().cpu() / self.temperature, dim=-1)  # shape (batch, vocab)
         candidates, token_ids = self._nucleus(probs)  # shape (batch, k) each
         # Inverse-CDF draw: one uniform per row. torch.multinomial over a 49k vocabulary
@@ -121,7 +123,8 @@ class TransformersProvider(Provider):
                                                add_generation_prompt=True) for r in batch]
         # The chat template already holds the special tokens; adding them again would double BOS.
         encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-        self._check_lengths(model, encoded["attention_mask"].sum(dim=1).tolist(), batch)
+        prompt_lengths = encoded["attention_mask"].sum(dim=1).tolist()
+        self._check_lengths(model, prompt_lengths, batch)
 
         seeds = [request_seed(self.seed, r) for r in batch]
         options = {"max_new_tokens": self.max_new_tokens, "do_sample": False,
@@ -137,7 +140,7 @@ class TransformersProvider(Provider):
         sampling = {"temperature": self.temperature, "top_p": self.top_p if self.temperature > 0 else None,
                     "max_new_tokens": self.max_new_tokens}
         answers = []
-        for row, seed, prompt_tokens in zip(generated.tolist(), seeds, encoded["attention_mask"].sum(dim=1).tolist()):
+        for row, seed, prompt_tokens in zip(generated.tolist(), seeds, prompt_lengths):
             length = next((i for i, token in enumerate(row) if token in stop_ids), len(row))
             text = tokenizer.decode(row[:length], skip_special_tokens=True).strip()
             metadata = text_metadata(text, tokens=length)
@@ -152,8 +155,9 @@ class TransformersProvider(Provider):
             return
         for length, request in zip(prompt_lengths, batch):
             if length + self.max_new_tokens > limit:
+                which = f"prompt {request.prompt_id}" if request.prompt_id is not None else "a prompt"
                 raise ProviderError(
-                    f"prompt {request.prompt_id or ''} is {length} tokens; with max_new_tokens="
+                    f"{which} is {length} tokens; with max_new_tokens="
                     f"{self.max_new_tokens} it exceeds the model's context of {limit} tokens"
                 )
 

@@ -46,10 +46,14 @@ class MatchState:
     def from_counts(cls, counts: BattleCounts, *, l2: float = MATCHMAKING_L2) -> MatchState:
         """Fit Bradley-Terry with a weak prior and take its inverse-information covariance:
         one fit of a few milliseconds, cheap enough to redo after every batch of votes."""
+        if l2 <= 0:
+            raise ValueError("matchmaking's fit needs a prior (l2 > 0): early on most MLEs are infinite")
         model = BradleyTerry(counts.resolve_both_bad("tie").without_style(), l2=l2)
         params = model.fit()
         labels = component_labels(counts)
-        normalise = Normaliser(labels)
+        # The prior ties every system to 0, so one centring serves all components; their
+        # cross-component differences then carry the prior's wide variance, as they should.
+        normalise = Normaliser(np.zeros(counts.n_systems, dtype=np.int64))
         return cls(
             ratings=INITIAL_RATING + normalise(params) * POINTS_PER_LOGIT,
             covariance=normalise.covariance(model.model_covariance(params)) * POINTS_PER_LOGIT**2,

@@ -45,6 +45,9 @@ class FakeChatServer(ThreadingHTTPServer):
         self.attempts: dict[str, int] = {}
         self.lock = threading.Lock()
 
+    def handle_error(self, request, client_address):
+        pass  # the "slow" scenario's client hangs up on purpose: a broken pipe is expected
+
     def base_url(self, scenario: str) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/{scenario}/v1"
 

@@ -1,0 +1,220 @@
+"""Managed annotation projects: items to judge, who may judge them, and the leases that
+hand one item to one annotator at a time.
+
+Judgments themselves are arena `Judgment` rows (append-only, one vocabulary); a project's
+judgments carry `metadata = {"project": project.id, "item": item.id}`. Models hold fields
+and constraints only; every write goes through `annotation.actions`.
+
+Schema (`Project.schema`, validated by `annotation.schema.parse_schema`)::
+
+    {
+      "verdicts": ["a", "b", "tie", "both_bad"],        # any non-empty subset, in button order
+      "aspects": [                                      # optional
+        {"name": "helpfulness", "label": "Helpfulness", "scale": "likert", "points": 5},
+        {"name": "harmlessness", "scale": "ab"}         # A / B / tie
+      ],
+      "rationale": {"enabled": true, "min_length": 20}  # min_length 0: optional rationale
+    }
+
+A judgment's `aspects` then reads ``{"helpfulness": {"a": 4, "b": 2}, "harmlessness": "a"}``.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from arena.models import Comparison, Judgment, Verdict
+
+
+def default_schema() -> dict:
+    return {
+        "verdicts": ["a", "b", "tie", "both_bad"],
+        "aspects": [],
+        "rationale": {"enabled": False, "min_length": 0},
+    }
+
+
+class RoutingPolicy(models.TextChoices):
+    # Only human_only is implemented here; the routing app adds the others later and
+    # decides each item's `route`.
+    HUMAN_ONLY = "human_only", "Every item goes to human annotators"
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    # Markdown, rendered with arena.rendering.render_markdown beside every task.
+    guidelines = models.TextField(blank=True)
+    schema = models.JSONField(default=default_schema)
+    overlap = models.PositiveSmallIntegerField(
+        default=3, help_text="Judgments each (non-gold) item needs from the project's annotators."
+    )
+
+    # Quality. Gold items are served to every annotator (they do not count toward overlap);
+    # this fraction of an annotator's items are gold while unseen gold items remain.
+    gold_fraction = models.FloatField(default=0.1)
+    gold_warn_accuracy = models.FloatField(default=0.7)
+    gold_block_accuracy = models.FloatField(default=0.5)
+    # Thresholds apply only after this many gold answers: one slip must not block anyone.
+    gold_min_answers = models.PositiveSmallIntegerField(default=3)
+    min_seconds_per_item = models.FloatField(
+        default=0.0, help_text="A judgment given sooner after the item was leased is refused."
+    )
+
+    # Routing (the routing issue fills these in; only `human` items reach the queue).
+    routing_policy = models.CharField(max_length=40, default=RoutingPolicy.HUMAN_ONLY)
+    human_budget_fraction = models.FloatField(null=True, blank=True)
+    human_budget_count = models.PositiveIntegerField(null=True, blank=True)
+
+    is_active = models.BooleanField(default=True, help_text="Inactive projects serve no items.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return self.name
+
+
+class MembershipRole(models.TextChoices):
+    ANNOTATOR = "annotator", "Annotator"
+    # Reviewers annotate too, and may adjudicate conflicts.
+    REVIEWER = "reviewer", "Reviewer"
+
+
+class QualityStatus(models.TextChoices):
+    OK = "ok", "OK"
+    WARNED = "warned", "Warned: gold accuracy below the warning threshold"
+    BLOCKED = "blocked", "Blocked: gold accuracy below the blocking threshold"
+
+
+class ProjectMembership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="project_memberships")
+    role = models.CharField(max_length=10, choices=MembershipRole.choices, default=MembershipRole.ANNOTATOR)
+    # Recomputed after each gold answer, stored so researchers see who is flagged and the
+    # queue can refuse a blocked annotator with one lookup.
+    quality_status = models.CharField(max_length=10, choices=QualityStatus.choices, default=QualityStatus.OK)
+    gold_answered = models.PositiveIntegerField(default=0)
+    gold_correct = models.PositiveIntegerField(default=0)
+    flagged_at = models.DateTimeField(null=True, blank=True)
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_project_user")]
+        ordering = ["project", "user__username"]
+
+    def __str__(self):
+        return f"{self.user} in {self.project} ({self.role})"
+
+    @property
+    def gold_accuracy(self) -> float | None:
+        return self.gold_correct / self.gold_answered if self.gold_answered else None
+
+
+class Route(models.TextChoices):
+    HUMAN = "human", "Human annotators"
+    JUDGE = "judge", "Automatic judge"
+    PENDING = "pending", "Not routed yet"
+
+
+class CheckKind(models.TextChoices):
+    NONE = "", "Regular item"
+    GOLD = "gold", "Gold item"
+    # An item with an obvious answer (e.g. one side is empty or off-topic): it tests
+    # attention rather than judgement, and counts toward the same accuracy.
+    ATTENTION = "attention", "Attention check"
+
+
+class ProjectItem(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="project_items")
+    # The import's `id`, or a content hash when it had none: re-importing creates nothing twice.
+    external_id = models.CharField(max_length=200)
+    category = models.CharField(max_length=100, blank=True, db_index=True)
+    check_kind = models.CharField(max_length=10, choices=CheckKind.choices, default=CheckKind.NONE, blank=True)
+    gold_verdict = models.CharField(max_length=10, choices=Verdict.choices, blank=True)
+    gold_explanation = models.TextField(blank=True, help_text="Shown to an annotator after a wrong answer.")
+    route = models.CharField(max_length=10, choices=Route.choices, default=Route.HUMAN)
+    # Anything else the source row carried (source format, original labels' ids, ...).
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "external_id"], name="one_item_per_external_id"),
+            models.UniqueConstraint(fields=["project", "comparison"], name="one_item_per_project_comparison"),
+            # A check item without an expected verdict could never be scored.
+            models.CheckConstraint(
+                condition=Q(check_kind="") | ~Q(gold_verdict=""), name="check_item_has_gold_verdict"
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "route", "check_kind"])]
+
+    def __str__(self):
+        return f"{self.project} / {self.external_id}"
+
+    @property
+    def is_check(self) -> bool:
+        return bool(self.check_kind)
+
+
+class AssignmentStatus(models.TextChoices):
+    LEASED = "leased", "Leased"
+    COMPLETED = "completed", "Completed"
+    SKIPPED = "skipped", "Skipped"
+    # A lease past its expiry that was reclaimed; the same row is re-leased if the same
+    # annotator is later served the item again.
+    EXPIRED = "expired", "Expired"
+
+
+class Assignment(models.Model):
+    """The lease of one item to one annotator. One row per (item, annotator): an annotator
+    judges an item at most once, and a skipped item is not served to them again."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
+    item = models.ForeignKey(ProjectItem, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    status = models.CharField(max_length=10, choices=AssignmentStatus.choices, default=AssignmentStatus.LEASED)
+    leased_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+    judgment = models.OneToOneField(
+        Judgment, null=True, blank=True, on_delete=models.SET_NULL, related_name="assignment"
+    )
+    # Set for check items once answered: did the verdict match the gold verdict?
+    gold_correct = models.BooleanField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["item", "annotator"], name="one_assignment_per_item_annotator")]
+        indexes = [
+            models.Index(fields=["item", "status", "expires_at"]),
+            models.Index(fields=["project", "annotator", "status"]),
+        ]
+
+    def __str__(self):
+        return f"{self.item} → {self.annotator} ({self.status})"
+
+
+class Adjudication(models.Model):
+    """A reviewer's final verdict on a conflicting item. The reviewer's judgments that
+    supersede each disagreeing human judgment point back here through
+    `Judgment.metadata["adjudication"]`; the latest adjudication of an item is its label."""
+
+    item = models.ForeignKey(ProjectItem, on_delete=models.CASCADE, related_name="adjudications")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    verdict = models.CharField(max_length=10, choices=Verdict.choices)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.item}: {self.verdict} by {self.reviewer}"

@@ -1,0 +1,150 @@
+"""Annotator reliability and flags from a fitted Dawid-Skene model.
+
+Reliability is the annotator's expected accuracy, sum_k prior[k] * confusion[k, k]: the
+probability that their verdict on a random comparison is the true one. Two more figures
+separate the ways of being unreliable:
+
+- chance: the accuracy of someone who answers independently of the truth with this
+  annotator's verdict frequencies, sum_k prior[k] * marginal[k]. `skill` is
+  (reliability - chance) / (1 - chance), Cohen's kappa between the annotator and the
+  latent truth: ~0 for a random clicker, negative for one who contradicts the truth.
+- informativeness: how different the confusion rows are, the prior-weighted total
+  variation distance of each row from the annotator's marginal, scaled so a perfect
+  annotator scores 1. A spammer's rows are identical (the verdict does not depend on the
+  truth), so it is ~0 whatever their accuracy happens to be; an annotator who always
+  swaps a and b has rows as distinct as a perfect one (1), and is caught by `skill`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .dawid_skene import DawidSkeneResult
+from .table import MISSING, JudgmentTable
+
+SPAMMER = "spammer"
+ADVERSARIAL = "adversarial"
+FLIPS_SIDES = "flips_sides"
+
+
+@dataclass(frozen=True)
+class ReliabilityThresholds:
+    # Below this many judgments the estimates are too noisy to accuse anyone.
+    min_judgments: int = 10
+    # Random clickers measure ~0.05-0.15 at 50-200 judgments from sampling noise alone;
+    # a careless but honest annotator at 65% accuracy on two sides measures ~0.3.
+    spammer_informativeness: float = 0.2
+    # Skill is kappa against the truth; -0.2 is well below anything chance produces.
+    adversarial_skill: float = -0.2
+    # The two verdicts whose systematic swap is flagged as `flips_sides`.
+    sides: tuple[Hashable, Hashable] = field(default=("a", "b"))
+
+
+@dataclass(frozen=True)
+class AnnotatorReliability:
+    annotator: Hashable
+    n_judgments: int
+    reliability: float  # expected accuracy, in [0, 1]
+    chance: float
+    skill: float
+    informativeness: float
+    flags: tuple[str, ...]
+    gold_accuracy: float | None = None  # share of gold comparisons judged correctly
+    n_gold: int = 0
+
+    def to_dict(self) -> dict:
+        return {
+            "annotator": self.annotator,
+            "n_judgments": self.n_judgments,
+            "reliability": round(self.reliability, 6),
+            "chance": round(self.chance, 6),
+            "skill": round(self.skill, 6),
+            "informativeness": round(self.informativeness, 6),
+            "flags": list(self.flags),
+            "gold_accuracy": None if self.gold_accuracy is None else round(self.gold_accuracy, 6),
+            "n_gold": self.n_gold,
+        }
+
+
+def annotator_reliability(
+    model: DawidSkeneResult,
+    thresholds: ReliabilityThresholds = ReliabilityThresholds(),
+    gold: np.ndarray | None = None,
+) -> tuple[AnnotatorReliability, ...]:
+    judgments = model.judgments
+    prior, confusion = model.prior, model.confusion  # (K,), (A, K, K)
+    reliability = np.einsum("k,akk->a", prior, confusion)
+    marginal = np.einsum("k,akl->al", prior, confusion)  # shape (A, K): how often a says l
+    chance = marginal @ prior
+    with np.errstate(invalid="ignore", divide="ignore"):
+        skill = np.where(chance < 1, (reliability - chance) / (1 - chance), 0.0)
+    row_distance = 0.5 * np.abs(confusion - marginal[:, None, :]).sum(axis=2)  # shape (A, K)
+    perfect = 1.0 - float(prior @ prior)
+    informativeness = np.clip(row_distance @ prior / perfect, 0.0, 1.0) if perfect > 0 else np.zeros(len(skill))
+    n_judgments = judgments.judgments_per_annotator()
+    flips = _flips_sides(confusion, judgments, thresholds.sides)
+    gold_correct, gold_seen = gold_accuracy_counts(judgments, gold)
+
+    results = []
+    for a, name in enumerate(judgments.annotators):
+        flags = []
+        if n_judgments[a] >= thresholds.min_judgments:
+            if informativeness[a] < thresholds.spammer_informativeness:
+                flags.append(SPAMMER)
+            if skill[a] < thresholds.adversarial_skill:
+                flags.append(ADVERSARIAL)
+            if flips[a]:
+                flags.append(FLIPS_SIDES)
+        results.append(
+            AnnotatorReliability(
+                annotator=name,
+                n_judgments=int(n_judgments[a]),
+                reliability=float(np.clip(reliability[a], 0.0, 1.0)),
+                chance=float(chance[a]),
+                skill=float(skill[a]),
+                informativeness=float(informativeness[a]),
+                flags=tuple(flags),
+                gold_accuracy=float(gold_correct[a] / gold_seen[a]) if gold_seen[a] else None,
+                n_gold=int(gold_seen[a]),
+            )
+        )
+    return tuple(results)
+
+
+def _flips_sides(confusion: np.ndarray, judgments: JudgmentTable, sides) -> np.ndarray:
+    """True where the annotator says b more often than a when a is better, and a more often
+    than b when b is better: the signature of swapped buttons or of sabotage."""
+    a, b = (judgments.verdict_code(side) for side in sides)
+    if a is None or b is None:
+        return np.zeros(judgments.n_annotators, dtype=bool)
+    return (confusion[:, a, b] > confusion[:, a, a]) & (confusion[:, b, a] > confusion[:, b, b])
+
+
+def gold_accuracy_counts(judgments: JudgmentTable, gold: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per annotator, (correct, judged) counts on comparisons with a gold verdict; `gold` has
+    shape (n_comparisons,) with MISSING where there is none."""
+    n = judgments.n_annotators
+    if gold is None:
+        return np.zeros(n), np.zeros(n)
+    truth = gold[judgments.comparison]
+    on_gold = truth != MISSING
+    correct = on_gold & (truth == judgments.verdict)
+    return (
+        np.bincount(judgments.annotator, weights=correct, minlength=n),
+        np.bincount(judgments.annotator, weights=on_gold, minlength=n),
+    )
+
+
+def gold_codes(judgments: JudgmentTable, gold: dict[Hashable, Hashable]) -> np.ndarray:
+    """A {comparison id: verdict} mapping as codes, shape (n_comparisons,), MISSING where a
+    comparison has no gold verdict (or one outside the table's verdicts)."""
+    codes = np.full(judgments.n_comparisons, MISSING, dtype=np.int64)
+    verdict_index = {verdict: code for code, verdict in enumerate(judgments.verdicts)}
+    for index, comparison in enumerate(judgments.comparisons):
+        verdict = gold.get(comparison)
+        if verdict is not None and verdict in verdict_index:
+            codes[index] = verdict_index[verdict]
+    return codes

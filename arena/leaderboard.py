@@ -1,0 +1,306 @@
+"""Leaderboards in the product: battles from the database, snapshots, debounced refresh.
+
+The math lives in `arena.ratings` (no Django); this module turns Battle rows into its
+inputs — aggregated by the database, so a refresh costs the same at a thousand votes as
+at a million — and stores the results as snapshots the pages and the API read.
+"""
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F, Q, Sum
+from django.utils import timezone
+
+from . import ratings
+from .models import (
+    Arena,
+    Battle,
+    BattleSource,
+    ComparisonOrigin,
+    Judgment,
+    LeaderboardSnapshot,
+    Modality,
+    Output,
+)
+
+logger = logging.getLogger(__name__)
+
+ARENA_ORIGINS = (ComparisonOrigin.ARENA, ComparisonOrigin.LIVE)
+# A refresh request older than this with no snapshot since is assumed lost (broker down
+# when it was queued, worker killed) and is queued again by the next vote.
+STALE_REFRESH_SECONDS = 30
+SNAPSHOTS_KEPT_PER_SCOPE = 20
+
+
+def default_arena() -> Arena:
+    arena, _ = Arena.objects.get_or_create(name=settings.DEFAULT_ARENA)
+    return arena
+
+
+def output_style(output: Output) -> dict[str, float]:
+    return ratings.text_style_features(output.text, output.metadata.get("tokens"))
+
+
+def record_battle(judgment: Judgment) -> Battle | None:
+    """The battle a human vote on an arena comparison stands for; called inside the
+    transaction that writes the judgment, so the two exist together or not at all."""
+    comparison = judgment.comparison
+    if comparison.origin not in ARENA_ORIGINS or not judgment.judge.is_human:
+        return None
+    output_a, output_b = comparison.output_a, comparison.output_b
+    modality = comparison.prompt.modality
+    return Battle.objects.create(
+        arena=default_arena(),
+        system_a_id=output_a.system_id,
+        system_b_id=output_b.system_id,
+        outcome=judgment.verdict,
+        modality=modality,
+        category=(comparison.prompt.categories or [""])[0],
+        anonymous=not judgment.metadata.get("identity_leak", False),
+        source=BattleSource.ARENA,
+        judge_name=str(judgment.judge),
+        judgment=judgment,
+        style={"a": output_style(output_a), "b": output_style(output_b)} if modality == Modality.TEXT else None,
+        tstamp=judgment.created_at,
+    )
+
+
+# --- refresh --------------------------------------------------------------------------------
+
+
+def request_refresh(arena: Arena) -> bool:
+    """Queue one refresh for a burst of votes. Returns True when a task was queued."""
+    now = timezone.now()
+    stale = now - timezone.timedelta(seconds=STALE_REFRESH_SECONDS)
+    claimed = Arena.objects.filter(
+        Q(refresh_requested_at__isnull=True) | Q(refresh_requested_at__lt=stale), pk=arena.pk
+    ).update(refresh_requested_at=now)
+    if not claimed:
+        return False
+    from .tasks import refresh_leaderboards  # the task module imports this one
+
+    try:
+        refresh_leaderboards.apply_async((arena.pk,), countdown=settings.LEADERBOARD_DEBOUNCE_SECONDS)
+    except Exception:  # noqa: BLE001 - broker down: the vote stands; a later vote re-queues
+        logger.exception("could not queue a leaderboard refresh for %s; will retry on a later vote", arena)
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Scope:
+    modality: str
+    category: str = ""
+    style_control: bool = False
+    anonymous_only: bool = True
+
+
+def battles_for(arena: Arena, scope: Scope):
+    queryset = Battle.objects.filter(arena=arena, modality=scope.modality)
+    if scope.category:
+        queryset = queryset.filter(category=scope.category)
+    if scope.anonymous_only:
+        queryset = queryset.filter(anonymous=True)
+    return queryset
+
+
+def battle_counts(queryset, style: bool = False):
+    """Aggregate battles for the rating engine: BattleCounts from a GROUP BY, or, with
+    style control, per-battle rows with their style counts."""
+    if style:
+        rows = queryset.values_list("system_a__name", "system_b__name", "outcome", "weight", "style")
+        records = [
+            {"system_a": a, "system_b": b, "outcome": o, "weight": w, "style_a": s["a"], "style_b": s["b"]}
+            for a, b, o, w, s in rows.iterator(chunk_size=5000)
+            if s
+        ]
+        return ratings.Battles.from_records(records, style_features=ratings.TEXT_STYLE_FEATURES).aggregate()
+    grouped = list(
+        queryset.values_list("system_a__name", "system_b__name", "outcome").annotate(
+            n=Count("id"), w=Sum("weight"), w2=Sum(F("weight") * F("weight"))
+        )
+    )
+    return counts_from_aggregates(grouped)
+
+
+FLIPPED = {"a": "b", "b": "a", "tie": "tie", "both_bad": "both_bad"}
+
+
+def counts_from_aggregates(rows) -> "ratings.BattleCounts":
+    """BattleCounts from rows (system_a, system_b, outcome, count, weight sum, weight² sum)
+    already grouped by the database. Rows are turned so a < b (flipping the outcome) and
+    a pair grouped once per orientation is merged into one row."""
+    systems = sorted({row[0] for row in rows} | {row[1] for row in rows})
+    index = {name: i for i, name in enumerate(systems)}
+    merged: dict[tuple[int, int, int], list[float]] = {}
+    for name_a, name_b, verdict, n, w, w2 in rows:
+        i, j = index[name_a], index[name_b]
+        if i > j:
+            i, j, verdict = j, i, FLIPPED[verdict]
+        totals = merged.setdefault((i, j, int(ratings.OUTCOME_CODES[verdict])), [0, 0.0, 0.0])
+        totals[0] += n
+        totals[1] += w
+        totals[2] += w2
+    keys = list(merged)
+    values = np.array([merged[key] for key in keys], dtype=np.float64).reshape(-1, 3)
+    keys = np.array(keys, dtype=np.int64).reshape(-1, 3)
+    return ratings.BattleCounts(
+        tuple(systems),
+        keys[:, 0],
+        keys[:, 1],
+        keys[:, 2].astype(np.int8),
+        values[:, 0].astype(np.int64),
+        values[:, 1],
+        values[:, 2],
+    )
+
+
+def _matrices(counts, board) -> dict:
+    order = [row.system for row in board.systems]
+    index = [counts.systems.index(name) for name in order]
+
+    def reorder(matrix):
+        matrix = np.asarray(matrix, dtype=float)[np.ix_(index, index)]
+        return [[None if not np.isfinite(v) else round(float(v), 4) for v in row] for row in matrix]
+
+    return {
+        "systems": order,
+        "battle_counts": reorder(ratings.battle_count_matrix(counts)),
+        "win_rates": reorder(ratings.win_rate_matrix(counts)),
+        "predicted_win_rates": [
+            [None if not np.isfinite(v) else round(float(v), 4) for v in row] for row in board.predicted_win_rates()
+        ],
+    }
+
+
+def compute_board(counts, *, method="bt", ci=None, rounds=None, style_control=False, both_bad="tie", seed=0):
+    return ratings.compute_leaderboard(
+        counts,
+        method=method,
+        ci=ci or settings.LEADERBOARD_CI,
+        rounds=rounds or settings.LEADERBOARD_BOOTSTRAP_ROUNDS,
+        style_control=style_control,
+        both_bad=both_bad,
+        min_votes=settings.LEADERBOARD_MIN_VOTES,
+        seed=seed,
+    )
+
+
+def compute_snapshot(arena: Arena, scope: Scope) -> LeaderboardSnapshot | None:
+    queryset = battles_for(arena, scope)
+    counts = battle_counts(queryset, style=scope.style_control)
+    if counts.n_battles == 0:
+        return None
+    board = compute_board(counts, style_control=scope.style_control)
+    payload = {**board.to_dict(), "matrices": _matrices(counts.without_style(), board)}
+    return LeaderboardSnapshot.objects.create(
+        arena=arena,
+        modality=scope.modality,
+        category=scope.category,
+        style_control=scope.style_control,
+        anonymous_only=scope.anonymous_only,
+        method=board.method,
+        ci=board.ci,
+        n_battles=counts.n_battles,
+        payload=payload,
+    )
+
+
+def scopes_for(arena: Arena) -> list[Scope]:
+    scopes = []
+    modalities = Battle.objects.filter(arena=arena).values_list("modality", flat=True).distinct()
+    for modality in sorted(set(modalities)):
+        scopes.append(Scope(modality))
+        if modality == Modality.TEXT:
+            scopes.append(Scope(modality, style_control=True))
+        categories = (
+            Battle.objects.filter(arena=arena, modality=modality).exclude(category="")
+            .values_list("category", flat=True).distinct()
+        )  # fmt: skip
+        scopes.extend(Scope(modality, category) for category in sorted(set(categories)))
+    return scopes
+
+
+def refresh_arena(arena: Arena) -> list[LeaderboardSnapshot]:
+    """Recompute every board of an arena (per modality, with and without style control for
+    text, and per category) and keep a bounded history of each."""
+    Arena.objects.filter(pk=arena.pk).update(refresh_requested_at=None)
+    snapshots = []
+    for scope in scopes_for(arena):
+        try:
+            snapshot = compute_snapshot(arena, scope)
+        except ValueError as exc:  # e.g. too few battles for style control
+            logger.warning("leaderboard %s %s not computed: %s", arena, scope, exc)
+            continue
+        if snapshot is None:
+            continue
+        snapshots.append(snapshot)
+        stale = LeaderboardSnapshot.objects.filter(
+            arena=arena, modality=scope.modality, category=scope.category, style_control=scope.style_control,
+            anonymous_only=scope.anonymous_only,
+        ).values_list("pk", flat=True)[SNAPSHOTS_KEPT_PER_SCOPE:]  # fmt: skip
+        LeaderboardSnapshot.objects.filter(pk__in=list(stale)).delete()
+    return snapshots
+
+
+def latest_snapshot(arena: Arena, scope: Scope) -> LeaderboardSnapshot | None:
+    return LeaderboardSnapshot.objects.filter(
+        arena=arena,
+        modality=scope.modality,
+        category=scope.category,
+        style_control=scope.style_control,
+        anonymous_only=scope.anonymous_only,
+    ).first()
+
+
+@transaction.atomic
+def rebuild_battles(arena: Arena | None = None) -> int:
+    """Recompute the arena's vote battles from the current judgments (the source of truth)."""
+    arena = arena or default_arena()
+    Battle.objects.filter(arena=arena, source=BattleSource.ARENA).delete()
+    current = (
+        Judgment.objects.filter(comparison__origin__in=ARENA_ORIGINS, superseded_by__isnull=True)
+        .select_related("judge", "comparison__prompt", "comparison__output_a", "comparison__output_b")
+        .order_by("id")
+    )
+    return sum(record_battle(judgment) is not None for judgment in current.iterator(chunk_size=2000))
+
+
+IMPORT_BATCH = 5000
+
+
+def import_battles(records, arena_name: str, modality: str = Modality.TEXT) -> int:
+    """Import battle records into an arena in one transaction: a bad record anywhere
+    leaves the database as it was. Unknown systems are created as `uploaded`."""
+    from .models import Provider, System
+
+    if modality not in Modality.values:
+        raise ValueError(f"unknown modality {modality!r}")
+    with transaction.atomic():
+        arena, _ = Arena.objects.get_or_create(name=arena_name)
+        systems = {s.name: s for s in System.objects.all()}
+        batch, imported = [], 0
+        for record in records:
+            for name in (record.system_a, record.system_b):
+                if name not in systems:
+                    systems[name] = System.objects.create(name=name, modality=modality, provider=Provider.UPLOADED)
+            style = {"a": record.style_a, "b": record.style_b} if record.style_a is not None else None
+            batch.append(
+                Battle(
+                    arena=arena, system_a=systems[record.system_a], system_b=systems[record.system_b],
+                    outcome=record.outcome, weight=record.weight, modality=modality, category=record.category,
+                    anonymous=record.anonymous, source=BattleSource.IMPORT, judge_name=record.judge,
+                    style=style, tstamp=record.tstamp,
+                )
+            )  # fmt: skip
+            if len(batch) >= IMPORT_BATCH:
+                Battle.objects.bulk_create(batch)
+                imported += len(batch)
+                batch = []
+        Battle.objects.bulk_create(batch)
+        imported += len(batch)
+        transaction.on_commit(lambda: request_refresh(arena))
+    return imported

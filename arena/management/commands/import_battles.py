@@ -1,0 +1,22 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from arena.battle_logs import FORMATS, BattleLogError, read_battles
+from arena.leaderboard import import_battles
+from arena.models import Modality
+
+
+class Command(BaseCommand):
+    help = "Import a battle log (FastChat clean_battle JSON or Duet JSONL) into an arena, atomically."
+
+    def add_arguments(self, parser):
+        parser.add_argument("path")
+        parser.add_argument("--format", choices=FORMATS, default="fastchat", dest="fmt")
+        parser.add_argument("--arena", required=True, help="arena name (created if new)")
+        parser.add_argument("--modality", choices=Modality.values, default=Modality.TEXT)
+
+    def handle(self, *args, path, fmt, arena, modality, **options):
+        try:
+            count = import_battles(read_battles(path, fmt), arena, modality)
+        except BattleLogError as exc:
+            raise CommandError(f"nothing imported: {exc}") from None
+        self.stdout.write(self.style.SUCCESS(f"Imported {count} battles into arena {arena!r}."))

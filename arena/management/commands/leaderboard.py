@@ -1,0 +1,121 @@
+import csv
+import io
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from arena.battle_logs import FORMATS, BattleLogError, read_battles
+
+
+class Command(BaseCommand):
+    help = "Print a leaderboard for an arena in the database, or straight from a battle log file."
+
+    def add_arguments(self, parser):
+        source = parser.add_mutually_exclusive_group(required=True)
+        source.add_argument("--arena", help="arena name in the database")
+        source.add_argument("--battles", help="a battle log file (read only, the database is not touched)")
+        parser.add_argument("--format-in", choices=FORMATS, default="fastchat")
+        parser.add_argument("--modality", default=None, help="for --arena: text, image or audio (default: text, or the only one)")
+        parser.add_argument("--category", default="")
+        parser.add_argument("--method", choices=["bt", "elo"], default="bt")
+        parser.add_argument("--ci", choices=["bootstrap", "sandwich", "none"], default="bootstrap")
+        parser.add_argument("--rounds", type=int, default=1000)
+        parser.add_argument("--style-control", action="store_true")
+        parser.add_argument("--anonymous-only", action="store_true")
+        parser.add_argument("--both-bad", choices=["tie", "drop"], default="tie")
+        parser.add_argument("--min-votes", type=int, default=None)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--format", choices=["table", "json", "csv"], default="table", dest="fmt")
+
+    def handle(self, *args, **options):
+        from arena import ratings
+
+        records = self._records(options)
+        if not records:
+            raise CommandError("no battles to rate")
+        style = options["style_control"]
+        if style and any(r.get("style_a") is None for r in records):
+            raise CommandError("--style-control needs style features on every battle (text battles with metadata)")
+        rows = records if style else [{k: v for k, v in r.items() if k not in ("style_a", "style_b")} for r in records]
+        battles = ratings.Battles.from_records(rows, style_features=ratings.TEXT_STYLE_FEATURES if style else ())
+        try:
+            board = ratings.compute_leaderboard(
+                battles if options["method"] == "elo" else battles.aggregate(),
+                method=options["method"],
+                ci=options["ci"],
+                rounds=options["rounds"],
+                both_bad=options["both_bad"],
+                style_control=style,
+                min_votes=options["min_votes"] if options["min_votes"] is not None else 0,
+                seed=options["seed"],
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        self._print(board.to_dict(), options["fmt"])
+
+    def _records(self, options) -> list[dict]:
+        """Battle rows in time order, filtered as asked."""
+        if options["battles"]:
+            try:
+                records = sorted(read_battles(options["battles"], options["format_in"]), key=lambda r: r.tstamp)
+            except BattleLogError as exc:
+                raise CommandError(str(exc)) from None
+            if options["anonymous_only"]:
+                records = [r for r in records if r.anonymous]
+            if options["category"]:
+                records = [r for r in records if r.category == options["category"]]
+            return [r.as_rating_row() for r in records]
+        from arena.models import Arena, Battle
+
+        arena = Arena.objects.filter(name=options["arena"]).first()
+        if arena is None:
+            raise CommandError(f"no arena named {options['arena']!r}")
+        battles = Battle.objects.filter(arena=arena)
+        modality = options["modality"]
+        if modality is None:
+            present = sorted(set(battles.values_list("modality", flat=True)))
+            modality = present[0] if len(present) == 1 else "text"
+        battles = battles.filter(modality=modality)
+        if options["anonymous_only"]:
+            battles = battles.filter(anonymous=True)
+        if options["category"]:
+            battles = battles.filter(category=options["category"])
+        rows = battles.order_by("tstamp", "id").values_list(
+            "system_a__name", "system_b__name", "outcome", "weight", "style"
+        )
+        records = []
+        for a, b, outcome, weight, style in rows.iterator(chunk_size=5000):
+            row = {"system_a": a, "system_b": b, "outcome": outcome, "weight": weight}
+            if style:
+                row["style_a"], row["style_b"] = style["a"], style["b"]
+            else:
+                row["style_a"] = None
+            records.append(row)
+        return records
+
+    def _print(self, data: dict, fmt: str) -> None:
+        if fmt == "json":
+            self.stdout.write(json.dumps(data, indent=2))
+            return
+        columns = ["rank", "system", "rating", "ci_low", "ci_high", "votes", "component"]
+        if fmt == "csv":
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(data["systems"])
+            self.stdout.write(buffer.getvalue(), ending="")
+            return
+
+        def number(value):
+            return "" if value is None else f"{value:.1f}"
+
+        self.stdout.write(f"{data['method']} on {data['n_battles']} battles, {len(data['components'])} component(s)")
+        self.stdout.write(f"{'rank':>4}  {'system':<32} {'rating':>8} {'95% CI':>17} {'votes':>7}")
+        for row in data["systems"]:
+            interval = f"{number(row['ci_low'])}–{number(row['ci_high'])}" if row["ci_low"] is not None else ""
+            flag = " *" if row.get("flagged_low_votes") else ""
+            self.stdout.write(
+                f"{row['rank']:>4}  {row['system']:<32} {row['rating']:>8.1f} {interval:>17} {row['votes']:>7}{flag}"
+            )
+        for warning in data.get("warnings", []):
+            self.stdout.write(f"note: {warning}")
