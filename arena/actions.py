@@ -204,6 +204,7 @@ class Vote:
     play_events: list = field(default_factory=list)
     aspects: dict = field(default_factory=dict)
     rationale: str = ""
+    metadata: dict = field(default_factory=dict)
 
 
 PLAY_EVENT_TYPES = frozenset({"play", "pause", "ended", "vote"})
@@ -328,6 +329,7 @@ def do_record_judgment(vote: Vote) -> tuple[Judgment, bool]:
                 play_events=vote.play_events,
                 aspects=vote.aspects,
                 rationale=vote.rationale,
+                metadata=vote.metadata,
             )
             battle = record_battle(judgment)
             if battle is not None:

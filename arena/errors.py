@@ -53,3 +53,8 @@ class NotLoggedIn(DuetError):
 class NotAllowed(DuetError):
     status_code = 403
     code = "permission_denied"
+
+
+class RateLimited(DuetError):
+    status_code = 429
+    code = "rate_limited"

@@ -50,6 +50,11 @@ class System(models.Model):
     )
     description = models.TextField(blank=True)
     is_active = models.BooleanField(default=True, help_text="Inactive systems leave matchmaking.")
+    # Live battles: consecutive failures and the last one. A system failing repeatedly
+    # sits out live matchmaking for a cool-down, then gets another chance (LMArena's
+    # "outage" weight); a success resets the count.
+    live_failures = models.PositiveIntegerField(default=0)
+    live_failed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -103,10 +108,15 @@ class Output(models.Model):
     # Token count, markdown header/list/bold counts, duration, image size, sampling used.
     metadata = models.JSONField(default=dict, blank=True)
     generation_time_s = models.FloatField(null=True, blank=True)
+    # 0 for a single answer; in a live multi-turn battle, the answer to the turn-th message.
+    # The whole conversation of that side is in metadata["conversation"].
+    turn = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["system", "prompt"], name="one_output_per_system_prompt")]
+        constraints = [
+            models.UniqueConstraint(fields=["system", "prompt", "turn"], name="one_output_per_system_prompt_turn")
+        ]
 
     def __str__(self):
         return f"{self.system} on prompt {self.prompt_id}"
@@ -305,3 +315,62 @@ class LeaderboardSnapshot(models.Model):
     class Meta:
         ordering = ["-computed_at", "-id"]
         indexes = [models.Index(fields=["arena", "modality", "category", "style_control", "-computed_at"])]
+
+
+class LiveBattleStatus(models.TextChoices):
+    GENERATING = "generating", "Systems are answering"
+    READY = "ready", "Answers complete"
+    VOID = "void", "Void (a side failed)"
+    VOTED = "voted", "Voted"
+
+
+class LiveBattle(models.Model):
+    """A voter's own prompt answered live by two anonymous systems, possibly over several
+    turns, then judged once for the whole conversation."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="live_battles")
+    modality = models.CharField(max_length=10, choices=Modality.choices, default=Modality.TEXT)
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="live_battles")
+    system_a = models.ForeignKey(System, on_delete=models.CASCADE, related_name="+")
+    system_b = models.ForeignKey(System, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=12, choices=LiveBattleStatus.choices, default=LiveBattleStatus.GENERATING)
+    void_reason = models.TextField(blank=True)
+    comparison = models.OneToOneField(
+        Comparison, null=True, blank=True, on_delete=models.SET_NULL, related_name="live_battle"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self):
+        return f"Live battle {self.public_id}"
+
+
+class GenerationStatus(models.TextChoices):
+    QUEUED = "queued", "Waiting for the system"
+    RUNNING = "running", "Answering"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class LiveGeneration(models.Model):
+    """One side's answer to one turn of a live battle; `text` grows as tokens stream in,
+    which is what the voter's event stream reads."""
+
+    battle = models.ForeignKey(LiveBattle, on_delete=models.CASCADE, related_name="generations")
+    side = models.CharField(max_length=1, choices=[("a", "A"), ("b", "B")])
+    turn = models.PositiveSmallIntegerField(default=0)
+    user_message = models.TextField()
+    system = models.ForeignKey(System, on_delete=models.CASCADE, related_name="live_generations")
+    status = models.CharField(max_length=10, choices=GenerationStatus.choices, default=GenerationStatus.QUEUED)
+    text = models.TextField(blank=True)
+    output = models.OneToOneField(Output, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    error = models.TextField(blank=True, help_text="Kept for operators; voters see a generic message.")
+    queued_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    first_token_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["turn", "side"]
+        constraints = [models.UniqueConstraint(fields=["battle", "side", "turn"], name="one_generation_per_side_turn")]
+        indexes = [models.Index(fields=["system", "status"])]

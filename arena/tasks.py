@@ -41,3 +41,15 @@ def refresh_leaderboards(arena_id: int) -> int:
 
     arena = Arena.objects.filter(pk=arena_id).first()
     return 0 if arena is None else len(refresh_arena(arena))
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def generate_live_turn(self, generation_id: int) -> str:
+    """Answer one side of one live-battle turn, streaming into its row (`generation` queue).
+    Waits for a free slot of its system by retrying shortly; gives up at the timeout."""
+    from .live import run_live_generation
+
+    status = run_live_generation(generation_id)
+    if status == "wait":
+        raise self.retry(countdown=0.25)
+    return status

@@ -13,10 +13,12 @@ def arena_page(request):
     if modality not in Modality.values:
         modality = Modality.TEXT
     can_vote = request.user.has_perm("arena.add_judgment") if request.user.is_authenticated else True
+    mode = "live" if request.GET.get("mode") == "live" else "pool"
     return render(
         request,
-        "arena/arena.html",
+        "arena/live.html" if mode == "live" else "arena/arena.html",
         {
+            "mode": mode,
             "modality": modality,
             "modalities": Modality.choices,
             "can_vote": can_vote,

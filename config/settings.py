@@ -244,6 +244,23 @@ LEADERBOARD_MIN_VOTES = env_number("DUET_LEADERBOARD_MIN_VOTES", 20)
 MATCHMAKING = env_str("DUET_MATCHMAKING", "active")
 if MATCHMAKING not in ("uniform", "active"):
     raise ImproperlyConfigured(f"DUET_MATCHMAKING must be 'uniform' or 'active', got {MATCHMAKING!r}")
+# Live battles: voters' own prompts answered by two systems in the worker.
+LIVE_GENERATION_TIMEOUT_SECONDS = env_number("DUET_LIVE_TIMEOUT", 120.0, float)
+LIVE_MAX_CONCURRENT_PER_SYSTEM = env_number("DUET_LIVE_CONCURRENCY", 2)
+LIVE_PROMPTS_PER_HOUR = env_number("DUET_LIVE_PROMPTS_PER_HOUR", 60)
+LIVE_MAX_TURNS = env_number("DUET_LIVE_MAX_TURNS", 8)
+LIVE_MAX_MESSAGE_CHARS = env_number("DUET_LIVE_MAX_MESSAGE_CHARS", 4000)
+LIVE_OUTAGE_FAILURES = env_number("DUET_LIVE_OUTAGE_FAILURES", 3)
+LIVE_OUTAGE_COOLDOWN_SECONDS = env_number("DUET_LIVE_OUTAGE_COOLDOWN", 300)
+# Words that, in an answer, reveal who answered; added to each system's own name, provider
+# and model family.
+LEAK_WORDS = env_list("DUET_LEAK_WORDS", [])
+# Prompt filter: refused words (comma-separated), regular expressions (separated by "||"),
+# and an optional OpenAI-compatible moderation endpoint.
+PROMPT_BLOCKLIST = env_list("DUET_PROMPT_BLOCKLIST", [])
+PROMPT_BLOCK_PATTERNS = [p for p in env_str("DUET_PROMPT_BLOCK_PATTERNS", "").split("||") if p.strip()]
+MODERATION_URL = env_str("DUET_MODERATION_URL", "")
+MODERATION_API_KEY_ENV = env_str("DUET_MODERATION_API_KEY_ENV", "")
 # The local model for transformers systems and judges, converted once from GGUF.
 MODEL_CACHE_DIR = Path(env_str("DUET_MODEL_CACHE", str(VAR_DIR / "models")))
 # The model behind the demo's text systems: the SmolLM2 name, or a local HF model folder.
@@ -272,3 +289,25 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("DUET_LOG_LEVEL", "INFO")},
 }
+
+# --- Reliability and abuse limits -------------------------------------------------------
+# Arena rate limits (see arena/ratelimit.py): N/second, N/minute, N/hour or N/day, or off.
+# Per voter (an account, or a session in the open arena), for votes and for requests for
+# a comparison; and per client address (hashed; IPv6 by /64) for both together, which is
+# what holds an anonymous script that drops its cookies. 120 votes a minute is one every
+# half second, faster than anyone reads two answers.
+import re  # noqa: E402 - this block is appended to keep its edits in one place
+
+VOTE_RATE_LIMIT = env_str("DUET_VOTE_RATE_LIMIT", "120/minute")
+NEXT_RATE_LIMIT = env_str("DUET_NEXT_RATE_LIMIT", "240/minute")
+CLIENT_RATE_LIMIT = env_str("DUET_CLIENT_RATE_LIMIT", "600/minute")
+for _name, _rate in (("DUET_VOTE_RATE_LIMIT", VOTE_RATE_LIMIT), ("DUET_NEXT_RATE_LIMIT", NEXT_RATE_LIMIT),
+                     ("DUET_CLIENT_RATE_LIMIT", CLIENT_RATE_LIMIT)):  # fmt: skip
+    if not re.fullmatch(r"\s*(off|none|0|\d+/(second|minute|hour|day))?\s*", _rate.lower()):
+        raise ImproperlyConfigured(f"{_name} must be N/second, N/minute, N/hour, N/day or off, got {_rate!r}")
+# Where the counts live: "local" (an SQLite file in DUET_VAR_DIR, shared by every process
+# on this machine) or a redis:// URL (shared by several web machines).
+RATE_LIMIT_STORE = env_str("DUET_RATE_LIMIT_STORE", "local")
+# Proxies in front of Duet that append to X-Forwarded-For; 0 trusts only the socket's
+# address. Behind one reverse proxy set 1, or every voter shares the proxy's address.
+TRUSTED_PROXY_HOPS = env_number("DUET_TRUSTED_PROXY_HOPS", 0)

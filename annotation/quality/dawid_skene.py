@@ -17,13 +17,14 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp
 
 from .aggregation import Aggregate
 from .table import MISSING, JudgmentTable
 
-# Floor for probabilities that go under a log (a verdict class nobody chose).
-_EPS = 1e-12
+# Floor for probabilities that go under a log, and for a confusion cell no judgment
+# supports. EM started from unanimous majority votes meets exact zeros, and a zero cell
+# stays zero for ever; the floor keeps every cell able to move. crowd-kit uses the same.
+_EPS = 1e-10
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,9 +85,18 @@ class DawidSkene:
         """`gold`, shape (n_comparisons,), holds known true verdict codes (MISSING where
         unknown); those comparisons' posteriors are pinned to them, as crowd-kit does with
         `true_labels`, so gold items calibrate the confusion matrices."""
-        if judgments.n_judgments == 0:
-            raise ValueError("no judgments to fit")
         n_verdicts = judgments.n_verdicts
+        if judgments.n_judgments == 0:
+            # A project before its first judgment: nothing to estimate, nothing to fail on.
+            return DawidSkeneResult(
+                judgments=judgments,
+                prior=np.full(n_verdicts, 1.0 / max(n_verdicts, 1)),
+                confusion=np.zeros((judgments.n_annotators, n_verdicts, n_verdicts)),
+                posterior=np.full((judgments.n_comparisons, n_verdicts), 1.0 / max(n_verdicts, 1)),
+                log_likelihood=0.0,
+                n_iter=0,
+                converged=True,
+            )
         counts = judgments.counts().astype(float)
         judged = counts.sum(axis=1) > 0
         posterior = np.full_like(counts, 1.0 / n_verdicts)
@@ -126,12 +136,12 @@ class DawidSkene:
             [np.bincount(key, weights=truth[:, k], minlength=n_annotators * n_verdicts) for k in range(n_verdicts)],
             axis=-1,
         ).reshape(n_annotators, n_verdicts, n_verdicts)
-        expected = expected.transpose(0, 2, 1) + self.smoothing  # now [a, true k, said l]
-        row_totals = expected.sum(axis=2, keepdims=True)
-        # A true class with no mass for this annotator (and no smoothing) says nothing:
-        # uniform keeps the row a distribution.
-        confusion = np.divide(expected, row_totals, out=np.full_like(expected, 1.0 / n_verdicts), where=row_totals > 0)
-        return prior, confusion
+        expected = expected.transpose(0, 2, 1)  # now [a, true k, said l]
+        # Verdicts an annotator never gave keep probability zero (without smoothing): they
+        # never enter the likelihood, and a zero there is simply the truth of the data.
+        said = np.bincount(key, minlength=n_annotators * n_verdicts).reshape(n_annotators, 1, n_verdicts) > 0
+        expected = np.where(said, np.maximum(expected, _EPS), 0.0) + self.smoothing
+        return prior, expected / expected.sum(axis=2, keepdims=True)
 
 
 def _e_step(judgments: JudgmentTable, prior: np.ndarray, confusion: np.ndarray) -> tuple[np.ndarray, float]:
@@ -144,7 +154,10 @@ def _e_step(judgments: JudgmentTable, prior: np.ndarray, confusion: np.ndarray) 
          for k in range(n_verdicts)],
         axis=-1,
     ) + np.log(np.maximum(prior, _EPS))
-    log_evidence = logsumexp(log_joint, axis=1)  # shape (n_comparisons,)
+    # log-sum-exp over the true verdict, shifted by the row maximum so exp never overflows
+    # (a comparison with 20 agreeing judgments has log-odds in the hundreds).
+    shift = log_joint.max(axis=1, keepdims=True)
+    log_evidence = shift[:, 0] + np.log(np.exp(log_joint - shift).sum(axis=1))  # shape (n_comparisons,)
     return np.exp(log_joint - log_evidence[:, None]), float(log_evidence.sum())
 
 

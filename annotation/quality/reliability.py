@@ -39,8 +39,11 @@ class ReliabilityThresholds:
     spammer_informativeness: float = 0.2
     # Skill is kappa against the truth; -0.2 is well below anything chance produces.
     adversarial_skill: float = -0.2
-    # The two verdicts whose systematic swap is flagged as `flips_sides`.
+    # The two verdicts whose systematic swap is flagged as `flips_sides`, and by how much
+    # the swapped answer must be likelier than the right one on both sides: a random
+    # clicker's rows differ by sampling noise alone, in either direction.
     sides: tuple[Hashable, Hashable] = field(default=("a", "b"))
+    flip_margin: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ def annotator_reliability(
     perfect = 1.0 - float(prior @ prior)
     informativeness = np.clip(row_distance @ prior / perfect, 0.0, 1.0) if perfect > 0 else np.zeros(len(skill))
     n_judgments = judgments.judgments_per_annotator()
-    flips = _flips_sides(confusion, judgments, thresholds.sides)
+    flips = _flips_sides(confusion, judgments, thresholds.sides, thresholds.flip_margin)
     gold_correct, gold_seen = gold_accuracy_counts(judgments, gold)
 
     results = []
@@ -114,13 +117,14 @@ def annotator_reliability(
     return tuple(results)
 
 
-def _flips_sides(confusion: np.ndarray, judgments: JudgmentTable, sides) -> np.ndarray:
-    """True where the annotator says b more often than a when a is better, and a more often
-    than b when b is better: the signature of swapped buttons or of sabotage."""
+def _flips_sides(confusion: np.ndarray, judgments: JudgmentTable, sides, margin: float) -> np.ndarray:
+    """True where the annotator says b clearly more often than a when a is better, and a
+    clearly more often than b when b is better: the signature of swapped buttons or of
+    sabotage."""
     a, b = (judgments.verdict_code(side) for side in sides)
     if a is None or b is None:
         return np.zeros(judgments.n_annotators, dtype=bool)
-    return (confusion[:, a, b] > confusion[:, a, a]) & (confusion[:, b, a] > confusion[:, b, b])
+    return (confusion[:, a, b] > confusion[:, a, a] + margin) & (confusion[:, b, a] > confusion[:, b, b] + margin)
 
 
 def gold_accuracy_counts(judgments: JudgmentTable, gold: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

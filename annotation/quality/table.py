@@ -13,8 +13,6 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
-from scipy.sparse import csr_matrix
 
 # Marks a missing rating in wide (comparison x annotator) input and an undecided label in
 # aggregates: every verdict code is >= 0.
@@ -58,19 +56,22 @@ class JudgmentTable:
     ) -> JudgmentTable:
         """From (comparison, annotator, verdict) triples. `verdicts` fixes the categories
         and their order; by default the observed ones, sorted."""
-        rows = list(records)
-        frame = pd.DataFrame(rows, columns=["comparison", "annotator", "verdict"])
+        import pandas as pd
+
+        frame = pd.DataFrame(list(records), columns=["comparison", "annotator", "verdict"])
         return cls.from_pandas(frame, verdicts=verdicts)
 
     @classmethod
     def from_pandas(
         cls,
-        frame: pd.DataFrame,
+        frame,  # pandas.DataFrame
         comparison: str = "comparison",
         annotator: str = "annotator",
         verdict: str = "verdict",
         verdicts: Sequence[Hashable] | None = None,
     ) -> JudgmentTable:
+        import pandas as pd
+
         frame = frame.dropna(subset=[verdict])
         comparison_codes, comparison_ids = pd.factorize(frame[comparison], sort=False)
         annotator_codes, annotator_ids = pd.factorize(frame[annotator], sort=False)
@@ -158,6 +159,8 @@ class JudgmentTable:
         itself: its cost is the sum over comparisons of the squared number of judgments,
         never n_annotators^2 x n_comparisons, and only pairs that met are stored.
         """
+        from scipy.sparse import csr_matrix
+
         k = self.n_verdicts
         width = self.n_annotators * k
         indicator = csr_matrix(

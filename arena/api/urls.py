@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from . import views
+from . import live_views, views
 
 router = DefaultRouter()
 router.register("systems", views.SystemViewSet)
@@ -13,5 +13,10 @@ urlpatterns = [
     path("arena/next/", views.NextComparisonView.as_view(), name="arena-next"),
     path("arena/vote/", views.VoteView.as_view(), name="arena-vote"),
     path("leaderboard/", views.LeaderboardView.as_view(), name="leaderboard-api"),
+    path("live/battles/", live_views.LiveBattlesView.as_view(), name="live-battles"),
+    path("live/battles/<uuid:battle_id>/", live_views.LiveBattleView.as_view(), name="live-battle"),
+    path("live/battles/<uuid:battle_id>/messages/", live_views.LiveMessageView.as_view(), name="live-messages"),
+    path("live/battles/<uuid:battle_id>/vote/", live_views.LiveVoteView.as_view(), name="live-vote"),
+    path("live/battles/<uuid:battle_id>/events/", live_views.live_events, name="live-events"),
     *router.urls,
 ]

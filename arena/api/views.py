@@ -8,21 +8,23 @@ from rest_framework.views import APIView
 from arena import actions
 from arena.models import Judgment, Modality, Output, Prompt, PromptOrigin, System
 from arena.presenters import comparison_payload
+from arena.ratelimit import RateLimitedView
 from arena.voters import voter_judge
 
 from . import serializers
 from .permissions import ModelPermissions
 
 
-class NextComparisonView(APIView):
+class NextComparisonView(RateLimitedView, APIView):
     """The next comparison for the current voter, without any system identity."""
 
     permission_classes = [permissions.AllowAny]  # voter_judge decides, so the open arena works
+    rate_limit_scope = "next"  # DUET_NEXT_RATE_LIMIT per voter, DUET_CLIENT_RATE_LIMIT per address
 
     @extend_schema(
         parameters=[OpenApiParameter("modality", str, enum=Modality.values, default=Modality.TEXT)],
         responses={200: serializers.NextComparisonSerializer, 401: serializers.ErrorSerializer,
-                   404: serializers.ErrorSerializer},
+                   404: serializers.ErrorSerializer, 429: serializers.ErrorSerializer},
     )  # fmt: skip
     def get(self, request):
         judge = voter_judge(request)
@@ -30,16 +32,17 @@ class NextComparisonView(APIView):
         return Response(comparison_payload(comparison, actions.issue_vote_token(comparison, judge)))
 
 
-class VoteView(APIView):
+class VoteView(RateLimitedView, APIView):
     """Record a verdict on a served comparison; the response reveals both systems."""
 
     permission_classes = [permissions.AllowAny]
+    rate_limit_scope = "vote"  # DUET_VOTE_RATE_LIMIT per voter, DUET_CLIENT_RATE_LIMIT per address
 
     @extend_schema(
         request=serializers.VoteRequestSerializer,
         responses={201: serializers.VoteResponseSerializer, 200: serializers.VoteResponseSerializer,
                    400: serializers.ErrorSerializer, 403: serializers.ErrorSerializer,
-                   404: serializers.ErrorSerializer},
+                   404: serializers.ErrorSerializer, 429: serializers.ErrorSerializer},
     )  # fmt: skip
     def post(self, request):
         judge = voter_judge(request)

@@ -1,0 +1,13 @@
+"""Periodic upkeep for the annotation queue."""
+
+from celery import shared_task
+
+
+@shared_task(acks_late=True, expires=300)
+def reclaim_expired_leases() -> int:
+    """Mark expired leases across all projects. Safe to run any time and in parallel: the
+    queue never counts an expired lease whatever this task has done, so it only tidies
+    the table for progress pages and the admin."""
+    from .actions import reclaim_expired_leases as reclaim
+
+    return reclaim()

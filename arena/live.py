@@ -1,0 +1,395 @@
+"""Live battles: a voter's own prompt, answered by two anonymous systems in the worker.
+
+Actions here are the only writers of LiveBattle and LiveGeneration rows. The worker
+streams each side's text into its LiveGeneration row; the voter's event stream reads
+those rows, so streaming works through any broker and any number of web processes.
+"""
+
+import logging
+import random
+import time
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from . import errors
+from .actions import Vote, do_record_judgment, reveal
+from .live_checks import check_prompt, find_leaks
+from .live_streaming import LIVE_PROVIDERS, Stopped, stream_answer
+from .models import (
+    Comparison,
+    ComparisonOrigin,
+    GenerationStatus,
+    Judge,
+    LiveBattle,
+    LiveBattleStatus,
+    LiveGeneration,
+    Modality,
+    Output,
+    Prompt,
+    PromptOrigin,
+    System,
+    Verdict,
+)
+from .presenters import _side
+from .rendering import render_markdown
+
+logger = logging.getLogger(__name__)
+
+# How often a streaming answer is written to its row: often enough to look live, rarely
+# enough that a 2-core machine does not spend itself on UPDATEs.
+FLUSH_SECONDS = 0.08
+VOID_MESSAGE = "One side could not answer ({why}), so this battle is void and cannot be voted on. Start a new round."
+
+
+# --- matchmaking ----------------------------------------------------------------------------
+
+
+def live_candidates(modality: str):
+    """Active systems that can answer live, leaving out those in an outage cool-down."""
+    cooled = timezone.now() - timezone.timedelta(seconds=settings.LIVE_OUTAGE_COOLDOWN_SECONDS)
+    return System.objects.filter(modality=modality, is_active=True, provider__in=LIVE_PROVIDERS).filter(
+        Q(live_failures__lt=settings.LIVE_OUTAGE_FAILURES) | Q(live_failed_at__lt=cooled)
+    )
+
+
+def _choose_pair(modality: str, rng: random.Random) -> tuple[System, System]:
+    systems = list(live_candidates(modality).order_by("id"))
+    if len(systems) < 2:
+        raise errors.NothingToCompare(f"fewer than two {modality} systems can answer live right now; try again later")
+    from .actions import _choose_system_pair
+
+    pairs = [(a.id, b.id) for i, a in enumerate(systems) for b in systems[i + 1 :]]
+    first, second = _choose_system_pair(pairs, modality, rng)
+    if rng.random() < 0.5:
+        first, second = second, first
+    by_id = {s.id: s for s in systems}
+    return by_id[first], by_id[second]
+
+
+# --- starting and continuing --------------------------------------------------------------
+
+
+def _check_rate(judge: Judge) -> None:
+    since = timezone.now() - timezone.timedelta(hours=1)
+    sent = LiveGeneration.objects.filter(battle__judge=judge, side="a", queued_at__gte=since).count()
+    if sent >= settings.LIVE_PROMPTS_PER_HOUR:
+        raise errors.RateLimited(
+            f"you have sent {sent} prompts in the last hour; the limit is {settings.LIVE_PROMPTS_PER_HOUR}. "
+            "Try again later."
+        )
+
+
+def _queue(generations: list[LiveGeneration]) -> None:
+    from .tasks import generate_live_turn
+
+    def send():
+        for generation in generations:
+            generate_live_turn.delay(generation.pk)
+
+    transaction.on_commit(send)
+
+
+def start_live_battle(judge: Judge, modality: str, message: str, rng: random.Random | None = None) -> LiveBattle:
+    if modality not in Modality.values:
+        raise errors.InvalidInput(f"unknown modality {modality!r}; expected one of {', '.join(Modality.values)}")
+    message = check_prompt(message)
+    _check_rate(judge)
+    system_a, system_b = _choose_pair(modality, rng or random.SystemRandom())
+    with transaction.atomic():
+        prompt = Prompt.objects.create(text=message, modality=modality, origin=PromptOrigin.USER)
+        battle = LiveBattle.objects.create(
+            judge=judge, modality=modality, prompt=prompt, system_a=system_a, system_b=system_b
+        )
+        generations = [
+            LiveGeneration.objects.create(battle=battle, side=side, turn=0, user_message=message, system=system)
+            for side, system in (("a", system_a), ("b", system_b))
+        ]
+        _queue(generations)
+    return battle
+
+
+def current_turn(battle: LiveBattle) -> int:
+    return max((g.turn for g in battle.generations.all()), default=0)
+
+
+def send_follow_up(battle: LiveBattle, message: str) -> int:
+    """Ask both systems a follow-up; each answers with its own conversation so far."""
+    if battle.modality != Modality.TEXT:
+        raise errors.InvalidInput("only text battles take follow-up messages")
+    if battle.status != LiveBattleStatus.READY:
+        raise errors.InvalidInput(f"a follow-up can be sent once both answers are complete (battle is {battle.status})")
+    message = check_prompt(message)
+    _check_rate(battle.judge)
+    turn = current_turn(battle) + 1
+    if turn >= settings.LIVE_MAX_TURNS:
+        raise errors.InvalidInput(f"a battle has at most {settings.LIVE_MAX_TURNS} turns; vote or start a new round")
+    with transaction.atomic():
+        updated = LiveBattle.objects.filter(pk=battle.pk, status=LiveBattleStatus.READY).update(
+            status=LiveBattleStatus.GENERATING
+        )
+        if not updated:
+            raise errors.InvalidInput("this battle changed meanwhile; reload it")
+        generations = [
+            LiveGeneration.objects.create(battle=battle, side=side, turn=turn, user_message=message, system=system)
+            for side, system in (("a", battle.system_a), ("b", battle.system_b))
+        ]
+        _queue(generations)
+    battle.refresh_from_db()
+    return turn
+
+
+# --- the worker side ----------------------------------------------------------------------
+
+
+def conversation(generation: LiveGeneration) -> list[dict]:
+    """This side's conversation up to and including the generation's user message."""
+    earlier = LiveGeneration.objects.filter(
+        battle=generation.battle_id, side=generation.side, turn__lt=generation.turn
+    ).order_by("turn")
+    messages = []
+    for turn in earlier:
+        messages += [{"role": "user", "content": turn.user_message}, {"role": "assistant", "content": turn.text}]
+    return messages + [{"role": "user", "content": generation.user_message}]
+
+
+def _claim_slot(generation: LiveGeneration) -> bool:
+    """Start the generation if its system has a free slot (the database counts, so the
+    limit holds across worker processes)."""
+    with transaction.atomic():
+        running = LiveGeneration.objects.filter(system=generation.system_id, status=GenerationStatus.RUNNING).count()
+        if running >= settings.LIVE_MAX_CONCURRENT_PER_SYSTEM:
+            return False
+        return bool(
+            LiveGeneration.objects.filter(pk=generation.pk, status=GenerationStatus.QUEUED).update(
+                status=GenerationStatus.RUNNING, started_at=timezone.now()
+            )
+        )
+
+
+def void_battle(battle_id: int, why: str) -> None:
+    LiveBattle.objects.filter(pk=battle_id).exclude(status=LiveBattleStatus.VOTED).update(
+        status=LiveBattleStatus.VOID, void_reason=VOID_MESSAGE.format(why=why)
+    )
+
+
+def _fail(generation: LiveGeneration, error: str, why: str) -> None:
+    LiveGeneration.objects.filter(pk=generation.pk).update(
+        status=GenerationStatus.FAILED, error=error[:2000], finished_at=timezone.now()
+    )
+    System.objects.filter(pk=generation.system_id).update(
+        live_failures=F("live_failures") + 1, live_failed_at=timezone.now()
+    )
+    void_battle(generation.battle_id, why)
+
+
+def run_live_generation(generation_id: int) -> str:
+    """Answer one side of one turn. Returns the generation's final status, or "wait" when
+    the system has no free slot (the task retries shortly)."""
+    generation = LiveGeneration.objects.select_related("battle", "system").get(pk=generation_id)
+    if generation.status != GenerationStatus.QUEUED:
+        return generation.status  # already handled (a redelivered task)
+    if generation.battle.status == LiveBattleStatus.VOID:
+        LiveGeneration.objects.filter(pk=generation.pk).update(status=GenerationStatus.FAILED, error="battle void")
+        return GenerationStatus.FAILED
+    timeout = settings.LIVE_GENERATION_TIMEOUT_SECONDS
+    if (timezone.now() - generation.queued_at).total_seconds() > timeout:
+        _fail(generation, "waited longer than the timeout for a free slot", "it was too busy")
+        return GenerationStatus.FAILED
+    if not _claim_slot(generation):
+        return "wait"
+    started = time.monotonic()
+    last_flush = [0.0]
+    first_token = [False]
+
+    def emit(text: str) -> None:
+        now = time.monotonic()
+        if now - started > timeout:
+            raise TimeoutError(f"no complete answer within {timeout:.0f} s")
+        if now - last_flush[0] < FLUSH_SECONDS and first_token[0]:
+            return
+        fields = {"text": text}
+        if not first_token[0]:
+            fields["first_token_at"] = timezone.now()
+            first_token[0] = True
+        LiveGeneration.objects.filter(pk=generation.pk).update(**fields)
+        last_flush[0] = now
+
+    def should_stop() -> bool:
+        return LiveBattle.objects.filter(pk=generation.battle_id, status=LiveBattleStatus.VOID).exists()
+
+    try:
+        answer = stream_answer(generation.system, conversation(generation), emit, should_stop, timeout)
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"no complete answer within {timeout:.0f} s")
+    except Stopped:
+        LiveGeneration.objects.filter(pk=generation.pk).update(status=GenerationStatus.FAILED, error="battle void")
+        return GenerationStatus.FAILED
+    except TimeoutError as exc:
+        _fail(generation, f"no complete answer within {timeout:.0f} s ({exc})", "it timed out")
+        return GenerationStatus.FAILED
+    except Exception as exc:  # noqa: BLE001 - any provider failure voids the battle, never the worker
+        logger.exception("live generation %s failed", generation.pk)
+        _fail(generation, f"{type(exc).__name__}: {exc}", "it failed")
+        return GenerationStatus.FAILED
+    _finish(generation, answer)
+    return GenerationStatus.DONE
+
+
+def _finish(generation: LiveGeneration, answer) -> None:
+    from django.core.files.base import ContentFile
+
+    from . import media
+
+    battle = generation.battle
+    output = Output(
+        system=generation.system, prompt=battle.prompt, turn=generation.turn,
+        generation_time_s=answer.generation_time_s,
+    )  # fmt: skip
+    metadata = dict(answer.metadata)
+    if answer.media is not None:
+        info = media.validate_media(answer.media, filename=f"live.{answer.media_extension}")
+        output.media_type = info.media_type
+        metadata.update(info.metadata)
+        output.media.save(f"live.{info.extension}", ContentFile(answer.media), save=False)
+    else:
+        output.text = answer.text
+        metadata["conversation"] = conversation(generation) + [{"role": "assistant", "content": answer.text}]
+    output.metadata = metadata
+    with transaction.atomic():
+        output.save()
+        LiveGeneration.objects.filter(pk=generation.pk).update(
+            status=GenerationStatus.DONE, text=answer.text, output=output, finished_at=timezone.now()
+        )
+        System.objects.filter(pk=generation.system_id).update(live_failures=0)
+        turn_done = not LiveGeneration.objects.filter(battle=battle, turn=generation.turn).exclude(
+            status=GenerationStatus.DONE
+        ).exists()
+        if turn_done:
+            LiveBattle.objects.filter(pk=battle.pk, status=LiveBattleStatus.GENERATING).update(
+                status=LiveBattleStatus.READY
+            )
+
+
+def expire_stuck(battle: LiveBattle) -> None:
+    """A worker that died mid-answer never reports; past the timeout (and a grace period)
+    its generation is failed here, so the voter is told instead of waiting forever."""
+    limit = timezone.now() - timezone.timedelta(seconds=settings.LIVE_GENERATION_TIMEOUT_SECONDS + 15)
+    stuck = LiveGeneration.objects.filter(
+        battle=battle, status__in=[GenerationStatus.QUEUED, GenerationStatus.RUNNING], queued_at__lt=limit
+    )
+    for generation in stuck:
+        _fail(generation, "no answer from the worker within the timeout", "it timed out")
+
+
+# --- what the voter sees --------------------------------------------------------------------
+
+
+def queue_position(generation: LiveGeneration) -> int:
+    """How many answers of the same system are ahead of this one."""
+    if generation.status != GenerationStatus.QUEUED:
+        return 0
+    ahead = LiveGeneration.objects.filter(
+        system=generation.system_id, status=GenerationStatus.QUEUED, queued_at__lt=generation.queued_at
+    ).count()
+    running = LiveGeneration.objects.filter(system=generation.system_id, status=GenerationStatus.RUNNING).count()
+    free = max(0, settings.LIVE_MAX_CONCURRENT_PER_SYSTEM - running)
+    return max(0, ahead + 1 - free)
+
+
+def _side_state(generation: LiveGeneration) -> dict:
+    state = {"status": generation.status}
+    if generation.status == GenerationStatus.DONE and generation.output_id:
+        output = generation.output
+        state.update(_side(output))
+        if output.kind == "text":
+            state["text"] = output.text
+    elif generation.status in (GenerationStatus.RUNNING, GenerationStatus.QUEUED):
+        state["kind"] = "text" if generation.battle.modality == Modality.TEXT else generation.battle.modality
+        state["text"] = generation.text
+        state["queue_position"] = queue_position(generation)
+    return state
+
+
+def battle_state(battle: LiveBattle) -> dict:
+    """Everything the voter may see: no system identity before the vote."""
+    expire_stuck(battle)
+    battle.refresh_from_db()
+    generations = list(battle.generations.select_related("output", "battle"))
+    turns = {}
+    for generation in generations:
+        turn = turns.setdefault(generation.turn, {"turn": generation.turn, "message": generation.user_message})
+        turn[generation.side] = _side_state(generation)
+    complete = [t for t in turns.values() if t.get("a", {}).get("status") == "done" and t.get("b", {}).get("status") == "done"]
+    state = {
+        "battle": str(battle.public_id),
+        "modality": battle.modality,
+        "status": battle.status,
+        "void_reason": battle.void_reason,
+        "turns": [turns[k] for k in sorted(turns)],
+        "can_vote": battle.status in (LiveBattleStatus.READY, LiveBattleStatus.GENERATING) and bool(complete),
+        "can_follow_up": battle.status == LiveBattleStatus.READY and battle.modality == Modality.TEXT
+        and len(turns) < settings.LIVE_MAX_TURNS,
+        "prompt": {"text": battle.prompt.text, "html": render_markdown(battle.prompt.text)},
+    }
+    if battle.status == LiveBattleStatus.VOTED and battle.comparison_id:
+        state["reveal"] = reveal(battle.comparison)
+    return state
+
+
+def battle_for(judge: Judge, public_id) -> LiveBattle:
+    battle = LiveBattle.objects.select_related("prompt", "system_a", "system_b").filter(public_id=public_id).first()
+    if battle is None:
+        raise errors.NotFound(f"live battle {public_id} does not exist")
+    if battle.judge_id != judge.pk:
+        raise errors.ForeignVoteToken("this battle belongs to another voter")
+    return battle
+
+
+# --- the vote -----------------------------------------------------------------------------
+
+
+def vote_live(battle: LiveBattle, verdict: str) -> tuple[dict, bool]:
+    """Judge the whole conversation once. The comparison is the last complete pair of
+    answers (each carries its side's conversation); an answer that names a system marks
+    the judgment as not anonymous, and it stays off the public board."""
+    if verdict not in Verdict.values:
+        raise errors.InvalidInput(f"verdict must be one of {', '.join(Verdict.values)}; got {verdict!r}")
+    if battle.status == LiveBattleStatus.VOID:
+        raise errors.InvalidInput("this battle is void (a side failed to answer); it cannot be voted on")
+    if battle.status == LiveBattleStatus.VOTED:
+        judgment = battle.comparison.judgments.filter(judge=battle.judge, supersedes__isnull=True).first()
+        return {"judgment": judgment.public_id, "verdict": judgment.verdict, "duplicate": True,
+                "reveal": reveal(battle.comparison)}, False  # fmt: skip
+    done = {
+        (g.turn, g.side): g
+        for g in battle.generations.filter(status=GenerationStatus.DONE).select_related("output__system")
+    }
+    turns = sorted({turn for turn, side in done if (turn, "a") in done and (turn, "b") in done})
+    if not turns:
+        raise errors.InvalidInput("voting opens once both systems have answered")
+    last = turns[-1]
+    output_a, output_b = done[(last, "a")].output, done[(last, "b")].output
+    texts = [g.text for g in done.values()]
+    leaks = find_leaks(texts, [battle.system_a, battle.system_b]) if battle.modality == Modality.TEXT else []
+    with transaction.atomic():
+        claimed = LiveBattle.objects.filter(
+            pk=battle.pk, status__in=[LiveBattleStatus.READY, LiveBattleStatus.GENERATING]
+        ).update(status=LiveBattleStatus.VOTED)
+        if not claimed:
+            raise errors.InvalidInput("this battle changed meanwhile; reload it")
+        comparison = Comparison.objects.create(
+            prompt=battle.prompt, output_a=output_a, output_b=output_b, origin=ComparisonOrigin.LIVE,
+            served_to=battle.judge,
+        )  # fmt: skip
+        LiveBattle.objects.filter(pk=battle.pk).update(comparison=comparison)
+        vote = Vote(
+            comparison=comparison, judge=battle.judge, verdict=verdict,
+            metadata={"live_battle": str(battle.public_id), "turns": last + 1, "identity_leak": bool(leaks),
+                      "leaked_words": leaks},
+        )  # fmt: skip
+        judgment, created = do_record_judgment(vote)
+    return {"judgment": judgment.public_id, "verdict": judgment.verdict, "duplicate": not created,
+            "reveal": reveal(comparison), "anonymous": not leaks}, created  # fmt: skip

@@ -1,0 +1,283 @@
+"""Voters whose votes disagree with the crowd more than chance allows (LMArena's anomalous-
+user screening): each voter's decisive votes are tested against the win probabilities of
+the Bradley-Terry board fitted to everyone else's, and the p-values corrected for testing
+many voters at once. Flagged voters are listed for review; once marked, their judgments
+can be left out of leaderboards and exports with `exclude_flagged`.
+
+The test, per voter. Under the null hypothesis the voter's vote on battle k (system i vs
+j) says "i" with the crowd's probability p_k = sigmoid(s_i - s_j). The alternative gives
+the voter their own board: P = sigmoid(beta * logit(p_k) + d_i - d_j), a shift d for each
+system (a voter promoting or burying a system) and a sharpness beta (beta near 0: clicking
+at random; beta < 0: voting against the crowd on purpose). The score (Rao) test of d = 0,
+beta = 1 is U' I^+ U on U = X'(y - p), I = X' diag(p(1 - p)) X, chi-squared with rank(I)
+degrees of freedom. Unlike a saturated per-pair likelihood-ratio (G) test it stays
+calibrated when a voter judged each pair once or twice, which is what arena voters do: a
+G test over pairs with one vote each flags honest voters (E[G] = 1.39 per pair against
+1 degree of freedom at p = 0.5).
+
+Ties and both_bad carry no direction and are left out; voters with fewer than
+`min_votes` decisive votes are not tested (the chi-squared approximation needs some).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DEFAULT_ALPHA = 0.01
+DEFAULT_MIN_VOTES = 20
+# Flagged voters are left out and the crowd refitted until the set stops changing: a
+# cluster of stuffers moves the board toward themselves and would otherwise hide.
+MAX_ROUNDS = 5
+# A weak ridge on the crowd's strengths keeps an unbeaten system's rating finite and
+# systems in separate comparison graphs near 50/50 against each other.
+CROWD_L2 = 0.1
+P_FLOOR = 1e-6
+
+
+@dataclass(frozen=True)
+class VoteRow:
+    voter: str  # a judge's key: "judge:<id>" for Duet voters, "name:<judge_name>" for imported logs
+    system_a: str
+    system_b: str
+    outcome: str  # a, b, tie, both_bad
+
+
+@dataclass(frozen=True)
+class VoterResult:
+    voter: str
+    n_votes: int  # decisive votes tested
+    statistic: float
+    df: int
+    p_value: float
+    p_adjusted: float = float("nan")
+    flagged: bool = False
+    # The voter's most lopsided system: wins observed vs expected from the crowd, and z.
+    system: str = ""
+    wins: int = 0
+    expected_wins: float = 0.0
+    z: float = 0.0
+    # Share of votes for the crowd's favourite in each battle, observed vs expected.
+    agreement: float = float("nan")
+    expected_agreement: float = float("nan")
+
+    @property
+    def reason(self) -> str:
+        parts = [f"{self.n_votes} decisive votes, score test chi2={self.statistic:.1f} on {self.df} df, "
+                 f"p={self.p_value:.2g} (adjusted {self.p_adjusted:.2g})"]  # fmt: skip
+        if self.system:
+            parts.append(
+                f"{self.system} won {self.wins} of its battles with this voter where the crowd expects "
+                f"{self.expected_wins:.1f} (z={self.z:+.1f})"
+            )
+        parts.append(f"sided with the crowd's favourite {self.agreement:.0%} of the time (expected "
+                     f"{self.expected_agreement:.0%})")  # fmt: skip
+        return "; ".join(parts)
+
+
+@dataclass
+class OutlierReport:
+    results: list[VoterResult]  # every tested voter, most suspicious first
+    untested: dict[str, int] = field(default_factory=dict)  # voter -> decisive votes, below min_votes
+    rounds: int = 1
+    alpha: float = DEFAULT_ALPHA
+    correction: str = "holm"
+
+    @property
+    def flagged(self) -> list[VoterResult]:
+        return [result for result in self.results if result.flagged]
+
+
+# --- the math: plain numpy over arrays -------------------------------------------------------
+
+
+def crowd_strengths(rows: list[VoteRow]) -> dict[str, float]:
+    """Bradley-Terry strengths in logits (ties as half a win, both_bad as a tie)."""
+    from .ratings import BattleCounts, BradleyTerry
+
+    records = [{"system_a": r.system_a, "system_b": r.system_b, "outcome": r.outcome} for r in rows]
+    if not records:
+        return {}
+    counts = BattleCounts.from_records(records).resolve_both_bad("tie")
+    strengths = BradleyTerry(counts, l2=CROWD_L2).fit()[: counts.n_systems]
+    return dict(zip(counts.systems, strengths.tolist()))
+
+
+def score_test(a: np.ndarray, b: np.ndarray, a_won: np.ndarray, logit: np.ndarray) -> tuple[float, int]:
+    """Score statistic and degrees of freedom for one voter (see the module docstring).
+
+    a, b: shape (n,) system indices; a_won: shape (n,) 1.0 or 0.0; logit: shape (n,) the
+    crowd's log-odds that a beats b.
+    """
+    systems, local = np.unique(np.concatenate([a, b]), return_inverse=True)
+    n, k = len(a), len(systems)
+    x = np.zeros((n, k + 1))  # shape (n, k + 1): a shift per system met, then sharpness
+    x[np.arange(n), local[:n]] = 1.0
+    x[np.arange(n), local[n:]] -= 1.0
+    x[:, k] = logit
+    p = np.clip(1.0 / (1.0 + np.exp(-logit)), P_FLOOR, 1 - P_FLOOR)
+    u = x.T @ (a_won - p)  # shape (k + 1,)
+    info = x.T @ (x * (p * (1 - p))[:, None])  # shape (k + 1, k + 1)
+    eigenvalues, eigenvectors = np.linalg.eigh(info)
+    # Shifts are only defined up to a constant (and beta is collinear with them when the
+    # crowd's ratings are themselves a shift), so invert on the non-null space.
+    keep = eigenvalues > eigenvalues.max() * 1e-9
+    projected = eigenvectors[:, keep].T @ u
+    return float(np.sum(projected**2 / eigenvalues[keep])), int(keep.sum())
+
+
+def adjust(p_values: np.ndarray, method: str) -> np.ndarray:
+    """Holm (family-wise error) or Benjamini-Hochberg (false discovery rate) adjusted p-values."""
+    m = len(p_values)
+    if m == 0:
+        return p_values
+    order = np.argsort(p_values)
+    ranked = p_values[order]
+    if method == "holm":
+        adjusted = np.maximum.accumulate(np.minimum(1.0, ranked * (m - np.arange(m))))
+    elif method == "bh":
+        adjusted = np.minimum.accumulate((ranked * m / np.arange(1, m + 1))[::-1])[::-1]
+        adjusted = np.minimum(1.0, adjusted)
+    else:
+        raise ValueError(f"correction must be 'holm' or 'bh', got {method!r}")
+    out = np.empty(m)
+    out[order] = adjusted
+    return out
+
+
+def _test_round(rows, strengths, min_votes) -> tuple[list[VoterResult], dict[str, int]]:
+    from scipy.stats import chi2
+
+    names = sorted(strengths)
+    index = {name: i for i, name in enumerate(names)}
+    s = np.array([strengths[name] for name in names])
+    by_voter: dict[str, list[VoteRow]] = defaultdict(list)
+    for row in rows:
+        if row.outcome in ("a", "b") and row.system_a in index and row.system_b in index:
+            by_voter[row.voter].append(row)
+    results, untested = [], {}
+    for voter, votes in by_voter.items():
+        if len(votes) < min_votes:
+            untested[voter] = len(votes)
+            continue
+        a = np.array([index[v.system_a] for v in votes])
+        b = np.array([index[v.system_b] for v in votes])
+        a_won = np.array([1.0 if v.outcome == "a" else 0.0 for v in votes])
+        logit = s[a] - s[b]
+        statistic, df = score_test(a, b, a_won, logit)
+        p = 1.0 / (1.0 + np.exp(-logit))
+        # The most lopsided system, for the reviewer: wins observed vs expected, as a z-score.
+        best = ("", 0, 0.0, 0.0)
+        for system in np.unique(np.concatenate([a, b])):
+            in_a, in_b = a == system, b == system
+            wins = float(a_won[in_a].sum() + (1 - a_won[in_b]).sum())
+            expected = float(p[in_a].sum() + (1 - p[in_b]).sum())
+            variance = float((p * (1 - p))[in_a | in_b].sum())
+            z = (wins - expected) / np.sqrt(max(variance, 1e-12))
+            if abs(z) > abs(best[3]):
+                best = (names[system], int(wins), expected, z)
+        favourite_won = np.where(logit >= 0, a_won, 1 - a_won)
+        results.append(
+            VoterResult(
+                voter=voter, n_votes=len(votes), statistic=statistic, df=df,
+                p_value=float(chi2.sf(statistic, df)) if df else 1.0,
+                system=best[0], wins=best[1], expected_wins=best[2], z=float(best[3]),
+                agreement=float(favourite_won.mean()), expected_agreement=float(np.maximum(p, 1 - p).mean()),
+            )
+        )  # fmt: skip
+    return results, untested
+
+
+def find_outliers(
+    rows: Iterable[VoteRow],
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    min_votes: int = DEFAULT_MIN_VOTES,
+    correction: str = "holm",
+) -> OutlierReport:
+    """Test every voter with at least `min_votes` decisive votes against the crowd."""
+    from dataclasses import replace
+
+    rows = list(rows)
+    flagged: set[str] = set()
+    for round_number in range(1, MAX_ROUNDS + 1):
+        strengths = crowd_strengths([row for row in rows if row.voter not in flagged])
+        results, untested = _test_round(rows, strengths, min_votes)
+        adjusted = adjust(np.array([r.p_value for r in results]), correction)
+        results = [
+            replace(r, p_adjusted=float(q), flagged=bool(q < alpha)) for r, q in zip(results, adjusted)
+        ]
+        now_flagged = {r.voter for r in results if r.flagged}
+        if now_flagged == flagged:
+            break
+        flagged = now_flagged
+    results.sort(key=lambda r: (r.p_value, r.voter))
+    return OutlierReport(results, untested, round_number, alpha, correction)
+
+
+# --- Django: rows from the database, marks on judges -----------------------------------------
+
+REVIEW_KEY = "review"
+
+
+def vote_rows(arena, modality: str) -> list[VoteRow]:
+    """The arena's battles of one modality as VoteRows (imported battles by judge name)."""
+    from .models import Battle
+
+    queryset = Battle.objects.filter(arena=arena, modality=modality).values_list(
+        "judgment__judge_id", "judge_name", "system_a__name", "system_b__name", "outcome"
+    )
+    return [
+        VoteRow(f"judge:{judge_id}" if judge_id else f"name:{name}", system_a, system_b, outcome)
+        for judge_id, name, system_a, system_b, outcome in queryset.iterator(chunk_size=5000)
+    ]
+
+
+def mark_flagged(results: Iterable[VoterResult], *, by: str = "flag_outliers") -> int:
+    """Record flags on the voters' Judge rows (imported voters have none and are only
+    listed). Returns how many judges were marked.
+
+    Stored in `Judge.config["review"]` until Judge has review fields of its own."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from .models import Judge
+
+    marked = 0
+    with transaction.atomic():
+        for result in results:
+            if not result.voter.startswith("judge:"):
+                continue
+            judge = Judge.objects.select_for_update().filter(pk=int(result.voter.split(":", 1)[1])).first()
+            if judge is None:
+                continue
+            judge.config = {
+                **judge.config,
+                REVIEW_KEY: {"flagged": True, "reason": result.reason, "p_value": result.p_value,
+                             "p_adjusted": result.p_adjusted, "by": by, "at": timezone.now().isoformat()},
+            }  # fmt: skip
+            judge.save(update_fields=["config"])
+            marked += 1
+    return marked
+
+
+def clear_flag(judge) -> None:
+    """A reviewer found the voter honest: their judgments count again."""
+    judge.config = {key: value for key, value in judge.config.items() if key != REVIEW_KEY}
+    judge.save(update_fields=["config"])
+
+
+def flagged_judges():
+    from .models import Judge
+
+    return Judge.objects.filter(**{f"config__{REVIEW_KEY}__flagged": True})
+
+
+def exclude_flagged(queryset, judge_path: str):
+    """Leave out rows whose judge is flagged: `exclude_flagged(Battle.objects.all(),
+    "judgment__judge")`, `exclude_flagged(Judgment.objects.all(), "judge")`. Rows with no
+    judge (imported battles) stay."""
+    return queryset.exclude(**{f"{judge_path}__in": flagged_judges()})

@@ -1,0 +1,213 @@
+"""The training recipe: one grouped, validated dataclass that a TrainingRun stores as JSON.
+
+Imports nothing heavy, so the web process can validate a recipe a researcher submits
+without loading torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_MODEL = "smollm2-135m-instruct"  # arena.localmodel.DEFAULT_MODEL, not imported to stay light
+
+# Losses TRL's DPOTrainer computes itself (trl 1.16 `loss_type`); anything else, or any per-pair
+# weighting, runs through Duet's loss registry in `WeightedDPOTrainer`.
+TRL_LOSSES = frozenset({"sigmoid", "robust", "ipo", "hinge"})
+DPO_LOSSES = ("sigmoid", "robust", "ipo", "hinge", "cdpo")
+FLIP_RATE_LOSSES = frozenset({"robust", "cdpo"})
+ADAPTERS = ("auto", "lora", "full")
+DEVICES = ("auto", "cpu", "cuda")
+PAIR_WEIGHTING = ("none", "fixed", "em")
+
+# Learning rates when the recipe leaves it unset. LoRA trains ~1% of the weights from a zero
+# start, so it needs a rate two orders of magnitude above full fine-tuning's.
+DEFAULT_LEARNING_RATES = {
+    ("dpo", "lora"): 5e-4,
+    ("dpo", "full"): 5e-6,
+    ("reward", "lora"): 1e-3,
+    ("reward", "full"): 1e-5,
+}
+
+
+class RecipeError(ValueError):
+    """A recipe value is out of range or unknown; the message names the field."""
+
+
+@dataclass
+class ModelSettings:
+    name_or_path: str = DEFAULT_MODEL  # the default model's name, or a local checkpoint folder
+    adapter: str = "auto"  # auto: LoRA on CPU, full fine-tuning on CUDA
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_target_modules: str | tuple[str, ...] = "all-linear"
+    device: str = "auto"
+    # Off by default everywhere: it recomputes the forward during backward (~30% slower) to save
+    # activation memory that a 135M model does not need. TRL's default is on.
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self):
+        if isinstance(self.lora_target_modules, list):
+            self.lora_target_modules = tuple(self.lora_target_modules)
+        _check_choice("model.adapter", self.adapter, ADAPTERS)
+        _check_choice("model.device", self.device, DEVICES)
+        _check(self.lora_r >= 1, "model.lora_r must be at least 1")
+        _check(self.lora_alpha > 0, "model.lora_alpha must be positive")
+        _check(bool(self.name_or_path), "model.name_or_path is required")
+
+
+@dataclass
+class DataSettings:
+    validation_fraction: float = 0.1  # of prompts, not pairs: no prompt is in both splits
+    split_seed: int = 0
+    max_length: int = 512  # tokens of prompt + completion
+    # Uncertainty filter (UPO): score pairs with a reward model under MC dropout and drop the
+    # most uncertain fraction before DPO. 0 turns it off.
+    uncertainty_filter_fraction: float = 0.0
+    uncertainty_reward_model: str | None = None  # a folder written by train_reward_model
+    mc_dropout_passes: int = 8
+    mc_dropout_rate: float = 0.1
+
+    def __post_init__(self):
+        _check(0.0 <= self.validation_fraction < 1.0, "data.validation_fraction must be in [0, 1)")
+        _check(self.max_length >= 8, "data.max_length must be at least 8 tokens")
+        _check(0.0 <= self.uncertainty_filter_fraction < 1.0, "data.uncertainty_filter_fraction must be in [0, 1)")
+        _check(
+            self.uncertainty_filter_fraction == 0.0 or bool(self.uncertainty_reward_model),
+            "data.uncertainty_reward_model is required when data.uncertainty_filter_fraction > 0",
+        )
+        _check(self.mc_dropout_passes >= 2, "data.mc_dropout_passes must be at least 2")
+        _check(0.0 < self.mc_dropout_rate < 1.0, "data.mc_dropout_rate must be in (0, 1)")
+
+
+@dataclass
+class TrainingSettings:
+    # DPO family: one loss or a weighted combination (TRL's loss_type list + loss_weights).
+    losses: tuple[str, ...] = ("sigmoid",)
+    loss_weights: tuple[float, ...] | None = None
+    beta: float = 0.1
+    # ε, the probability that a label is flipped, for `robust` (rDPO) and `cdpo`. None: estimated
+    # from the pairs' weights (mean of 1 - weight).
+    flip_rate: float | None = None
+    # none: every pair counts once; fixed: each pair's loss times its weight; em: the weights are
+    # re-estimated from the model's own preferences, per annotator (LCPO-style EM).
+    pair_weighting: str = "none"
+    em_every_steps: int = 0  # 0: re-estimate once per epoch
+    em_prior_reliability: float = 0.8  # prior mean of an annotator's reliability
+    em_prior_strength: float = 4.0  # ... worth this many pairs
+    # Reward model: margin = scale * (2 * weight - 1), so unanimous pairs must be won by more.
+    reward_margin_scale: float = 0.0
+    center_rewards_coefficient: float | None = None  # TRL's; 0.01 is the paper's value
+    learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATES
+    epochs: float = 1.0
+    max_steps: int = -1  # > 0 overrides epochs
+    batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    warmup_ratio: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self):
+        if isinstance(self.losses, str):
+            self.losses = (self.losses,)
+        self.losses = tuple(self.losses)
+        if self.loss_weights is not None:
+            self.loss_weights = tuple(float(w) for w in self.loss_weights)
+        _check(len(self.losses) >= 1, "training.losses needs at least one loss")
+        for name in self.losses:
+            _check_choice("training.losses", name, DPO_LOSSES)
+        _check(len(set(self.losses)) == len(self.losses), "training.losses lists a loss twice")
+        _check(
+            self.loss_weights is None or len(self.loss_weights) == len(self.losses),
+            "training.loss_weights must have one weight per loss",
+        )
+        _check(
+            self.loss_weights is None or all(w >= 0 and math.isfinite(w) for w in self.loss_weights),
+            "training.loss_weights must be finite and non-negative",
+        )
+        _check(self.beta > 0, "training.beta must be positive")
+        # rDPO divides by 1 - 2ε, so ε = 0.5 is a division by zero and beyond it the loss inverts.
+        _check(
+            self.flip_rate is None or 0.0 <= self.flip_rate < 0.5, "training.flip_rate must be in [0, 0.5)"
+        )
+        _check_choice("training.pair_weighting", self.pair_weighting, PAIR_WEIGHTING)
+        _check(self.em_every_steps >= 0, "training.em_every_steps must be >= 0")
+        _check(0.5 < self.em_prior_reliability < 1.0, "training.em_prior_reliability must be in (0.5, 1)")
+        _check(self.em_prior_strength >= 0, "training.em_prior_strength must be >= 0")
+        _check(self.reward_margin_scale >= 0, "training.reward_margin_scale must be >= 0")
+        _check(
+            self.center_rewards_coefficient is None or self.center_rewards_coefficient >= 0,
+            "training.center_rewards_coefficient must be >= 0",
+        )
+        _check(self.learning_rate is None or self.learning_rate > 0, "training.learning_rate must be positive")
+        _check(self.epochs > 0 or self.max_steps > 0, "training.epochs or training.max_steps must be positive")
+        _check(self.batch_size >= 1, "training.batch_size must be at least 1")
+        _check(self.gradient_accumulation_steps >= 1, "training.gradient_accumulation_steps must be at least 1")
+        _check(0.0 <= self.warmup_ratio < 1.0, "training.warmup_ratio must be in [0, 1)")
+
+    @property
+    def weighted_terms(self) -> tuple[tuple[str, float], ...]:
+        weights = self.loss_weights or (1.0,) * len(self.losses)
+        return tuple(zip(self.losses, weights, strict=True))
+
+    @property
+    def needs_duet_loss(self) -> bool:
+        """True when TRL's own loss cannot express the recipe (cDPO, or per-pair weights)."""
+        return self.pair_weighting != "none" or not set(self.losses) <= TRL_LOSSES
+
+
+@dataclass
+class TrainingRecipe:
+    model: ModelSettings = field(default_factory=ModelSettings)
+    data: DataSettings = field(default_factory=DataSettings)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
+
+    def __post_init__(self):
+        for name, kind in (("model", ModelSettings), ("data", DataSettings), ("training", TrainingSettings)):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                setattr(self, name, _build(kind, value, name))
+            elif not isinstance(value, kind):
+                raise RecipeError(f"{name} must be a {kind.__name__} or a dict")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> TrainingRecipe:
+        """Build from stored JSON; unknown groups or fields are errors, not silently dropped."""
+        data = dict(data or {})
+        unknown = set(data) - {"model", "data", "training"}
+        if unknown:
+            raise RecipeError(f"unknown recipe groups: {sorted(unknown)}")
+        return cls(**{name: dict(value or {}) for name, value in data.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(dataclasses.asdict(self))
+
+    def learning_rate(self, kind: str, adapter: str) -> float:
+        return self.training.learning_rate or DEFAULT_LEARNING_RATES[(kind, adapter)]
+
+
+def _build(kind, values: dict[str, Any], group: str):
+    names = {f.name for f in dataclasses.fields(kind)}
+    unknown = set(values) - names
+    if unknown:
+        raise RecipeError(f"unknown {group} fields: {sorted(unknown)}")
+    return kind(**values)
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    return value
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise RecipeError(message)
+
+
+def _check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise RecipeError(f"{name}: {value!r} is not one of {list(choices)}")

@@ -1,0 +1,209 @@
+"""train_dpo: the DPO family on preference pairs, through TRL's DPOTrainer."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from .config import FLIP_RATE_LOSSES, TRL_LOSSES, TrainingRecipe
+from .pairs import (
+    PreferencePair,
+    annotator_codes,
+    estimate_flip_rate,
+    normalise_pairs,
+    split_by_prompt,
+    to_dataset,
+)
+from .results import TrainResult
+from .runtime import Runtime, load_policy, lora_config, model_directory, select_runtime
+from .trainers import Progress
+
+
+def train_dpo(
+    pairs: Sequence[Mapping],
+    recipe: TrainingRecipe | None = None,
+    output_dir: str | Path = "dpo-run",
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Tune a causal LM on preference pairs; save it, evaluate it on held-out prompts.
+
+    Writes under ``output_dir``: ``adapter/`` (LoRA) or ``model/`` (full), ``merged/`` (a full
+    checkpoint + tokenizer for ``arena.localmodel.load_causal_lm``), ``recipe.json`` and
+    ``result.json``. A cancelled run writes nothing and returns ``cancelled=True``.
+    """
+    import torch
+
+    from .evaluation import completion_logps, dpo_metrics
+    from .trainers import ProgressCallback, ReliabilityCallback
+
+    started = time.monotonic()
+    recipe = recipe or TrainingRecipe()
+    output_dir = Path(output_dir)
+    settings = recipe.training
+
+    # Data
+    split = split_by_prompt(normalise_pairs(pairs), recipe.data.validation_fraction, recipe.data.split_seed)
+    train_pairs, n_filtered = split.train, 0
+    if recipe.data.uncertainty_filter_fraction > 0:
+        from .uncertainty import drop_uncertain_pairs
+
+        train_pairs, n_filtered = drop_uncertain_pairs(train_pairs, recipe.data)
+    flip_rate = None
+    if FLIP_RATE_LOSSES & set(settings.losses):
+        flip_rate = settings.flip_rate if settings.flip_rate is not None else estimate_flip_rate(train_pairs)
+
+    # Model
+    runtime = select_runtime(recipe.model)
+    progress = ProgressCallback(on_progress, should_stop, accuracy_key="rewards/accuracies")
+    trainer = build_dpo_trainer(train_pairs, recipe, output_dir, runtime=runtime, flip_rate=flip_rate,
+                                callbacks=[progress])
+    tokenizer = trainer.processing_class
+    reliability_callback = None
+    if settings.pair_weighting == "em":
+        names, codes = annotator_codes(train_pairs)
+        reliability_callback = ReliabilityCallback(
+            trainer, codes, len(names), settings.em_every_steps,
+            settings.em_prior_reliability, settings.em_prior_strength,
+        )
+        trainer.add_callback(reliability_callback)
+
+    # The reference's log-probs on the held-out prompts, before any step changes the weights.
+    validation = None
+    if split.validation:
+        # TRL's own tokenization, so evaluation sees exactly the tokens training would.
+        validation = trainer._prepare_dataset(to_dataset(split.validation), tokenizer, trainer.args, "validation")
+        reference_logps = _logps(trainer, validation, runtime, recipe, completion_logps)
+
+    # Train
+    trainer.train()
+    state = trainer.state
+    result = TrainResult(
+        kind="dpo", cancelled=progress.cancelled, output_dir=str(output_dir), model_dir=None,
+        merged_dir=None, device=runtime.device, adapter=runtime.adapter, steps=state.global_step,
+        total_steps=state.max_steps,
+        train_loss=sum(progress.losses) / len(progress.losses) if progress.losses else None,
+        final_loss=progress.losses[-1] if progress.losses else None, metrics=None,
+        n_train=len(trainer.train_dataset), n_validation=len(validation) if validation is not None else 0,
+        n_filtered_uncertain=n_filtered, flip_rate=flip_rate,
+    )
+    if reliability_callback is not None and reliability_callback.reliability is not None:
+        result.reliability = dict(zip(names, map(float, reliability_callback.reliability), strict=True))
+    if progress.cancelled:
+        result.runtime_s = time.monotonic() - started
+        return result
+
+    # Evaluate, then save
+    if validation is not None and len(validation):
+        policy_logps = _logps(trainer, validation, runtime, recipe, completion_logps)
+        result.metrics = dpo_metrics(policy_logps, reference_logps, settings.beta)
+    with torch.no_grad():
+        _save(trainer, tokenizer, runtime, output_dir, result)
+    result.runtime_s = time.monotonic() - started
+    (output_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
+    (output_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
+    return result
+
+
+def _logps(trainer, rows, runtime: Runtime, recipe: TrainingRecipe, completion_logps):
+    return completion_logps(
+        trainer.model, rows, pad_token_id=trainer.processing_class.pad_token_id,
+        max_length=recipe.data.max_length, batch_size=recipe.training.batch_size, bf16=runtime.bf16,
+    )
+
+
+def dpo_config(recipe: TrainingRecipe, runtime: Runtime, output_dir: Path, flip_rate: float | None):
+    from trl import DPOConfig
+
+    settings = recipe.training
+    trl_terms = [(name, weight) for name, weight in settings.weighted_terms if name in TRL_LOSSES]
+    if settings.needs_duet_loss:
+        # WeightedDPOTrainer computes the loss; TRL's loss_type is then unused.
+        trl_terms = [("sigmoid", 1.0)]
+    return DPOConfig(
+        output_dir=str(output_dir / "trainer"),
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        learning_rate=recipe.learning_rate("dpo", runtime.adapter),
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        warmup_steps=settings.warmup_ratio,  # a float below 1 is a ratio of the total steps
+        seed=settings.seed,
+        data_seed=settings.seed,
+        logging_steps=1,  # one progress report (heartbeat) per optimiser step
+        save_strategy="no",  # the run saves its artifacts itself, once, at the end
+        eval_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        beta=settings.beta,
+        loss_type=[name for name, _ in trl_terms],
+        loss_weights=[weight for _, weight in trl_terms],
+        label_smoothing=flip_rate if flip_rate is not None and "robust" in settings.losses else 0.0,
+        max_length=recipe.data.max_length,
+        # One no-grad pass over the data before training instead of a reference forward every
+        # step: the reference never needs to sit in memory, and a batch of 2x costs no more.
+        precompute_ref_log_probs=True,
+        precompute_ref_batch_size=2 * settings.batch_size,
+        **runtime.trainer_kwargs(recipe.model.gradient_checkpointing),
+    )
+
+
+def build_dpo_trainer(train_pairs: Sequence[PreferencePair], recipe: TrainingRecipe, output_dir: str | Path,
+                      *, runtime: Runtime | None = None, flip_rate: float | None = None, callbacks=()):
+    """The configured trainer, reference log-probs already computed: TRL's DPOTrainer, or
+    WeightedDPOTrainer when the recipe needs Duet's loss (cDPO, per-pair weights)."""
+    import torch
+    from transformers import PrinterCallback
+    from trl import DPOTrainer
+
+    from .losses import LossParams
+    from .trainers import WeightedDPOTrainer
+
+    runtime = runtime or select_runtime(recipe.model)
+    settings = recipe.training
+    model, tokenizer = load_policy(model_directory(recipe.model.name_or_path))
+    train_dataset = to_dataset(train_pairs)
+    kwargs = dict(
+        model=model,
+        args=dpo_config(recipe, runtime, Path(output_dir), flip_rate),
+        train_dataset=train_dataset,
+        processing_class=tokenizer,
+        callbacks=list(callbacks),
+        # With LoRA and no ref_model, TRL's reference is this model with its adapters disabled.
+        peft_config=lora_config(recipe.model, "CAUSAL_LM") if runtime.adapter == "lora" else None,
+    )
+    if not settings.needs_duet_loss:
+        trainer = DPOTrainer(**kwargs)
+    else:
+        weights = torch.tensor(train_dataset["weight"], dtype=torch.float32)
+        if settings.pair_weighting == "none":
+            weights = torch.ones_like(weights)
+        trainer = WeightedDPOTrainer(
+            **kwargs,
+            loss_terms=settings.weighted_terms,
+            loss_params=LossParams(beta=settings.beta, flip_rate=flip_rate or 0.0),
+            pair_weights=weights,
+        )
+    trainer.remove_callback(PrinterCallback)  # progress goes through on_progress, not stdout
+    return trainer
+
+
+def _save(trainer, tokenizer, runtime: Runtime, output_dir: Path, result: TrainResult) -> None:
+    model = trainer.model
+    if runtime.adapter == "lora":
+        adapter_dir = output_dir / "adapter"
+        model.save_pretrained(str(adapter_dir))
+        tokenizer.save_pretrained(str(adapter_dir))
+        model = model.merge_and_unload()
+        result.model_dir = str(adapter_dir)
+        merged_dir = output_dir / "merged"
+    else:
+        merged_dir = output_dir / "model"
+        result.model_dir = str(merged_dir)
+    model.save_pretrained(str(merged_dir))
+    tokenizer.save_pretrained(str(merged_dir))
+    result.merged_dir = str(merged_dir)

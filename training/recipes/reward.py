@@ -1,0 +1,163 @@
+"""train_reward_model: a Bradley-Terry reward model through TRL's RewardTrainer."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from .config import TrainingRecipe
+from .pairs import PreferencePair, normalise_pairs, split_by_prompt
+from .results import TrainResult
+from .runtime import Runtime, load_reward_backbone, lora_config, model_directory, select_runtime
+from .trainers import Progress
+
+
+def tokenize_for_reward(tokenizer, pairs: Sequence[PreferencePair], max_length: int,
+                        margin_scale: float = 0.0) -> list[dict]:
+    """Rows of chosen_ids / rejected_ids (prompt + completion), as TRL's RewardTrainer tokenizes.
+
+    Over-long sequences keep their END: the reward is read at the last token, and the
+    completions differ at the end, not in the shared prompt. (TRL would drop the pair.)
+    """
+    rows = []
+    for pair in pairs:
+        row = {
+            "chosen_ids": _tokenize(tokenizer, pair.prompt, pair.chosen)[-max_length:],
+            "rejected_ids": _tokenize(tokenizer, pair.prompt, pair.rejected)[-max_length:],
+        }
+        if margin_scale:
+            # Vote strength: 0 for a split vote, 1 for a unanimous one.
+            row["margin"] = margin_scale * (2 * pair.weight - 1)
+        rows.append(row)
+    return rows
+
+
+def _tokenize(tokenizer, prompt, completion) -> list[int]:
+    if isinstance(prompt, str):
+        text = prompt + completion
+        if not text.endswith(tokenizer.eos_token):
+            text += tokenizer.eos_token
+        return tokenizer(text=text)["input_ids"]
+    return tokenizer.apply_chat_template(prompt + completion, tokenize=True, return_dict=True)["input_ids"]
+
+
+def train_reward_model(
+    pairs: Sequence[Mapping],
+    recipe: TrainingRecipe | None = None,
+    output_dir: str | Path = "reward-run",
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Train r(x, y) with loss −log σ(r(c) − r(r) − margin) (+ centring); evaluate on held-out prompts.
+
+    Writes under ``output_dir``: ``adapter/`` (LoRA only), ``reward_model/`` (a full
+    AutoModelForSequenceClassification checkpoint + tokenizer), ``recipe.json``, ``result.json``.
+    """
+    import torch
+
+    from .evaluation import reward_metrics
+    from .trainers import ProgressCallback
+
+    started = time.monotonic()
+    recipe = recipe or TrainingRecipe()
+    output_dir = Path(output_dir)
+    split = split_by_prompt(normalise_pairs(pairs), recipe.data.validation_fraction, recipe.data.split_seed)
+
+    runtime = select_runtime(recipe.model)
+    progress = ProgressCallback(on_progress, should_stop, accuracy_key="accuracy")
+    trainer = build_reward_trainer(split.train, recipe, output_dir, runtime=runtime, callbacks=[progress])
+    tokenizer = trainer.processing_class
+    validation_rows = tokenize_for_reward(tokenizer, split.validation, recipe.data.max_length)
+    score = _scorer(tokenizer, recipe.training.batch_size, runtime)
+    base_margins = score(trainer.model, validation_rows) if validation_rows else None
+
+    trainer.train()
+    state = trainer.state
+    result = TrainResult(
+        kind="reward", cancelled=progress.cancelled, output_dir=str(output_dir), model_dir=None,
+        merged_dir=None, device=runtime.device, adapter=runtime.adapter, steps=state.global_step,
+        total_steps=state.max_steps,
+        train_loss=sum(progress.losses) / len(progress.losses) if progress.losses else None,
+        final_loss=progress.losses[-1] if progress.losses else None, metrics=None,
+        n_train=len(trainer.train_dataset), n_validation=len(validation_rows),
+    )
+    if progress.cancelled:
+        result.runtime_s = time.monotonic() - started
+        return result
+    if validation_rows:
+        result.metrics = reward_metrics(score(trainer.model, validation_rows), base_margins)
+    with torch.no_grad():
+        _save(trainer.model, tokenizer, runtime, output_dir, result)
+    result.runtime_s = time.monotonic() - started
+    (output_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
+    (output_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
+    return result
+
+
+def build_reward_trainer(train_pairs: Sequence[PreferencePair], recipe: TrainingRecipe, output_dir: str | Path,
+                         *, runtime: Runtime | None = None, callbacks=()):
+    """TRL's RewardTrainer on AutoModelForSequenceClassification(num_labels=1), LoRA or full."""
+    from datasets import Dataset
+    from transformers import PrinterCallback
+    from trl import RewardConfig, RewardTrainer
+
+    runtime = runtime or select_runtime(recipe.model)
+    settings = recipe.training
+    model, tokenizer = load_reward_backbone(model_directory(recipe.model.name_or_path))
+    rows = tokenize_for_reward(tokenizer, train_pairs, recipe.data.max_length, settings.reward_margin_scale)
+    args = RewardConfig(
+        output_dir=str(Path(output_dir) / "trainer"),
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        learning_rate=recipe.learning_rate("reward", runtime.adapter),
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        warmup_steps=settings.warmup_ratio,  # a float below 1 is a ratio of the total steps
+        seed=settings.seed,
+        data_seed=settings.seed,
+        logging_steps=1,  # one progress report (heartbeat) per optimiser step
+        save_strategy="no",  # the run saves its artifacts itself, once, at the end
+        eval_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        max_length=None,  # already truncated, keeping the end
+        center_rewards_coefficient=settings.center_rewards_coefficient,
+        **runtime.trainer_kwargs(recipe.model.gradient_checkpointing),
+    )
+    trainer = RewardTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        callbacks=list(callbacks),
+        peft_config=lora_config(recipe.model, "SEQ_CLS") if runtime.adapter == "lora" else None,
+    )
+    trainer.remove_callback(PrinterCallback)  # progress goes through on_progress, not stdout
+    return trainer
+
+
+def _scorer(tokenizer, batch_size: int, runtime: Runtime):
+    from .evaluation import reward_margins
+
+    def score(model, rows):
+        return reward_margins(model, rows, tokenizer.pad_token_id, batch_size, runtime.bf16)[0]
+
+    return score
+
+
+def _save(model, tokenizer, runtime: Runtime, output_dir: Path, result: TrainResult) -> None:
+    if runtime.adapter == "lora":
+        adapter_dir = output_dir / "adapter"
+        model.save_pretrained(str(adapter_dir))
+        tokenizer.save_pretrained(str(adapter_dir))
+        result.model_dir = str(adapter_dir)
+        model = model.merge_and_unload()
+    merged_dir = output_dir / "reward_model"
+    model.save_pretrained(str(merged_dir))
+    tokenizer.save_pretrained(str(merged_dir))
+    result.merged_dir = str(merged_dir)
+    if result.model_dir is None:
+        result.model_dir = str(merged_dir)

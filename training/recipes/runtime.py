@@ -1,0 +1,131 @@
+"""Hardware choices and model loading for training.
+
+Every load goes through ``arena.localmodel.resolve_model_dir``, so the default model is the
+converted safetensors copy of SmolLM2, never the GGUF file itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import ModelSettings
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: str  # "cpu" or "cuda"
+    adapter: str  # "lora" or "full"
+    bf16: bool
+
+    @property
+    def use_cpu(self) -> bool:
+        return self.device == "cpu"
+
+    def trainer_kwargs(self, gradient_checkpointing: bool) -> dict:
+        """TrainingArguments that TRL defaults differently from what this machine wants.
+
+        Both set explicitly: TRL defaults bf16=True, which on a CPU without `use_cpu` is an
+        error and with it is autocast to bf16, slower than float32 on most CPUs; and
+        gradient_checkpointing=True, which recomputes every forward.
+        """
+        return {
+            "use_cpu": self.use_cpu,
+            "bf16": self.bf16,
+            "fp16": False,
+            "gradient_checkpointing": gradient_checkpointing,
+            "dataloader_pin_memory": not self.use_cpu,
+            "dataloader_num_workers": 0,
+        }
+
+
+def select_runtime(settings: ModelSettings) -> Runtime:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if settings.device == "cuda" and not cuda:
+        raise RuntimeError("model.device is 'cuda' but no CUDA device is visible")
+    device = "cuda" if cuda and settings.device != "cpu" else "cpu"
+    adapter = settings.adapter
+    if adapter == "auto":
+        # A CPU step on the full 135M model costs ~3x a LoRA step (weight gradients and AdamW
+        # state for every matrix); a GPU does either in milliseconds, so it trains them all.
+        adapter = "full" if device == "cuda" else "lora"
+    bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
+    return Runtime(device=device, adapter=adapter, bf16=bf16)
+
+
+def model_directory(name_or_path: str) -> Path:
+    from arena.localmodel import resolve_model_dir
+
+    return resolve_model_dir(name_or_path)
+
+
+def _load_config(directory: Path, **overrides):
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(directory), local_files_only=True)
+    # A checkpoint saved from a GGUF load carries a gguf quantization_config although its weights
+    # are plain floats; with it, save_pretrained refuses and a reference copy cannot be built.
+    if getattr(config, "quantization_config", None) is not None:
+        del config.quantization_config
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return config
+
+
+def load_tokenizer(directory: Path):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_policy(directory: Path):
+    """(causal LM, tokenizer) in float32: bf16 on CUDA comes from autocast, keeping fp32 master weights."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    config = _load_config(directory)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(directory), config=config, dtype=torch.float32, local_files_only=True
+    )
+    return model, load_tokenizer(directory)
+
+
+def load_reward_backbone(directory: Path):
+    """A causal LM checkpoint as AutoModelForSequenceClassification with one output, the reward."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    tokenizer = load_tokenizer(directory)
+    config = _load_config(directory, num_labels=1, pad_token_id=tokenizer.pad_token_id)
+    # The new `score` head is missing from a causal LM checkpoint by design; don't warn about it.
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(directory), config=config, dtype=torch.float32, local_files_only=True
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    return model, tokenizer
+
+
+def lora_config(settings: ModelSettings, task_type: str):
+    from peft import LoraConfig
+
+    target = settings.lora_target_modules
+    return LoraConfig(
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        # TRL's disable_dropout zeroes it anyway; 0 says so.
+        lora_dropout=0.0,
+        target_modules=target if isinstance(target, str) else list(target),
+        task_type=task_type,
+        # The reward head is new and random: train it whole, not through a low-rank update.
+        modules_to_save=["score"] if task_type == "SEQ_CLS" else None,
+    )

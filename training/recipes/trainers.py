@@ -1,0 +1,169 @@
+"""TRL trainers as Duet uses them: a progress/cancel callback and a weighted DPOTrainer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from transformers import TrainerCallback
+from trl import DPOTrainer
+from trl.trainer.dpo_trainer import DataCollatorForPreference
+
+from .losses import LossParams, PairLogratios, preference_loss
+from .reliability import estimate_reliability
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int
+    total_steps: int
+    loss: float
+    reward_accuracy: float | None  # on the training batches since the last report
+    epoch: float
+
+
+class ProgressCallback(TrainerCallback):
+    """Reports every logged step and stops training when ``should_stop()`` returns True.
+
+    ``should_stop`` is called once per optimiser step (seconds apart on CPU), so it may read
+    the database.
+    """
+
+    def __init__(self, on_progress: Callable[[Progress], None] | None,
+                 should_stop: Callable[[], bool] | None, accuracy_key: str):
+        self.on_progress = on_progress
+        self.should_stop = should_stop
+        self.accuracy_key = accuracy_key
+        self.cancelled = False
+        self.losses: list[float] = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs or "loss" not in logs:
+            return
+        self.losses.append(float(logs["loss"]))
+        if self.on_progress is not None:
+            accuracy = logs.get(self.accuracy_key)
+            self.on_progress(Progress(
+                step=state.global_step,
+                total_steps=state.max_steps,
+                loss=float(logs["loss"]),
+                reward_accuracy=None if accuracy is None else float(accuracy),
+                epoch=float(state.epoch or 0.0),
+            ))
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.should_stop is not None and self.should_stop():
+            self.cancelled = True
+            control.should_training_stop = True
+
+
+@dataclass
+class PairIndexCollator:
+    """TRL's preference collator, plus each pair's row in the training set (to look up its weight)."""
+
+    base: DataCollatorForPreference
+
+    def __call__(self, examples: list[dict]) -> dict:
+        batch = self.base(examples)
+        if "pair_index" in examples[0]:
+            batch["pair_index"] = torch.tensor([example["pair_index"] for example in examples])
+        return batch
+
+
+class WeightedDPOTrainer(DPOTrainer):
+    """DPOTrainer with Duet's loss registry and a weight per training pair.
+
+    Only the loss changes: tokenization, the reference (precomputed, or the base with LoRA
+    disabled), optimisation and logging are TRL's. ``pair_weights`` is indexed by the
+    training set's ``pair_index`` column and may be rewritten between steps (EM).
+    """
+
+    def __init__(self, *args, loss_terms: Sequence[tuple[str, float]], loss_params: LossParams,
+                 pair_weights: torch.Tensor, **kwargs):
+        self.loss_terms = tuple(loss_terms)
+        self.loss_params = loss_params
+        self.pair_weights = pair_weights.float()  # shape (n_train_pairs,)
+        # β·Δ of each pair when last trained on; NaN until then. Read by the EM update.
+        self.pair_margins = torch.full_like(self.pair_weights, float("nan"))
+        super().__init__(*args, **kwargs)
+        self.data_collator = PairIndexCollator(self.data_collator)
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        if "pair_index" not in self._signature_columns:
+            self._signature_columns = [*self._signature_columns, "pair_index"]
+
+    def compute_ref_log_probs(self, model, inputs):
+        inputs = {key: value for key, value in inputs.items() if key != "pair_index"}
+        return super().compute_ref_log_probs(model, inputs)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        pair_index = inputs.pop("pair_index").cpu()
+        pairs = self._pair_logratios(model, inputs)
+        weights = self.pair_weights[pair_index].to(pairs.chosen.device)
+        loss = preference_loss(pairs, self.loss_params, self.loss_terms, weights)
+
+        margins = (self.beta * pairs.margin).detach()
+        self.pair_margins[pair_index] = margins.float().cpu()
+        metrics = self._metrics["train" if model.training else "eval"]
+        metrics["rewards/accuracies"].append((margins > 0).float().mean().item())
+        metrics["rewards/margins"].append(margins.mean().item())
+        metrics["pair_weight"].append(weights.mean().item())
+        return loss
+
+    def _pair_logratios(self, model, inputs) -> PairLogratios:
+        completion_mask = inputs["completion_mask"]
+        labels = inputs["input_ids"].masked_fill(completion_mask == 0, -100)
+        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                        labels=labels, use_cache=False, fused_lm_head=True)
+        shift_mask = completion_mask[:, 1:]
+        # The fused head scores only labelled positions and leaves 0 elsewhere.
+        logps = outputs.log_probs[:, -shift_mask.size(1):].sum(dim=1)
+        if "ref_chosen_logps" in inputs:
+            ref_chosen, ref_rejected = inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]
+        else:
+            ref_chosen, ref_rejected = self.compute_ref_log_probs(self.ref_model or model, inputs)
+        chosen, rejected = logps.chunk(2)
+        chosen_tokens, rejected_tokens = shift_mask.sum(dim=1).chunk(2)
+        return PairLogratios(
+            chosen=chosen - ref_chosen.to(chosen.device),
+            rejected=rejected - ref_rejected.to(rejected.device),
+            chosen_tokens=chosen_tokens,
+            rejected_tokens=rejected_tokens,
+        )
+
+    def reestimate_pair_weights(self, annotator: np.ndarray, n_annotators: int,
+                                prior_reliability: float, prior_strength: float) -> np.ndarray:
+        """One EM update from the margins seen so far; returns the reliability per annotator."""
+        p = torch.sigmoid(self.pair_margins).double().numpy()
+        estimate = estimate_reliability(p, annotator, n_annotators, prior_reliability, prior_strength)
+        self.pair_weights.copy_(torch.from_numpy(estimate.pair_weights).float())
+        return estimate.reliability
+
+
+class ReliabilityCallback(TrainerCallback):
+    """Re-estimates the pair weights every ``every_steps`` steps, or at each epoch's end if 0."""
+
+    def __init__(self, trainer: WeightedDPOTrainer, annotator: Sequence[int], n_annotators: int,
+                 every_steps: int, prior_reliability: float, prior_strength: float):
+        self.trainer = trainer
+        self.annotator = np.asarray(annotator)
+        self.n_annotators = n_annotators
+        self.every_steps = every_steps
+        self.prior = (prior_reliability, prior_strength)
+        self.reliability: np.ndarray | None = None
+        self.updates = 0
+
+    def _update(self):
+        self.reliability = self.trainer.reestimate_pair_weights(self.annotator, self.n_annotators, *self.prior)
+        self.updates += 1
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.every_steps and state.global_step % self.every_steps == 0:
+            self._update()
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if not self.every_steps:
+            self._update()
