@@ -28,7 +28,7 @@ run: migrate
 	$(BIN)/python manage.py seed_demo --if-empty
 	@echo "Duet: http://$(HOST):$(PORT)/  (create an account: $(BIN)/python manage.py create_account NAME --role admin)"
 	@trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/celery -A config worker -Q default,generation,judging,training -c 2 --loglevel=INFO & \
+	OMP_NUM_THREADS=1 $(BIN)/celery -A config worker -Q default,generation,judging,training -c 2 --loglevel=INFO & \
 	$(BIN)/python manage.py runserver $(HOST):$(PORT) --noreload
 
 web: migrate

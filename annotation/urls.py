@@ -1,4 +1,16 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "annotation"
-urlpatterns = []
+urlpatterns = [
+    path("", views.project_list, name="list"),
+    path("new/", views.project_create, name="create"),
+    path("<int:pk>/", views.project_detail, name="detail"),
+    path("<int:pk>/edit/", views.project_edit, name="edit"),
+    path("<int:pk>/import/", views.project_import, name="import"),
+    path("<int:pk>/members/", views.project_members, name="members"),
+    path("<int:pk>/work/", views.work, name="work"),
+    path("<int:pk>/review/", views.review, name="review"),
+    path("<int:pk>/items/<int:item_pk>/", views.item_detail, name="item"),
+]

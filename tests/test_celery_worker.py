@@ -14,6 +14,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from arena.models import Output, System
+from tests import processes
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -41,22 +42,12 @@ def worker_env(tiny_model_dir, tmp_path):
 
 
 def start_worker(env, tmp_path):
-    log = open(tmp_path / "worker.log", "w")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default,generation,judging,training",
-         "-c", "1", "--loglevel=INFO", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    return worker, log
+    worker = processes.start_worker(env, tmp_path)
+    return worker, None
 
 
 def stop_worker(worker, log):
-    os.killpg(worker.pid, signal.SIGTERM)
-    try:
-        worker.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(worker.pid, signal.SIGKILL)
-    log.close()
+    worker.stop()
 
 
 def run_demo_through_worker(env, tmp_path):
@@ -74,7 +65,7 @@ def run_demo_through_worker(env, tmp_path):
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and Output.objects.filter(system__modality="text").count() < 60:
-            assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+            assert worker.alive(), worker.log()
             time.sleep(1)
     finally:
         stop_worker(worker, log)
@@ -162,3 +153,47 @@ def test_vote_reaches_the_leaderboard_through_the_worker(worker_env, tmp_path):
     assert len(battle_systems) == 2 and battle_systems <= {"s0", "s1", "s2"}
     # Reported, not asserted: timing belongs to benchmarks, and this machine is shared.
     print(f"vote visible on the leaderboard {seen_at - voted_at:.2f} s after it was recorded")
+
+
+LIVE_SCRIPT = """
+from django.contrib.auth import get_user_model
+from arena import actions, live
+from arena.models import System
+for name, prompt in (("smol-a", "Answer briefly."), ("smol-b", "Answer cheerfully.")):
+    System.objects.create(name=name, provider="transformers", provider_config={
+        "model": "smollm2-135m-instruct", "system_prompt": prompt, "max_new_tokens": 24, "temperature": 0})
+judge = actions.judge_for_user(get_user_model().objects.create_user("asker"))
+battle = live.start_live_battle(judge, "text", "What colour is the sky on a clear day?")
+print("BATTLE", battle.pk)
+"""
+
+
+def test_live_battle_answered_by_real_smollm2_in_the_worker(smollm2_dir, tmp_path):
+    from arena.models import LiveBattle, LiveGeneration
+
+    env = processes.process_env(tmp_path)
+    worker = processes.start_worker(env, tmp_path, concurrency=2)
+    try:
+        started = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", LIVE_SCRIPT], cwd=ROOT, env=env,
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert started.returncode == 0, started.stderr
+        battle = LiveBattle.objects.get(pk=int(started.stdout.split("BATTLE")[1]))
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            battle.refresh_from_db()
+            if battle.status != "generating":
+                break
+            assert worker.alive(), worker.log()
+            time.sleep(0.5)
+    finally:
+        worker.stop()
+    errors = list(LiveGeneration.objects.filter(battle=battle).values_list("side", "status", "error"))
+    assert battle.status == "ready", (errors, worker.log())
+    for generation in LiveGeneration.objects.filter(battle=battle):
+        assert generation.status == "done"
+        assert len(generation.text.split()) >= 3  # real words from the real model
+        assert generation.first_token_at <= generation.finished_at
+        assert generation.output.metadata["tokens"] > 0
+    print({g.side: g.text for g in LiveGeneration.objects.filter(battle=battle)})

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-from django.db.models import QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils.crypto import salted_hmac
 
 from annotation.models import Project, ProjectItem
@@ -77,8 +77,25 @@ class Selection:
         )
 
     def judgments(self) -> QuerySet[Judgment]:
-        """Current judgments in scope from the chosen source."""
-        queryset = Judgment.objects.filter(superseded_by__isnull=True)
+        """Current judgments in scope from the chosen source: those no other judgment
+        supersedes. What labels and exports are made of: after an adjudication, the
+        reviewer's corrections stand in for the judgments they overrule."""
+        return self._in_scope(Judgment.objects.filter(superseded_by__isnull=True))
+
+    def annotator_judgments(self) -> QuerySet[Judgment]:
+        """Each judge's own latest word: what agreement and reliability are measured on.
+
+        A judge's correction of their own judgment replaces it, as in `judgments()`. A
+        reviewer's adjudication does not: it overrules the label, not what the annotator
+        said, so the annotator's judgment stays and the reviewer's corrections (which
+        would agree with everyone by construction) are left out.
+        """
+        queryset = Judgment.objects.exclude(superseded_by__judge_id=F("judge_id")).exclude(
+            Q(supersedes__isnull=False) & ~Q(supersedes__judge_id=F("judge_id"))
+        )
+        return self._in_scope(queryset)
+
+    def _in_scope(self, queryset: QuerySet[Judgment]) -> QuerySet[Judgment]:
         if self.project is not None:
             queryset = queryset.filter(comparison__project_items__project=self.project)
         else:
@@ -156,8 +173,9 @@ class SelectedJudgments:
         return codes
 
 
-def load_judgments(selection: Selection) -> SelectedJudgments:
-    """Read (comparison, judge, verdict) of every selected judgment, four integers each.
+def load_judgments(selection: Selection, for_quality: bool = False) -> SelectedJudgments:
+    """Read (id, comparison, judge, verdict) of every selected judgment: four integers each.
+    `for_quality` reads `annotator_judgments()`, otherwise the current `judgments()`.
 
     A reviewer's adjudication supersedes each disagreeing judgment with one of its own, so
     one judge can hold several current judgments on a comparison; they say the same thing,
@@ -165,7 +183,8 @@ def load_judgments(selection: Selection) -> SelectedJudgments:
     """
     verdict_code = {verdict: code for code, verdict in enumerate(VERDICT_ORDER)}
     ids, comparisons, judges, verdicts = array("q"), array("q"), array("q"), array("b")
-    rows = selection.judgments().order_by("id").values_list("id", "comparison_id", "judge_id", "verdict")
+    queryset = selection.annotator_judgments() if for_quality else selection.judgments()
+    rows = queryset.order_by("id").values_list("id", "comparison_id", "judge_id", "verdict")
     for judgment_id, comparison_id, judge_id, verdict in rows.iterator(chunk_size=CHUNK_SIZE * 10):
         ids.append(judgment_id)
         comparisons.append(comparison_id)
@@ -219,7 +238,7 @@ def assess_selection(
     model: DawidSkene = DawidSkene(),
     thresholds: ReliabilityThresholds = ReliabilityThresholds(),
 ) -> tuple[QualityReport, SelectedJudgments]:
-    selected = load_judgments(selection)
+    selected = load_judgments(selection, for_quality=True)
     report = assess(selected.table, gold=selected.gold_codes(selection.gold()), model=model, thresholds=thresholds)
     return report, selected
 

@@ -37,8 +37,11 @@ class ReliabilityThresholds:
     # Random clickers measure ~0.05-0.15 at 50-200 judgments from sampling noise alone;
     # a careless but honest annotator at 65% accuracy on two sides measures ~0.3.
     spammer_informativeness: float = 0.2
-    # Skill is kappa against the truth; -0.2 is well below anything chance produces.
+    # Skill is kappa against the truth. Adversarial needs both a large effect and strong
+    # evidence: accuracy this many binomial standard errors below chance. A random clicker
+    # with 70 judgments lands 2 standard errors below chance one time in 40; 3, one in 700.
     adversarial_skill: float = -0.2
+    adversarial_z: float = 3.0
     # The two verdicts whose systematic swap is flagged as `flips_sides`, and by how much
     # the swapped answer must be likelier than the right one on both sides: a random
     # clicker's rows differ by sampling noise alone, in either direction.
@@ -97,9 +100,12 @@ def annotator_reliability(
         if n_judgments[a] >= thresholds.min_judgments:
             if informativeness[a] < thresholds.spammer_informativeness:
                 flags.append(SPAMMER)
-            if skill[a] < thresholds.adversarial_skill:
+            standard_error = np.sqrt(max(reliability[a] * (1 - reliability[a]), 1e-12) / n_judgments[a])
+            below_chance = (reliability[a] - chance[a]) / standard_error
+            if skill[a] < thresholds.adversarial_skill and below_chance < -thresholds.adversarial_z:
                 flags.append(ADVERSARIAL)
-            if flips[a]:
+            # A spammer's rows differ by noise alone, in any direction: not a swap.
+            if flips[a] and SPAMMER not in flags:
                 flags.append(FLIPS_SIDES)
         results.append(
             AnnotatorReliability(

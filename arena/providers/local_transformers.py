@@ -63,12 +63,8 @@ class _PerRowSampler:
 
         if self.top_p >= 1.0:
             return probs, torch.arange(probs.shape[-1]).expand_as(probs)
-        for k in (64, 1024):
-            if k < probs.shape[-1]:
-                top, token_ids = probs.topk(k, dim=-1)  # most likely first
-                if bool((top.sum(dim=-1) >= self.top_p).all()):
-                    break
-        else:
+        top, token_ids = probs.topk(min(64, probs.shape[-1]), dim=-1)  # most likely first
+        if bool((top.sum(dim=-1) < self.top_p).any()):
             top, token_ids = probs.sort(dim=-1, descending=True)
         # Drop a token when the tokens ranked above it already cover top_p; the first stays.
         top[top.cumsum(dim=-1) - top > self.top_p] = 0.0

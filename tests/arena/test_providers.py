@@ -222,7 +222,8 @@ def test_transformers_batches_and_counts_tokens(tiny_model_dir):
 
 
 def test_transformers_answers_do_not_depend_on_batching(tiny_model_dir):
-    config = {"model": str(tiny_model_dir), "max_new_tokens": 6, "seed": 3}
+    # top_p=1: the untrained model's flat distributions would make every step sort 49k tokens
+    config = {"model": str(tiny_model_dir), "max_new_tokens": 6, "seed": 3, "top_p": 1.0}
 
     one_batch = get_provider("transformers", {**config, "batch_size": 5}).generate(requests_for())
     pairs = get_provider("transformers", {**config, "batch_size": 2}).generate(requests_for())
@@ -234,11 +235,33 @@ def test_transformers_answers_do_not_depend_on_batching(tiny_model_dir):
 
 def test_transformers_seed_changes_samples_and_greedy_ignores_it(tiny_model_dir):
     def texts(**config):
-        provider = get_provider("transformers", {"model": str(tiny_model_dir), "max_new_tokens": 8, **config})
-        return [answer.text for answer in provider.generate(requests_for())]
+        provider = get_provider("transformers", {"model": str(tiny_model_dir), "max_new_tokens": 8, "top_p": 1.0,
+                                                 **config})
+        return [answer.text for answer in provider.generate(requests_for(PROMPTS[:3]))]
 
     assert texts(seed=1) != texts(seed=2)
     assert texts(temperature=0, seed=1) == texts(temperature=0, seed=2)
+
+
+def test_sampler_keeps_to_the_nucleus_and_its_seed():
+    import torch
+
+    from arena.providers.local_transformers import _PerRowSampler
+
+    # given one peaked row (nucleus: tokens 5 and 9) and one flat row (nucleus: almost all)
+    vocab = 5000
+    peaked = torch.full((vocab,), -30.0)
+    peaked[5], peaked[9] = 5.0, 4.5
+    scores = torch.stack([peaked, torch.zeros(vocab)])  # shape (2, vocab)
+    # when sampling many steps
+    sampler = _PerRowSampler([1, 2], temperature=1.0, top_p=0.9)
+    draws = [sampler(None, scores).argmax(dim=-1).tolist() for _ in range(200)]
+    # then the peaked row only ever picks its nucleus, the flat one spreads out
+    assert {row[0] for row in draws} == {5, 9}
+    assert len({row[1] for row in draws}) > 150
+    # and a fresh sampler with the same seeds repeats the same draws
+    again = _PerRowSampler([1, 2], temperature=1.0, top_p=0.9)
+    assert [again(None, scores).argmax(dim=-1).tolist() for _ in range(200)] == draws
 
 
 def test_transformers_missing_model_is_a_provider_error(tmp_path):
@@ -270,6 +293,9 @@ def test_smollm2_answers_in_english(smollm2_dir, monkeypatch):
         assert len(words) >= 3
         assert sum(ch.isascii() for ch in answer.text) / len(answer.text) > 0.95
         assert 0 < answer.metadata["tokens"] <= 24
+    # and sampling (the default temperature and top-p) gives text too
+    sampled = get_provider("transformers", {"max_new_tokens": 16, "seed": 1}).generate(requests_for(["Name a fruit."]))
+    assert len(re.findall(r"[A-Za-z']+", sampled[0].text)) >= 2
 
 
 # --- OpenAI-compatible ----------------------------------------------------------------------

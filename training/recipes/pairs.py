@@ -100,22 +100,28 @@ def _as_format(completion, conversational: bool):
 def split_by_prompt(pairs: Sequence[PreferencePair], validation_fraction: float, seed: int = 0) -> PairSplit:
     """Hold out a seeded fraction of the prompts, with every pair of each.
 
-    Prompts are ordered by a seeded hash rather than shuffled, so a prompt keeps its side when
-    the snapshot grows: a retrained model is never evaluated on prompts it trained on before.
+    A prompt's side depends only on a seeded hash of the prompt itself, so it keeps its side
+    when the snapshot grows: a retrained model is never evaluated on a prompt an earlier run
+    trained on. The held-out share is therefore approximate; at least one prompt is held out
+    (and one kept) when there are two or more.
     """
-    prompts = sorted({pair.prompt_key for pair in pairs}, key=lambda key: _seeded_hash(seed, key))
-    n_validation = round(validation_fraction * len(prompts))
-    if validation_fraction > 0 and len(prompts) >= 2:
-        n_validation = min(max(n_validation, 1), len(prompts) - 1)
-    held_out = set(prompts[:n_validation])
+    by_hash = sorted({pair.prompt_key for pair in pairs}, key=lambda key: _unit_hash(seed, key))
+    held_out = {key for key in by_hash if _unit_hash(seed, key) < validation_fraction}
+    if validation_fraction > 0 and len(by_hash) >= 2:
+        if not held_out:
+            held_out = {by_hash[0]}
+        elif len(held_out) == len(by_hash):
+            held_out.discard(by_hash[-1])
     return PairSplit(
         train=[pair for pair in pairs if pair.prompt_key not in held_out],
         validation=[pair for pair in pairs if pair.prompt_key in held_out],
     )
 
 
-def _seeded_hash(seed: int, key: str) -> str:
-    return hashlib.sha256(f"{seed}\x00{key}".encode()).hexdigest()
+def _unit_hash(seed: int, key: str) -> float:
+    """A seeded hash of the key, uniform on [0, 1)."""
+    digest = hashlib.sha256(f"{seed}\x00{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 def to_dataset(pairs: Sequence[PreferencePair]):

@@ -1,0 +1,186 @@
+"""Exports over HTTP: a JSON API and an admin page, both queueing `export_dataset_task`
+and serving the finished files. Researchers and admins only: an export carries every
+judgment (the `arena.view_judgment` permission).
+
+    POST /api/annotation/exports/                  {format, project | arena, aggregate, ...} -> 202 job
+    GET  /api/annotation/exports/                  recent jobs
+    GET  /api/annotation/exports/<id>/             one job: status, progress, result
+    GET  /api/annotation/exports/<id>/download/    the rows (?part=media: the media zip)
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404
+from django.shortcuts import redirect, render
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from arena.errors import InvalidInput, NotFound
+
+from . import jobs
+from .selection import SOURCES, Selection, SelectionError
+from .service import AGGREGATIONS, ExportError
+from .writers import WRITERS
+
+EXPORT_PERMISSION = "arena.view_judgment"
+
+
+def can_export(user) -> bool:
+    return user.is_authenticated and user.has_perm(EXPORT_PERMISSION)
+
+
+class CanExport(BasePermission):
+    message = "only researchers and admins export judgments"
+
+    def has_permission(self, request, view):
+        return can_export(request.user)
+
+
+class ExportRequestSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=list(WRITERS))
+    project = serializers.CharField(required=False)
+    arena = serializers.CharField(required=False, help_text='an arena name, or "all"')
+    aggregate = serializers.ChoiceField(choices=AGGREGATIONS, default="dawid-skene")
+    min_confidence = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.0)
+    include_ties = serializers.BooleanField(default=False)
+    source = serializers.ChoiceField(choices=SOURCES, default="human")
+
+
+def start_export(data: dict, user) -> jobs.ExportJob:
+    """Check the scope exists, then create and queue the job. Raises InvalidInput."""
+    from annotation.export_tasks import queue_export  # the task module imports Celery
+
+    try:
+        Selection.resolve(project=data.get("project"), arena=data.get("arena"), source=data.get("source", "human"))
+        return queue_export(data, requested_by=user.get_username())
+    except (SelectionError, ExportError) as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+def _job_payload(request, job: jobs.ExportJob, job_path: str) -> dict:
+    # Links are built from the request's own path, so the views work wherever they are
+    # mounted: <jobs>/<id>/ and <jobs>/<id>/download/.
+    payload = job.to_dict()
+    payload["url"] = request.build_absolute_uri(job_path)
+    if job.status == jobs.DONE:
+        payload["download"] = {
+            part: request.build_absolute_uri(job_path + "download/" + ("?part=media" if part == "media" else ""))
+            for part in job.files
+        }
+    return payload
+
+
+class ExportJobsView(APIView):
+    permission_classes = [CanExport]
+
+    @extend_schema(request=ExportRequestSerializer, responses={202: dict})
+    def post(self, request):
+        serializer = ExportRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = {key: value for key, value in serializer.validated_data.items() if value is not None}
+        job = start_export(data, request.user)
+        return Response(_job_payload(request, job, f"{request.path}{job.id}/"), status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={200: dict})
+    def get(self, request):
+        return Response(
+            {"results": [_job_payload(request, job, f"{request.path}{job.id}/") for job in jobs.recent_jobs()]}
+        )
+
+
+class ExportJobView(APIView):
+    permission_classes = [CanExport]
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, job_id: str):
+        job = jobs.load_job(job_id)
+        if job is None:
+            raise NotFound("no such export")
+        return Response(_job_payload(request, job, request.path))
+
+
+def export_download(request, job_id: str):
+    """The finished export's rows, or its media zip with ?part=media. Session or token
+    authentication, like the API."""
+    user = _api_user(request)
+    if not can_export(user):
+        raise PermissionDenied("only researchers and admins export judgments")
+    return _file_response(job_id, request.GET.get("part", "rows"))
+
+
+def _file_response(job_id: str, part: str) -> FileResponse:
+    job = jobs.load_job(job_id)
+    if job is None or job.status != jobs.DONE or part not in job.files:
+        raise Http404("no such export file")
+    path = job.files[part]
+    # FileResponse streams the file in blocks and closes it when sent.
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=path.rsplit("/", 1)[-1])
+
+
+def _api_user(request):
+    if request.user.is_authenticated:
+        return request.user
+    from rest_framework.authentication import TokenAuthentication
+    from rest_framework.exceptions import AuthenticationFailed
+
+    try:
+        found = TokenAuthentication().authenticate(request)
+    except AuthenticationFailed:
+        found = None
+    return found[0] if found else request.user
+
+
+# --- the admin page ---------------------------------------------------------------------
+
+
+def export_page(request):
+    """An admin page: choose a scope, format and options; see recent jobs and download."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    if not can_export(request.user):
+        raise PermissionDenied("only researchers and admins export judgments")
+    from annotation.models import Project
+    from arena.models import Arena
+
+    if "download" in request.GET:
+        return _file_response(request.GET["download"], request.GET.get("part", "rows"))
+    if request.method == "POST":
+        form = ExportRequestSerializer(data=_form_data(request.POST))
+        if form.is_valid():
+            try:
+                job = start_export(dict(form.validated_data), request.user)
+                messages.success(request, f"Export {job.id[:8]} queued.")
+                return redirect(request.path)
+            except InvalidInput as exc:
+                messages.error(request, exc.message)
+        else:
+            messages.error(request, "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in form.errors.items()))
+    context = {
+        **admin.site.each_context(request),
+        "title": "Export judgments",
+        "projects": Project.objects.order_by("name").values_list("name", flat=True),
+        "arenas": Arena.objects.order_by("name").values_list("name", flat=True),
+        "formats": list(WRITERS),
+        "aggregations": AGGREGATIONS,
+        "sources": SOURCES,
+        "jobs": jobs.recent_jobs(),
+    }
+    return render(request, "annotation/export.html", context)
+
+
+def _form_data(post) -> dict:
+    # The scope arrives as one choice: "project:NAME", "arena:NAME" or "arena:all".
+    scope, _, name = post.get("target", "").partition(":")
+    data = {key: post[key] for key in ("format", "aggregate", "min_confidence", "source") if post.get(key)}
+    data["include_ties"] = post.get("include_ties") == "on"
+    if scope == "project":
+        data["project"] = name
+    elif scope == "arena":
+        data["arena"] = name or "all"
+    return data

@@ -1,0 +1,246 @@
+"""Project pages. Each view authorises, calls an action or a query, and renders; the
+annotator's task itself is driven by static/annotation/annotation.js over the API."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from arena.errors import DuetError
+from arena.models import HUMAN_JUDGE_KINDS, Judgment, Verdict
+from arena.rendering import render_markdown
+
+from . import actions
+from . import assignment as queue
+from .forms import AdjudicateForm, ImportForm, MemberForm, ProjectForm
+from .models import Assignment, AssignmentStatus, Project, ProjectItem, ProjectMembership
+from .schema import parse_schema
+
+ITEMS_SHOWN = 100
+# The arena's keys: a verdict keeps its key whichever subset a project offers.
+VERDICT_KEYS = {"a": "1", "b": "2", "tie": "3", "both_bad": "4"}
+VERDICT_LABELS = dict(Verdict.choices)
+
+
+def _manager_only(request):
+    if not actions.can_manage(request.user):
+        raise PermissionDenied("only researchers and admins manage projects")
+
+
+def _visible_project(request, pk) -> Project:
+    project = get_object_or_404(Project, pk=pk)
+    if not (actions.can_manage(request.user) or project.memberships.filter(user=request.user).exists()):
+        raise PermissionDenied("you are not a member of this project")
+    return project
+
+
+@login_required
+def project_list(request):
+    manager = actions.can_manage(request.user)
+    projects = Project.objects.all() if manager else Project.objects.filter(memberships__user=request.user)
+    projects = projects.annotate(n_items=Count("items", distinct=True), n_members=Count("memberships", distinct=True))
+    mine = set(ProjectMembership.objects.filter(user=request.user).values_list("project_id", flat=True))
+    return render(request, "annotation/project_list.html", {"projects": projects, "manager": manager, "mine": mine})
+
+
+@login_required
+def project_create(request):
+    _manager_only(request)
+    form = ProjectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            fields = form.project_fields()
+            project = actions.create_project(created_by=request.user, **fields)
+        except DuetError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"Project {project.name!r} created. Import items and add members next.")
+            return redirect("annotation:detail", pk=project.pk)
+    return render(request, "annotation/project_form.html", {"form": form, "project": None})
+
+
+@login_required
+def project_edit(request, pk):
+    _manager_only(request)
+    project = get_object_or_404(Project, pk=pk)
+    form = ProjectForm(request.POST or None, instance=project)
+    if request.method == "POST" and form.is_valid():
+        try:
+            # The form's fields were written onto `project` by is_valid; reload so the
+            # action sees the stored state and applies the change itself.
+            actions.update_project(Project.objects.get(pk=pk), **form.project_fields())
+        except DuetError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, "Project saved.")
+            return redirect("annotation:detail", pk=project.pk)
+    return render(request, "annotation/project_form.html", {"form": form, "project": project})
+
+
+@login_required
+def project_detail(request, pk):
+    project = _visible_project(request, pk)
+    manager = actions.can_manage(request.user)
+    membership = ProjectMembership.objects.filter(project=project, user=request.user).first()
+    progress = queue.project_progress(project, timezone.now())
+    context = {
+        "project": project,
+        "manager": manager,
+        "membership": membership,
+        "progress": progress,
+        "mine": queue.annotator_progress(project, request.user) if membership else None,
+        "schema": parse_schema(project.schema),
+        "guidelines_html": render_markdown(project.guidelines),
+        "can_review": actions.can_adjudicate(project, request.user),
+        "warning": queue.quality_warning(project, membership) if membership else "",
+    }
+    if manager:
+        context["import_form"] = ImportForm()
+        context["items"] = (
+            ProjectItem.objects.filter(project=project)
+            .select_related("comparison__prompt")
+            .annotate(done=Count("assignments", filter=Q(assignments__status=AssignmentStatus.COMPLETED)))
+            .order_by("id")[:ITEMS_SHOWN]
+        )
+        context["items_shown"] = ITEMS_SHOWN
+    return render(request, "annotation/project_detail.html", context)
+
+
+@login_required
+@require_POST
+def project_import(request, pk):
+    _manager_only(request)
+    project = get_object_or_404(Project, pk=pk)
+    form = ImportForm(request.POST, request.FILES)
+    if not form.is_valid():
+        messages.error(request, "Import: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        return redirect("annotation:detail", pk=pk)
+    data = form.cleaned_data
+    try:
+        summary = actions.import_comparisons(
+            project, data["file"], data["file"].name, data["format"], media_zip=data.get("media_zip"),
+            seed=data.get("seed") or 0,
+        )  # fmt: skip
+    except DuetError as exc:
+        messages.error(request, f"Nothing was imported. {exc.message}")
+    else:
+        messages.success(request, f"Imported {data['file'].name}: {summary}.")
+    return redirect("annotation:detail", pk=pk)
+
+
+@login_required
+def project_members(request, pk):
+    _manager_only(request)
+    project = get_object_or_404(Project, pk=pk)
+    form = MemberForm(request.POST or None) if request.POST.get("op") == "add" else MemberForm()
+    if request.method == "POST":
+        op = request.POST.get("op")
+        if op == "add" and form.is_valid():
+            user = get_user_model().objects.filter(username=form.cleaned_data["username"]).first()
+            if user is None:
+                form.add_error("username", "No user with that name.")
+            else:
+                actions.add_member(project, user, form.cleaned_data["role"])
+                messages.success(request, f"{user.username} is now a {form.cleaned_data['role']} of this project.")
+                return redirect("annotation:members", pk=pk)
+        elif op == "remove":
+            user = get_object_or_404(get_user_model(), pk=request.POST.get("user"))
+            actions.remove_member(project, user)
+            messages.success(request, f"{user.username} was removed; their judgments stay.")
+            return redirect("annotation:members", pk=pk)
+    rows = queue.annotator_rows(project)
+    return render(request, "annotation/members.html", {"project": project, "form": form, "rows": rows})
+
+
+def _api_urls(project: Project) -> dict | None:
+    """The API routes the task page calls; None until config/urls.py includes
+    annotation.api.urls (the page then says so instead of failing)."""
+    try:
+        return {
+            "next": reverse("annotation_api:project-next", args=[project.pk]),
+            # The script swaps in the assignment id for 0.
+            "judgment": reverse("annotation_api:project-judgment", args=[project.pk, 0]),
+            "skip": reverse("annotation_api:project-skip", args=[project.pk, 0]),
+        }
+    except NoReverseMatch:
+        return None
+
+
+@login_required
+def work(request, pk):
+    project = get_object_or_404(Project, pk=pk)
+    membership = ProjectMembership.objects.filter(project=project, user=request.user).first()
+    if membership is None:
+        raise PermissionDenied("you are not a member of this project")
+    schema = parse_schema(project.schema)
+    return render(
+        request,
+        "annotation/work.html",
+        {
+            "project": project,
+            "schema": schema,
+            "aspects": [
+                {**aspect.to_dict(), "points": list(range(1, aspect.points + 1))} for aspect in schema.aspects
+            ],
+            "verdicts": [(verdict, VERDICT_LABELS[verdict], VERDICT_KEYS[verdict]) for verdict in schema.verdicts],
+            "guidelines_html": render_markdown(project.guidelines),
+            "api": _api_urls(project),
+            "audio_min_play_seconds": settings.AUDIO_MIN_PLAY_SECONDS,
+        },
+    )
+
+
+@login_required
+def review(request, pk):
+    project = get_object_or_404(Project, pk=pk)
+    if not actions.can_adjudicate(project, request.user):
+        raise PermissionDenied("only the project's reviewers, researchers and admins review conflicts")
+    items = ProjectItem.objects.filter(pk__in=queue.conflicting_item_ids(project)).select_related("comparison__prompt")
+    return render(request, "annotation/review.html", {"project": project, "items": items})
+
+
+@login_required
+def item_detail(request, pk, item_pk):
+    project = get_object_or_404(Project, pk=pk)
+    if not actions.can_adjudicate(project, request.user):
+        raise PermissionDenied("only the project's reviewers, researchers and admins see item judgments")
+    item = get_object_or_404(
+        ProjectItem.objects.select_related("comparison__prompt", "comparison__output_a", "comparison__output_b"),
+        project=project,
+        pk=item_pk,
+    )
+    form = AdjudicateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            actions.adjudicate(item, request.user, form.cleaned_data["verdict"], form.cleaned_data["note"])
+        except DuetError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"Item {item.external_id} settled as {form.cleaned_data['verdict']}.")
+            return redirect("annotation:review", pk=pk)
+    judgments = (
+        Judgment.objects.filter(comparison=item.comparison, judge__kind__in=HUMAN_JUDGE_KINDS)
+        .select_related("judge", "supersedes", "judge__user")
+        .order_by("id")
+    )
+    comparison = item.comparison
+    return render(
+        request,
+        "annotation/item.html",
+        {
+            "project": project,
+            "item": item,
+            "form": form,
+            "judgments": judgments,
+            "prompt_html": render_markdown(comparison.prompt.text),
+            "a_html": render_markdown(comparison.output_a.text),
+            "b_html": render_markdown(comparison.output_b.text),
+            "assignments": Assignment.objects.filter(item=item).select_related("annotator"),
+        },
+    )

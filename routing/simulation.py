@@ -1,0 +1,134 @@
+"""Replay routing on a labelled file: what accuracy does each human budget buy?
+
+Every item carries several human verdicts and one judge's verdict. The items arrive in
+sequential batches (shuffled by the seed), as they would in a deployment. For each batch
+the policy is first refitted on what a deployment would know by then, the human verdicts
+of items routed to humans in earlier batches, and then routes the batch. An item routed
+to a human takes its FIRST human verdict (one annotator per item, as the budget pays
+for); an item left to the judge takes the judge's verdict. The final labels are scored
+against the majority of each item's human verdicts, which the policy never sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from .judges.base import Judge
+from .judges.files import LabelledPair
+from .policies import HUMAN, JUDGE, Budget, LabelledCandidate, RoutingCandidate, RoutingPolicy, get_policy
+
+DEFAULT_BUDGETS = tuple(round(0.1 * step, 1) for step in range(11))
+
+
+@dataclass(frozen=True)
+class SimulationItem:
+    candidate: RoutingCandidate
+    first_human: str  # what routing to a human yields
+    majority: str  # what the final label is scored against
+
+
+@dataclass(frozen=True)
+class TraceEntry:
+    item_id: str
+    batch: int
+    route: str
+    reason: str
+    label: str | None  # the item's final label: the first human's, the judge's, or None
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    budget: float
+    accuracy: float  # mean over seeds
+    random_accuracy: float  # the random policy at the same budget, mean over random seeds
+    human_count: int  # comparisons routed to humans at this budget (the same for every seed)
+
+
+@dataclass(frozen=True)
+class RoutingCurve:
+    policy: str
+    judge: str
+    n: int
+    batch_size: int
+    seeds: int
+    random_seeds: int
+    judge_accuracy: float  # every item left to the judge (a missing verdict counts as wrong)
+    first_human_accuracy: float  # every item to one human
+    curve: list[CurvePoint]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def simulation_items(pairs: list[LabelledPair], judge: Judge) -> list[SimulationItem]:
+    """Items with a human majority and at least one human verdict, judged by ``judge``."""
+    usable = [pair for pair in pairs if pair.gold is not None and pair.human_verdicts]
+    verdicts = judge.judge([pair.item for pair in usable]) if usable else []
+    return [SimulationItem(RoutingCandidate.build(pair.item, verdict), pair.human_verdicts[0], pair.gold)
+            for pair, verdict in zip(usable, verdicts, strict=True)]
+
+
+def run_policy(items: list[SimulationItem], policy: RoutingPolicy, budget: float, batch_size: int,
+               seed: int = 0) -> list[TraceEntry]:
+    """Route ``items`` in sequential batches; each batch's human share is fixed so the total is
+    exactly ``Budget(fraction=budget).human_count(len(items))``."""
+    import numpy as np
+
+    order = np.random.default_rng(seed).permutation(len(items)) if seed is not None else range(len(items))
+    arriving = [items[i] for i in order]
+    total = Budget(fraction=budget)
+    seen: list[LabelledCandidate] = []  # human verdicts of items already routed to humans
+    trace = []
+    for batch_number, start in enumerate(range(0, len(arriving), batch_size)):
+        batch = arriving[start : start + batch_size]
+        share = total.human_count(start + len(batch)) - total.human_count(start)
+        policy.fit(list(seen))
+        decisions = policy.route([item.candidate for item in batch], Budget(count=share))
+        for item, decision in zip(batch, decisions, strict=True):
+            if decision.route == HUMAN:
+                label = item.first_human
+                seen.append(LabelledCandidate(item.candidate, item.first_human))
+            else:
+                label = item.candidate.verdict.verdict if decision.route == JUDGE else None
+            trace.append(TraceEntry(item.candidate.item.id, batch_number, decision.route, decision.reason, label))
+    return trace
+
+
+def accuracy(items: list[SimulationItem], trace: list[TraceEntry]) -> float:
+    majority = {item.candidate.item.id: item.majority for item in items}
+    return sum(entry.label == majority[entry.item_id] for entry in trace) / len(trace) if trace else 0.0
+
+
+def simulate_routing(items: list[SimulationItem], policy: str, budgets=DEFAULT_BUDGETS, seeds: int = 5,
+                     random_seeds: int = 20, batch_size: int = 100, judge_name: str = "",
+                     policy_options: dict | None = None) -> RoutingCurve:
+    """The accuracy of ``policy`` at each budget (mean over ``seeds`` arrival orders), beside random's."""
+    if not items:
+        raise ValueError("no items to simulate: each needs a human majority and a human verdict")
+
+    def mean_accuracy(name: str, budget: float, count: int, options: dict) -> float:
+        runs = [accuracy(items, run_policy(items, get_policy(name, seed=seed, **options), budget, batch_size, seed))
+                for seed in range(count)]
+        return sum(runs) / len(runs)
+
+    curve = [
+        CurvePoint(
+            budget=budget,
+            accuracy=mean_accuracy(policy, budget, seeds, policy_options or {}),
+            random_accuracy=mean_accuracy("random", budget, random_seeds, {}),
+            human_count=Budget(fraction=budget).human_count(len(items)),
+        )
+        for budget in budgets
+    ]
+    judge_labels = [item.candidate.verdict.verdict if item.candidate.judge_usable else None for item in items]
+    return RoutingCurve(
+        policy=policy,
+        judge=judge_name,
+        n=len(items),
+        batch_size=batch_size,
+        seeds=seeds,
+        random_seeds=random_seeds,
+        judge_accuracy=sum(label == item.majority for label, item in zip(judge_labels, items)) / len(items),
+        first_human_accuracy=sum(item.first_human == item.majority for item in items) / len(items),
+        curve=curve,
+    )
