@@ -52,10 +52,9 @@ def read_jsonl(path) -> list[dict]:
         return [json.loads(line) for line in handle]
 
 
-def export(tmp_path, name="out", **options) -> tuple[list[dict], object]:
+def export(tmp_path, name="out", **options):
     options.setdefault("project", "crowd")
-    result = export_dataset(ExportOptions(output=str(tmp_path / name), **options))
-    return result
+    return export_dataset(ExportOptions(output=str(tmp_path / name), **options))
 
 
 # --- preference rows (trl) --------------------------------------------------------------------
@@ -225,7 +224,7 @@ def test_hf_export_is_a_datasets_folder(hh_project, tmp_path):
     assert {"prompt", "chosen", "rejected", "weight", "confidence", "n_judgments", "id"} <= set(dataset.column_names)
     assert dataset[0]["chosen"][0]["role"] == "assistant"
     # A second export over the first replaces the folder whole.
-    again = export(tmp_path, "hh-dataset", project="hh", format="hf", min_confidence=1.1 - 0.1)
+    again = export(tmp_path, "hh-dataset", project="hh", format="hf", aggregate="none")
     assert len(datasets.load_from_disk(again.path)) == 12
 
 
@@ -285,8 +284,7 @@ def image_arena(arena_factory, make_user):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("arena", ["all", "main"])
-def test_arena_exports_zip_their_media_beside_the_rows(image_arena, tmp_path, settings, arena):
-    settings.DEFAULT_ARENA = "main"
+def test_arena_exports_zip_their_media_beside_the_rows(image_arena, tmp_path, arena):
     result = export_dataset(ExportOptions(output=str(tmp_path / "arena.jsonl"), format="trl", arena=arena))
     rows = read_jsonl(result.path)
     assert len(rows) == 3 and result.n_media == 6
