@@ -304,7 +304,8 @@ def _write_items(project: Project, specs: list[ItemSpec], archive) -> ImportSumm
             fresh = [entry for entry in prepared if entry.spec.external_id not in existing]
             items = dict(existing)
             for start in range(0, len(fresh), IMPORT_BATCH):
-                created = _create_items(project, fresh[start : start + IMPORT_BATCH], lookups, route, saved_files, summary)
+                batch = fresh[start : start + IMPORT_BATCH]
+                created = _create_items(project, batch, lookups, route, saved_files, summary)
                 items.update((item.external_id, item) for item in created)
             summary.items_created = len(fresh)
             summary.items_existing = len(prepared) - len(fresh)
@@ -496,9 +497,6 @@ def next_assignment(project: Project, user, now=None) -> Assignment:
         return assignment
 
 
-LOCK_BATCH = 8
-
-
 def _lease_candidate(project: Project, user, now) -> ProjectItem | None:
     if queue.gold_due(project, user):
         check = queue.check_candidates(project, user).first()
@@ -506,17 +504,24 @@ def _lease_candidate(project: Project, user, now) -> ProjectItem | None:
             return check  # check items are served to everyone: no overlap to protect
     candidates = queue.regular_candidates(project, user, now)
     while True:
-        batch = list(candidates.select_for_update(skip_locked=True, of=("self",))[:LOCK_BATCH])
-        if not batch:
-            return None
-        for item in batch:
-            # Re-read under the lock: the row may have been filled by a lease that
-            # committed after this query's snapshot was taken.
-            taken = Assignment.objects.filter(item=item).filter(
-                status__in=[AssignmentStatus.COMPLETED, AssignmentStatus.LEASED]
-            ).exclude(status=AssignmentStatus.LEASED, expires_at__lte=now).count()
-            if taken < project.overlap:
-                return item
+        # One row at a time: locking a batch would hide rows from other annotators.
+        item = candidates.select_for_update(skip_locked=True, of=("self",)).first()
+        if item is None:
+            # Every candidate may be mid-lease by someone else; wait for one of those
+            # transactions (milliseconds) instead of calling the queue empty.
+            item = candidates.select_for_update(of=("self",)).first()
+            if item is None:
+                return None
+        # Re-read under the lock: a lease committed after this query's snapshot may have
+        # filled the item. A full item drops out of the next query, which sees that lease.
+        taken = (
+            Assignment.objects.filter(item=item)
+            .filter(status__in=[AssignmentStatus.COMPLETED, AssignmentStatus.LEASED])
+            .exclude(status=AssignmentStatus.LEASED, expires_at__lte=now)
+            .count()
+        )
+        if taken < project.overlap:
+            return item
 
 
 def skip_assignment(project: Project, user, assignment_id: int) -> Assignment:

@@ -120,9 +120,15 @@ def annotator_progress(project: Project, user) -> dict:
         completed=Count("pk", filter=Q(status=AssignmentStatus.COMPLETED)),
         skipped=Count("pk", filter=Q(status=AssignmentStatus.SKIPPED)),
     )
+    # Remaining: regular items still short of their overlap that this annotator has not
+    # finished or skipped (their current lease counts as remaining).
+    finished = Assignment.objects.filter(
+        item=OuterRef("pk"), annotator=user, status__in=[AssignmentStatus.COMPLETED, AssignmentStatus.SKIPPED]
+    )
     open_items = (
-        untouched_by(project, user)
+        queue_items(project)
         .filter(check_kind=CheckKind.NONE)
+        .exclude(Exists(finished))
         .annotate(done=completed_count())
         .filter(done__lt=project.overlap)
         .count()
@@ -212,6 +218,5 @@ def conflicting_item_ids(project: Project) -> list[int]:
     for comparison_id, verdict in live_human_judgments(project).values_list("comparison_id", "verdict"):
         verdicts.setdefault(comparison_id, set()).add(verdict)
     conflicted = [comparison_id for comparison_id, seen in verdicts.items() if len(seen) > 1]
-    return list(
-        ProjectItem.objects.filter(project=project, comparison_id__in=conflicted).order_by("id").values_list("id", flat=True)
-    )
+    items = ProjectItem.objects.filter(project=project, comparison_id__in=conflicted).order_by("id")
+    return list(items.values_list("id", flat=True))

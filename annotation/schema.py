@@ -60,7 +60,8 @@ class Schema:
         known = {aspect.name: aspect for aspect in self.aspects}
         unknown = sorted(set(aspects) - set(known))
         if unknown:
-            raise InvalidInput(f"aspects: unknown aspect {unknown[0]!r}; this project rates {', '.join(known) or 'none'}")
+            rated = ", ".join(known) or "none"
+            raise InvalidInput(f"aspects: unknown aspect {unknown[0]!r}; this project rates {rated}")
         cleaned = {}
         for name, aspect in known.items():
             value = aspects.get(name)

@@ -147,7 +147,7 @@ def project_members(request, pk):
                 form.add_error("username", "No user with that name.")
             else:
                 actions.add_member(project, user, form.cleaned_data["role"])
-                messages.success(request, f"{user.username} is now a {form.cleaned_data['role']} of this project.")
+                messages.success(request, f"Added {user.username} as {form.cleaned_data['role']}.")
                 return redirect("annotation:members", pk=pk)
         elif op == "remove":
             user = get_object_or_404(get_user_model(), pk=request.POST.get("user"))

@@ -261,6 +261,11 @@ PROMPT_BLOCKLIST = env_list("DUET_PROMPT_BLOCKLIST", [])
 PROMPT_BLOCK_PATTERNS = [p for p in env_str("DUET_PROMPT_BLOCK_PATTERNS", "").split("||") if p.strip()]
 MODERATION_URL = env_str("DUET_MODERATION_URL", "")
 MODERATION_API_KEY_ENV = env_str("DUET_MODERATION_API_KEY_ENV", "")
+# Training runs: the default base model, where runs keep their data and models, and how
+# long a running job may go without a heartbeat before it is declared dead.
+TRAINING_DEFAULT_BASE = env_str("DUET_TRAINING_BASE", "smollm2-135m-instruct")
+TRAINING_RUNS_DIR = Path(env_str("DUET_TRAINING_RUNS_DIR", str(VAR_DIR / "runs")))
+TRAINING_HEARTBEAT_TIMEOUT_SECONDS = env_number("DUET_TRAINING_HEARTBEAT_TIMEOUT", 900)
 # The local model for transformers systems and judges, converted once from GGUF.
 MODEL_CACHE_DIR = Path(env_str("DUET_MODEL_CACHE", str(VAR_DIR / "models")))
 # The model behind the demo's text systems: the SmolLM2 name, or a local HF model folder.

@@ -11,6 +11,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/", include("arena.api.urls")),
+    path("api/", include("training.api.urls")),
     path("projects/", include("annotation.urls")),
     path("routing/", include("routing.urls")),
     path("training/", include("training.urls")),

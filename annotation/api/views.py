@@ -27,6 +27,7 @@ def _require(user, permission: str) -> None:
 class ProjectViewSet(viewsets.ModelViewSet):
     """Projects: researchers and admins manage them; annotators see the ones they belong to."""
 
+    queryset = Project.objects.all()  # narrowed per user in get_queryset
     serializer_class = serializers.ProjectSerializer
     parser_classes = [JSONParser, MultiPartParser, FormParser]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]

@@ -193,7 +193,9 @@ def load_judgments(selection: Selection, for_quality: bool = False) -> SelectedJ
     ids, comparisons, judges, verdicts = (_as_numpy(values) for values in (ids, comparisons, judges, verdicts))
     comparison_ids, comparison_code = np.unique(comparisons, return_inverse=True)
     judge_ids, judge_code = np.unique(judges, return_inverse=True)
-    present = np.unique(verdicts).astype(np.int64)
+    # Codes of the verdicts that occur; every verdict when none does yet, so an empty
+    # table still has categories for the estimators to report zeros over.
+    present = np.unique(verdicts).astype(np.int64) if len(verdicts) else np.arange(len(VERDICT_ORDER))
 
     # One row per (comparison, judge): the latest, since rows come in id order.
     key = comparison_code.astype(np.int64) * max(len(judge_ids), 1) + judge_code

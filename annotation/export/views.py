@@ -6,6 +6,8 @@ judgment (the `arena.view_judgment` permission).
     GET  /api/annotation/exports/                  recent jobs
     GET  /api/annotation/exports/<id>/             one job: status, progress, result
     GET  /api/annotation/exports/<id>/download/    the rows (?part=media: the media zip)
+
+The admin page (`export_page`) offers the same with a form, and downloads at ?download=<id>.
 """
 
 from __future__ import annotations
@@ -105,13 +107,14 @@ class ExportJobView(APIView):
         return Response(_job_payload(request, job, request.path))
 
 
-def export_download(request, job_id: str):
-    """The finished export's rows, or its media zip with ?part=media. Session or token
-    authentication, like the API."""
-    user = _api_user(request)
-    if not can_export(user):
-        raise PermissionDenied("only researchers and admins export judgments")
-    return _file_response(job_id, request.GET.get("part", "rows"))
+class ExportDownloadView(APIView):
+    """The finished export's rows, or its media zip with ?part=media."""
+
+    permission_classes = [CanExport]
+
+    @extend_schema(responses={200: bytes})
+    def get(self, request, job_id: str):
+        return _file_response(job_id, request.query_params.get("part", "rows"))
 
 
 def _file_response(job_id: str, part: str) -> FileResponse:
@@ -121,19 +124,6 @@ def _file_response(job_id: str, part: str) -> FileResponse:
     path = job.files[part]
     # FileResponse streams the file in blocks and closes it when sent.
     return FileResponse(open(path, "rb"), as_attachment=True, filename=path.rsplit("/", 1)[-1])
-
-
-def _api_user(request):
-    if request.user.is_authenticated:
-        return request.user
-    from rest_framework.authentication import TokenAuthentication
-    from rest_framework.exceptions import AuthenticationFailed
-
-    try:
-        found = TokenAuthentication().authenticate(request)
-    except AuthenticationFailed:
-        found = None
-    return found[0] if found else request.user
 
 
 # --- the admin page ---------------------------------------------------------------------

@@ -46,7 +46,7 @@ def majority_vote(judgments: JudgmentTable, weights: np.ndarray | None = None) -
     flat = judgments.comparison * n_verdicts + judgments.verdict
     totals = np.bincount(flat, weights=weights, minlength=judgments.n_comparisons * n_verdicts)
     totals = totals.reshape(judgments.n_comparisons, n_verdicts)
-    best = totals.max(axis=1)
+    best = totals.max(axis=1, initial=0.0)
     n_best = (np.isclose(totals, best[:, None]) & (best[:, None] > 0)).sum(axis=1)
     total = totals.sum(axis=1)
     decided = (n_best == 1) & (total > 0)
@@ -56,7 +56,7 @@ def majority_vote(judgments: JudgmentTable, weights: np.ndarray | None = None) -
         method="majority",
         comparisons=judgments.comparisons,
         verdicts=judgments.verdicts,
-        label=np.where(decided, totals.argmax(axis=1), MISSING),
+        label=np.where(decided, totals.argmax(axis=1) if n_verdicts else MISSING, MISSING),
         confidence=np.where(decided, share, 0.0),
         n_judgments=np.bincount(judgments.comparison, minlength=judgments.n_comparisons),
     )

@@ -55,8 +55,8 @@ class DawidSkeneResult:
             method="dawid-skene",
             comparisons=self.judgments.comparisons,
             verdicts=self.judgments.verdicts,
-            label=np.where(judged, self.posterior.argmax(axis=1), MISSING),
-            confidence=np.where(judged, self.posterior.max(axis=1), 0.0),
+            label=np.where(judged, self.posterior.argmax(axis=1) if self.posterior.shape[1] else MISSING, MISSING),
+            confidence=np.where(judged, self.posterior.max(axis=1, initial=0.0), 0.0),
             n_judgments=n_judgments,
         )
 

@@ -38,7 +38,8 @@ def test_project_crud_permissions(make_user, client_for, role, list_status, crea
         created = Project.objects.get(name=f"made by {role}")
         assert created.created_by == user
         assert response.json()["schema"]["verdicts"] == ["a", "b", "tie", "both_bad"]
-        patched = client.patch(f"{BASE}{created.pk}/", {"overlap": 4, "schema": {"verdicts": ["a", "b"]}}, format="json")
+        change = {"overlap": 4, "schema": {"verdicts": ["a", "b"]}}
+        patched = client.patch(f"{BASE}{created.pk}/", change, format="json")
         assert patched.status_code == 200 and patched.json()["overlap"] == 4
         bad = client.patch(f"{BASE}{created.pk}/", {"schema": {"verdicts": ["maybe"]}}, format="json")
         assert bad.status_code == 400 and "schema.verdicts" in bad.json()["detail"]

@@ -26,7 +26,7 @@ HH_DATA = Path("/work/shared/data/hh-rlhf-harmless-base-test.jsonl.gz")
 urlpatterns = [
     path("api/annotation/exports/", export_views.ExportJobsView.as_view()),
     path("api/annotation/exports/<str:job_id>/", export_views.ExportJobView.as_view()),
-    path("api/annotation/exports/<str:job_id>/download/", export_views.export_download),
+    path("api/annotation/exports/<str:job_id>/download/", export_views.ExportDownloadView.as_view()),
     path("projects/export/", export_views.export_page),
     *annotation_urlpatterns,
 ]

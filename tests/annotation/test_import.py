@@ -5,6 +5,7 @@ import gzip
 import io
 import json
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -44,7 +45,8 @@ ROWS = [
         "gold": "a",
         "gold_explanation": "9 = 3 x 3.",
         "judgments": [
-            {"annotator": "alice", "verdict": "a", "aspects": {"correctness": {"a": 5, "b": 1}}, "rationale": "9 is 3²"},
+            {"annotator": "alice", "verdict": "a", "aspects": {"correctness": {"a": 5, "b": 1}},
+             "rationale": "9 is 3²"},
             {"judge": "gpt-judge", "verdict": "a", "confidence": 0.9},
         ],
     },
@@ -129,7 +131,7 @@ def test_row_errors_name_the_line_and_field(make_project, change, message):
     project = make_project()
     rows = text_rows(4)
     change(rows[2])
-    with pytest.raises(ImportFailed, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(ImportFailed, match=re.escape(message)):
         do_import(project, jsonl(rows))
     assert ProjectItem.objects.count() == 0
 
@@ -247,7 +249,8 @@ def test_hh_rlhf_sample(make_project):
 
 
 def test_hh_rlhf_bad_row(make_project):
-    rows = [{"chosen": "\n\nHuman: hi\n\nAssistant: yo", "rejected": "\n\nHuman: hi\n\nAssistant: hey"}, {"chosen": "x"}]
+    pair = {"chosen": "\n\nHuman: hi\n\nAssistant: yo", "rejected": "\n\nHuman: hi\n\nAssistant: hey"}
+    rows = [pair, {"chosen": "x"}]
     with pytest.raises(ImportFailed, match="line 2: field 'rejected' is missing"):
         do_import(make_project(), jsonl(rows), fmt="hh-rlhf")
 

@@ -299,11 +299,13 @@ def test_gold_verdicts_pin_posteriors_and_score_annotators():
     assert all(row.n_gold > 0 for row in rows)
 
 
-def test_an_empty_table_gives_an_empty_report():
-    report = assess(JudgmentTable.from_records([], verdicts=["a", "b"]))
+@pytest.mark.parametrize("verdicts", [["a", "b"], None])
+def test_an_empty_table_gives_an_empty_report(verdicts):
+    report = assess(JudgmentTable.from_records([], verdicts=verdicts))
     data = report.to_dict()
     assert data["n_judgments"] == 0 and data["annotators"] == [] and data["n_aggregated"] == 0
     assert data["krippendorff_alpha"] is None and data["cohen_kappa"] == []
+    json.dumps(data)
 
 
 # --- the simulated crowd ----------------------------------------------------------------------

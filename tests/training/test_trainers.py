@@ -61,11 +61,11 @@ def test_dpo_learns_the_marker_and_saves_a_model_the_arena_can_load(tiny_recipe,
 
     # given easy pairs, a quarter of the prompts held out
     progress = []
-    recipe = tiny_recipe(validation_fraction=0.25, max_steps=6)
+    recipe = tiny_recipe(validation_fraction=0.25, max_steps=4)
     # when tuned
-    result = train_dpo(easy_pairs(24), recipe, tmp_path, on_progress=progress.append)
+    result = train_dpo(easy_pairs(16), recipe, tmp_path, on_progress=progress.append)
     # then the loss fell, the held-out pairs are preferred, and every artifact is in place
-    assert [p.step for p in progress] == [1, 2, 3, 4, 5, 6]
+    assert [(p.step, p.total_steps) for p in progress] == [(1, 4), (2, 4), (3, 4), (4, 4)]
     assert progress[0].loss == pytest.approx(0.6931, abs=1e-3)  # log 2: policy = reference at step 1
     assert progress[-1].loss < progress[0].loss - 0.1
     assert result.metrics.n_pairs == result.n_validation > 0
@@ -85,11 +85,11 @@ def reward_run(tiny_model_dir, tmp_path_factory):
     recipe = TrainingRecipe.from_dict({
         "model": {"name_or_path": str(tiny_model_dir), "adapter": "lora", "device": "cpu", "lora_r": 4},
         "data": {"validation_fraction": 0.25, "max_length": 32},
-        "training": {"batch_size": 4, "learning_rate": 1e-2, "warmup_ratio": 0.0, "max_steps": 6,
+        "training": {"batch_size": 4, "learning_rate": 1e-2, "warmup_ratio": 0.0, "max_steps": 4,
                      "reward_margin_scale": 0.5, "center_rewards_coefficient": 0.01},
     })
     progress = []
-    result = train_reward_model(easy_pairs(24), recipe, tmp_path_factory.mktemp("rm"), on_progress=progress.append)
+    result = train_reward_model(easy_pairs(16), recipe, tmp_path_factory.mktemp("rm"), on_progress=progress.append)
     return result, progress
 
 
@@ -163,9 +163,10 @@ def test_pair_weights_scale_the_loss_and_weight_zero_pairs_contribute_nothing(we
 
 def test_em_lowers_the_weight_of_a_planted_flipping_annotator(tiny_recipe, tmp_path):
     # given annotators a and b labelling right and c labelling every pair the wrong way round
-    pairs = easy_pairs(24, annotators="abc", flipped="c")
-    recipe = tiny_recipe(pair_weighting="em", em_every_steps=3, max_steps=9, batch_size=8)
-    # when trained with EM re-estimation every three steps (one epoch)
+    pairs = easy_pairs(12, annotators="abc", flipped="c")
+    # (one batch is one epoch; a weak prior, as c gives only four labels)
+    recipe = tiny_recipe(pair_weighting="em", max_steps=4, batch_size=12, beta=0.5, em_prior_strength=1.0)
+    # when trained with EM re-estimation after each epoch
     result = train_dpo(pairs, recipe, tmp_path)
     # then c is found less reliable than either of the others
     reliability = result.reliability
@@ -180,7 +181,7 @@ def test_should_stop_cancels_after_the_current_step(tiny_recipe, tmp_path):
         calls.append(1)
         return True
 
-    result = train_dpo(easy_pairs(16), tiny_recipe(max_steps=5), tmp_path, should_stop=should_stop)
+    result = train_dpo(easy_pairs(8), tiny_recipe(max_steps=5), tmp_path, should_stop=should_stop)
     assert result.cancelled and result.steps == 1 and len(calls) == 1
     assert result.merged_dir is None and not (tmp_path / "merged").exists()
 

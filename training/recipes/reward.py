@@ -101,11 +101,13 @@ def build_reward_trainer(train_pairs: Sequence[PreferencePair], recipe: Training
                          *, runtime: Runtime | None = None, callbacks=()):
     """TRL's RewardTrainer on AutoModelForSequenceClassification(num_labels=1), LoRA or full."""
     from datasets import Dataset
-    from transformers import PrinterCallback
+    from transformers import PrinterCallback, set_seed
     from trl import RewardConfig, RewardTrainer
 
     runtime = runtime or select_runtime(recipe.model)
     settings = recipe.training
+    # The score head is initialised at load time, before RewardTrainer seeds anything.
+    set_seed(settings.seed)
     model, tokenizer = load_reward_backbone(model_directory(recipe.model.name_or_path))
     rows = tokenize_for_reward(tokenizer, train_pairs, recipe.data.max_length, settings.reward_margin_scale)
     args = RewardConfig(

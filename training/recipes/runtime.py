@@ -33,7 +33,9 @@ class Runtime:
             "use_cpu": self.use_cpu,
             "bf16": self.bf16,
             "fp16": False,
-            "gradient_checkpointing": gradient_checkpointing,
+            # transformers 5 renamed it; TRL still defaults the old name to True, and setting the
+            # new one is what decides (the old one then mirrors it) without a deprecation warning.
+            "activation_checkpointing": gradient_checkpointing,
             "dataloader_pin_memory": not self.use_cpu,
             "dataloader_num_workers": 0,
         }

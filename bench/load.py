@@ -1,0 +1,455 @@
+"""Benchmark: the arena's vote loop under load, through a real application server.
+
+Duet runs under gunicorn (several workers) on PostgreSQL (a throwaway cluster this script
+starts with initdb/pg_ctl on a free loopback port) and on SQLite. Simulated voters (one
+asyncio task each, keep-alive HTTP over loopback, token authentication) repeat "next
+comparison, vote" for a fixed time. Reported: votes per second, p50/p95/p99 of each
+request and of the whole next+vote cycle, errors by kind; then every acknowledged vote is
+looked up in the database: lost (acknowledged, not stored) and doubled (stored twice, or
+counted twice on the leaderboard) must both be zero. Prints figures; not a test.
+
+    .venv/bin/python bench/load.py [--db sqlite|postgres|both] [--seconds 60] [--voters 64]
+        [--workers 4] [--threads 4] [--systems 8] [--prompts 100] [--profile]
+
+The voters, gunicorn, the database and any other work on the machine share its cores:
+the script prints the load average before and after so a reader can judge contention.
+`--profile` samples one gunicorn worker with py-spy (pip install py-spy) and prints the
+top frames. `--settings MODULE` runs the server with another settings module, which is
+how an optimisation outside the arena's owned files is prototyped (see --prototype).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+PG_BIN_CANDIDATES = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+VERDICTS = ("a", "b", "a", "b", "tie", "both_bad")  # mostly decisive, like real arenas
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on port {port}")
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+# --- databases ------------------------------------------------------------------------------
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster in a temp dir, owned by the `postgres` user, on a free
+    loopback port; stopped and deleted on exit. Default server settings (fsync on), so
+    the figures are what a stock install gives."""
+
+    def __init__(self, workdir: Path):
+        if not PG_BIN_CANDIDATES:
+            raise SystemExit("PostgreSQL is not installed: apt-get install -y postgresql")
+        self.bin = PG_BIN_CANDIDATES[0]
+        self.dir = workdir / "pg"
+        self.port = free_port()
+
+    def _as_postgres(self, *args, **kwargs):
+        command = [str(a) for a in args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        return subprocess.run(command, check=True, capture_output=True, text=True, **kwargs)
+
+    def start(self) -> str:
+        self.dir.mkdir(parents=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+            shutil.chown(self.dir.parent, "postgres", "postgres")
+        self._as_postgres(self.bin / "initdb", "-D", self.dir / "data", "-A", "trust", "-U", "postgres", "-E", "UTF8")
+        self._as_postgres(
+            self.bin / "pg_ctl", "-D", self.dir / "data", "-l", self.dir / "server.log", "-w", "start",
+            "-o", f"-p {self.port} -h 127.0.0.1 -k {self.dir} -c max_connections=200",
+        )  # fmt: skip
+        self._as_postgres(self.bin / "createdb", "-h", "127.0.0.1", "-p", self.port, "-U", "postgres", "duet")
+        return f"postgres://postgres@127.0.0.1:{self.port}/duet"
+
+    def stop(self) -> None:
+        if (self.dir / "data" / "postmaster.pid").exists():
+            self._as_postgres(self.bin / "pg_ctl", "-D", self.dir / "data", "-m", "fast", "-w", "stop")
+
+
+# --- the arena ------------------------------------------------------------------------------
+
+SETUP = """
+import json, sys
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+from arena.leaderboard import default_arena, refresh_arena
+from arena.models import Battle, Output, Prompt, Provider, System
+from arena.roles import assign_role, ensure_roles
+from django.utils import timezone
+
+n_voters, n_systems, n_prompts = {voters}, {systems}, {prompts}
+ensure_roles()
+systems = [System.objects.create(name=f"load-sys-{{i}}", provider=Provider.UPLOADED) for i in range(n_systems)]
+prompts = Prompt.objects.bulk_create([Prompt(text=f"Question {{j}}: explain idea {{j}} briefly.") for j in range(n_prompts)])
+body = "## Answer\\n\\nHere is a **short** answer with a list:\\n\\n- first point\\n- second point\\n\\n" + "More text. " * 30
+Output.objects.bulk_create([
+    Output(system=s, prompt=p, text=f"{{body}} ({{s.name}}/{{p.pk}})", metadata={{"tokens": 120}})
+    for s in systems for p in prompts
+])
+# A board to match against, as a running arena has: some imported battles, one refresh.
+arena = default_arena()
+Battle.objects.bulk_create([
+    Battle(arena=arena, system_a=systems[i % n_systems], system_b=systems[(i * 7 + 1) % n_systems],
+           outcome="a" if i % 3 else "b", source="import", tstamp=timezone.now())
+    for i in range(400) if i % n_systems != (i * 7 + 1) % n_systems
+])
+refresh_arena(arena)
+User = get_user_model()
+tokens = []
+for k in range(n_voters):
+    user = User.objects.create_user(f"load-voter-{{k}}", password=None)
+    assign_role(user, "annotator")
+    tokens.append(Token.objects.create(user=user).key)
+print("TOKENS" + json.dumps(tokens))
+"""
+
+VERIFY = """
+import json, sys
+from django.db.models import Count
+from arena.models import Battle, Judgment
+acked = set(json.load(open({acked_path!r})))
+stored = Judgment.objects.filter(judge__user__username__startswith="load-voter-")
+stored_ids = set(str(u) for u in stored.values_list("public_id", flat=True))
+twice = stored.values("comparison_id", "judge_id").annotate(n=Count("id")).filter(n__gt=1).count()
+battles_twice = Battle.objects.filter(judgment__isnull=False).values("judgment_id").annotate(n=Count("id")).filter(n__gt=1).count()
+unbattled = stored.filter(battle__isnull=True).count()
+print("VERIFY" + json.dumps({{
+    "acknowledged": len(acked), "stored": len(stored_ids), "lost": len(acked - stored_ids),
+    "stored_unacknowledged": len(stored_ids - acked), "doubled_judgments": twice,
+    "doubled_battles": battles_twice, "judgments_without_battle": unbattled,
+}}))
+"""
+
+
+def manage(env: dict, *args: str, timeout: float = 600) -> str:
+    result = subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=timeout)  # fmt: skip
+    if result.returncode != 0:
+        raise SystemExit(f"manage.py {' '.join(args[:1])} failed:\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+# --- the voters -----------------------------------------------------------------------------
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection; reconnects when the server closes it."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.reader = self.writer = None
+
+    async def request(self, method: str, path: str, headers: dict, body: bytes = b"") -> tuple[int, bytes]:
+        for attempt in (1, 2):
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+            head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
+            head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+            try:
+                self.writer.write(head.encode() + body)
+                await self.writer.drain()
+                status_line = await self.reader.readline()
+                if not status_line:
+                    raise ConnectionResetError("server closed the connection")
+                status = int(status_line.split()[1])
+                length, close = 0, False
+                while True:
+                    line = await self.reader.readline()
+                    if line in (b"\r\n", b""):
+                        break
+                    name, _, value = line.decode("latin-1").partition(":")
+                    name = name.strip().lower()
+                    if name == "content-length":
+                        length = int(value)
+                    elif name == "connection" and value.strip().lower() == "close":
+                        close = True
+                payload = await self.reader.readexactly(length) if length else b""
+                if close:
+                    self.close()
+                return status, payload
+            except (ConnectionError, asyncio.IncompleteReadError):
+                self.close()
+                # Only a request that never reached the server is retried (a stale idle
+                # connection); a vote's POST is never sent twice by this client.
+                if attempt == 2 or status_line:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def voter(port: int, token: str, deadline: float, stats: dict, rng: random.Random, min_votes: int = 0) -> None:
+    connection = Connection(port)
+    auth = {"Authorization": f"Token {token}", "Accept": "application/json"}
+    voted = 0
+    while time.monotonic() < deadline or voted < min_votes:
+        cycle_start = time.perf_counter()
+        try:
+            start = time.perf_counter()
+            status, payload = await connection.request("GET", "/api/arena/next/?modality=text", auth)
+            stats["next_ms"].append((time.perf_counter() - start) * 1000)
+            if status != 200:
+                stats["errors"][f"next {status}: {payload[:120]!r}"] += 1
+                await asyncio.sleep(0.05)
+                continue
+            token_value = json.loads(payload)["token"]
+            body = json.dumps({"token": token_value, "verdict": rng.choice(VERDICTS), "time_to_vote_ms": 1500}).encode()
+            start = time.perf_counter()
+            status, payload = await connection.request(
+                "POST", "/api/arena/vote/", {**auth, "Content-Type": "application/json"}, body
+            )
+            stats["vote_ms"].append((time.perf_counter() - start) * 1000)
+            if status == 201:
+                voted += 1
+                stats["acked"].append(json.loads(payload)["judgment"])
+                stats["cycle_ms"].append((time.perf_counter() - cycle_start) * 1000)
+            elif status == 200:
+                stats["errors"]["vote 200 duplicate (unexpected)"] += 1
+            else:
+                stats["errors"][f"vote {status}: {payload[:120]!r}"] += 1
+        except (OSError, asyncio.IncompleteReadError, ValueError) as error:
+            stats["errors"][f"{type(error).__name__}: {error}"[:160]] += 1
+            connection.close()
+            await asyncio.sleep(0.05)
+    connection.close()
+
+
+async def drive(port: int, tokens: list[str], seconds: float, warmup: float) -> dict:
+    # Warm-up: every voter votes a few times so every worker thread has imported the
+    # lazily imported modules (numpy and scipy for matchmaking take seconds on a busy
+    # machine) and opened its connection; those figures are dropped.
+    warm = {"next_ms": [], "vote_ms": [], "cycle_ms": [], "acked": [], "errors": Counter()}
+    deadline = time.monotonic() + warmup
+    await asyncio.gather(*(voter(port, t, deadline, warm, random.Random(i), 3) for i, t in enumerate(tokens)))
+    stats = {"next_ms": [], "vote_ms": [], "cycle_ms": [], "acked": [], "errors": Counter()}
+    started = time.monotonic()
+    deadline = started + seconds
+    await asyncio.gather(*(voter(port, t, deadline, stats, random.Random(1000 + i)) for i, t in enumerate(tokens)))
+    stats["elapsed"] = time.monotonic() - started
+    stats["warm_acked"] = warm["acked"]
+    stats["warm_errors"] = warm["errors"]
+    return stats
+
+
+def percentiles(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    ordered = sorted(values)
+
+    def at(q):
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return f"p50 {at(0.50):6.1f}  p95 {at(0.95):6.1f}  p99 {at(0.99):6.1f}  max {ordered[-1]:7.1f} ms"
+
+
+# --- one run --------------------------------------------------------------------------------
+
+
+def profile_worker(server: subprocess.Popen, seconds: float, out: Path) -> subprocess.Popen | None:
+    spy = shutil.which("py-spy") or str(Path(PYTHON).with_name("py-spy"))
+    if not Path(spy).exists():
+        print("  (py-spy not installed: pip install py-spy; skipping the profile)")
+        return None
+    children = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True).stdout.split()
+    if not children:
+        return None
+    return subprocess.Popen(
+        [spy, "record", "-p", children[0], "-d", str(int(seconds)), "-f", "raw", "-o", str(out), "-r", "200",
+         "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def top_frames(raw: Path, n: int = 25) -> str:
+    """Self and inclusive sample counts per function from py-spy's collapsed stacks."""
+    if not raw.exists():
+        return "  (no profile written)"
+    inclusive, own, total = Counter(), Counter(), 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        count = int(count)
+        total += count
+        frames = stack.split(";")
+        for frame in set(frames):
+            inclusive[frame] += count
+        own[frames[-1]] += count
+    lines = [f"  {total} samples; inclusive % / own % / function"]
+    for frame, count in inclusive.most_common(n):
+        lines.append(f"  {100 * count / total:5.1f} {100 * own[frame] / total:5.1f}  {frame[:150]}")
+    return "\n".join(lines)
+
+
+def run(db: str, args) -> dict:
+    workdir = Path(tempfile.mkdtemp(prefix=f"duet-load-{db}-"))
+    postgres = None
+    server = None
+    try:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": args.settings,
+            "PYTHONPATH": f"{ROOT}{os.pathsep}{workdir}",
+            "DUET_VAR_DIR": str(workdir / "var"),
+            "DJANGO_DEBUG": "0",
+            "DUET_LOG_LEVEL": "WARNING",
+            # The limits stay on (their cost is part of the figures) but far above the load.
+            "DUET_VOTE_RATE_LIMIT": "1000000/minute",
+            "DUET_NEXT_RATE_LIMIT": "1000000/minute",
+            "DUET_CLIENT_RATE_LIMIT": "1000000/minute",
+        }
+        if args.prototype:
+            (workdir / "bench_prototype_settings.py").write_text(PROTOTYPE_SETTINGS)
+            env["DJANGO_SETTINGS_MODULE"] = "bench_prototype_settings"
+        if db == "postgres":
+            postgres = Postgres(workdir)
+            env["DATABASE_URL"] = postgres.start()
+        else:
+            env["DATABASE_URL"] = f"sqlite:///{workdir / 'duet.sqlite3'}"
+        manage(env, "migrate", "--noinput")
+        setup = SETUP.format(voters=args.voters, systems=args.systems, prompts=args.prompts)
+        tokens = json.loads(manage(env, "shell", "-c", setup).split("TOKENS", 1)[1])
+
+        port = free_port()
+        log = open(workdir / "gunicorn.log", "w")
+        (workdir / "bench_wsgi.py").write_text(PRELOADED_WSGI)
+        server = subprocess.Popen(
+            [PYTHON, "-m", "gunicorn", "bench_wsgi", "--preload", "-b", f"127.0.0.1:{port}", "-w", str(args.workers),
+             "-k", "gthread", "--threads", str(args.threads), "--keep-alive", "30", "--backlog", "2048",
+             "--timeout", "120"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        wait_for_port(port, 60, server)
+        before = load_average()
+        spy = profile_worker(server, args.seconds + 2, workdir / "profile.txt") if args.profile else None
+        stats = asyncio.run(drive(port, tokens, args.seconds, args.warmup))
+        after = load_average()
+        if spy is not None:
+            spy.wait(timeout=120)
+
+        acked_path = workdir / "acked.json"
+        acked_path.write_text(json.dumps(stats["acked"] + stats["warm_acked"]))
+        verify = json.loads(manage(env, "shell", "-c", VERIFY.format(acked_path=str(acked_path))).split("VERIFY", 1)[1])
+        result = {"db": db, "stats": stats, "verify": verify, "load_before": before, "load_after": after}
+        report(result, args)
+        if args.profile:
+            print(top_frames(workdir / "profile.txt"))
+        return result
+    finally:
+        if server is not None and server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+        if postgres is not None:
+            postgres.stop()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"  kept {workdir}")
+
+
+def report(result: dict, args) -> None:
+    stats, verify = result["stats"], result["verify"]
+    votes = len(stats["acked"])
+    errors = sum(stats["errors"].values())
+    print(f"\n== {result['db']}: {args.voters} voters, {stats['elapsed']:.1f} s, gunicorn {args.workers} workers x "
+          f"{args.threads} threads{' (prototype settings)' if args.prototype else ''}")  # fmt: skip
+    print(f"  load average before {result['load_before']}, after {result['load_after']} ({os.cpu_count()} cores)")
+    print(f"  votes/s      {votes / stats['elapsed']:8.1f}   ({votes} votes acknowledged)")
+    print(f"  next         {percentiles(stats['next_ms'])}")
+    print(f"  vote         {percentiles(stats['vote_ms'])}")
+    print(f"  next+vote    {percentiles(stats['cycle_ms'])}")
+    print(f"  errors       {errors}" + "".join(f"\n    {n} x {what}" for what, n in stats["errors"].most_common(8)))
+    print(f"  check        acknowledged {verify['acknowledged']} (incl. warm-up), stored {verify['stored']}, "
+          f"lost {verify['lost']}, doubled judgments {verify['doubled_judgments']}, doubled battles "
+          f"{verify['doubled_battles']}, judgments without battle {verify['judgments_without_battle']}, "
+          f"stored but unacknowledged {verify['stored_unacknowledged']}")  # fmt: skip
+
+
+# gunicorn --preload imports the application once in the master and forks warm workers.
+# The URL configuration pulls in numpy and scipy.stats through arena.leaderboard (about
+# 1.3 s of CPU on an idle core, several seconds on a busy one); without this each worker
+# pays that on its first request, in the middle of the measurement.
+PRELOADED_WSGI = textwrap.dedent('''
+    from config.wsgi import application  # noqa: F401
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns
+    import arena.actions, arena.leaderboard, arena.ratings  # noqa: E401,F401
+''')
+
+
+# Prototype of optimisations outside the files this benchmark's owner may edit, loaded
+# only with --prototype: a settings module that patches them in at import, so the
+# effect can be measured before anyone changes the real code.
+PROTOTYPE_SETTINGS = textwrap.dedent('''
+    from config.settings import *  # noqa: F401,F403
+    from config.settings import DATABASES
+
+    # SQLite opens a connection per request (CONN_MAX_AGE=0) and re-runs the PRAGMAs.
+    if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        DATABASES["default"]["CONN_MAX_AGE"] = 60
+
+    import bench_prototype_patches  # noqa: E402,F401
+''')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--voters", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--systems", type=int, default=8)
+    parser.add_argument("--prompts", type=int, default=100)
+    parser.add_argument("--settings", default="config.settings")
+    parser.add_argument("--prototype", action="store_true", help="measure the proposed optimisations (see PROTOTYPE_SETTINGS)")
+    parser.add_argument("--profile", action="store_true", help="sample one gunicorn worker with py-spy")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, database)")
+    args = parser.parse_args()
+    for db in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
+        run(db, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,293 @@
+"""Training runs: the only functions that write TrainingRun rows.
+
+`check_run_request` validates what a researcher asked for (from the dashboard form, the
+API or the `train` command alike) and `do_create_run` queues it; `execute_run` is what the
+worker does with it: snapshot the dataset, train through `training.recipes` (TRL), write
+progress as it goes, evaluate, and for DPO register the tuned model as a new System that
+joins the arena.
+"""
+
+import json
+import logging
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from arena.errors import InvalidInput, NotFound
+from arena.models import Arena, Modality, Provider, System
+
+from .models import RunKind, RunStatus, TrainingRun
+
+logger = logging.getLogger(__name__)
+
+LOSSES = ("sigmoid", "robust", "ipo", "hinge", "cdpo", "weighted")
+ADAPTERS = ("auto", "lora", "full")
+DEFAULT_FILTERS = {"aggregate": "dawid-skene", "min_confidence": 0.0, "include_ties": False, "source": "human"}
+
+
+@dataclass
+class RunRequest:
+    kind: str
+    project: object | None = None  # annotation.Project
+    arena: Arena | None = None
+    base_system: System | None = None
+    base_model: str = ""
+    loss: str = "sigmoid"
+    max_steps: int = 0
+    adapter: str = "auto"
+    filters: dict = field(default_factory=dict)
+    recipe: dict = field(default_factory=dict)
+
+
+def _base(base: str | None) -> tuple[System | None, str]:
+    """A base System (its transformers model) or a model name/folder."""
+    if not base:
+        return None, settings.TRAINING_DEFAULT_BASE
+    system = System.objects.filter(name=base).first()
+    if system is None:
+        if base == settings.TRAINING_DEFAULT_BASE or Path(base).is_dir():
+            return None, base
+        raise NotFound(f"no system named {base!r} (give a text system on a transformers model, or a model folder)")
+    if system.provider != Provider.TRANSFORMERS or system.modality != Modality.TEXT:
+        raise InvalidInput(f"system {base!r} is not a local transformers text model, so it cannot be tuned")
+    return system, str(system.provider_config.get("model") or settings.TRAINING_DEFAULT_BASE)
+
+
+def build_recipe(request: RunRequest) -> dict:
+    from training.recipes import RecipeError, TrainingRecipe
+
+    training = dict(request.recipe.get("training", {}))
+    if request.kind == RunKind.DPO:
+        if request.loss == "weighted":
+            # Each pair's loss times the posterior that its label is right (annotation's weights).
+            training.setdefault("losses", ["sigmoid"])
+            training.setdefault("pair_weighting", "fixed")
+        else:
+            training.setdefault("losses", [request.loss])
+    if request.max_steps:
+        training["max_steps"] = request.max_steps
+    model = {**request.recipe.get("model", {}), "name_or_path": request.base_model, "adapter": request.adapter}
+    try:
+        recipe = TrainingRecipe.from_dict({"model": model, "data": request.recipe.get("data", {}), "training": training})
+    except RecipeError as exc:
+        raise InvalidInput(f"recipe: {exc}") from None
+    return recipe.to_dict()
+
+
+def check_run_request(
+    *,
+    kind: str,
+    project: str | None = None,
+    arena: str | None = None,
+    base: str | None = None,
+    loss: str = "sigmoid",
+    max_steps: int | None = None,
+    adapter: str = "auto",
+    filters: dict | None = None,
+    recipe: dict | None = None,
+) -> RunRequest:
+    from annotation.models import Project
+
+    if kind not in RunKind.values:
+        raise InvalidInput(f"kind must be one of {', '.join(RunKind.values)}; got {kind!r}")
+    if bool(project) == bool(arena):
+        raise InvalidInput("choose exactly one data source: a project or an arena")
+    if loss not in LOSSES:
+        raise InvalidInput(f"loss must be one of {', '.join(LOSSES)}; got {loss!r}")
+    if kind == RunKind.REWARD and loss not in ("sigmoid", "weighted"):
+        raise InvalidInput(f"loss {loss!r} is a DPO loss; a reward model trains with the Bradley-Terry loss")
+    if adapter not in ADAPTERS:
+        raise InvalidInput(f"adapter must be one of {', '.join(ADAPTERS)}; got {adapter!r}")
+    if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 0):
+        raise InvalidInput("max_steps must be a non-negative whole number")
+    filters = {**DEFAULT_FILTERS, **(filters or {})}
+    unknown = set(filters) - set(DEFAULT_FILTERS)
+    if unknown:
+        raise InvalidInput(f"unknown data filters: {', '.join(sorted(unknown))}")
+    request = RunRequest(kind=kind, loss=loss, max_steps=max_steps or 0, adapter=adapter, filters=filters,
+                         recipe=recipe or {})  # fmt: skip
+    if project:
+        request.project = Project.objects.filter(name=project).first()
+        if request.project is None:
+            raise NotFound(f"no project named {project!r}")
+    else:
+        request.arena = Arena.objects.filter(name=arena).first()
+        if request.arena is None:
+            raise NotFound(f"no arena named {arena!r}")
+    request.base_system, request.base_model = _base(base)
+    request.recipe = build_recipe(request)
+    return request
+
+
+def do_create_run(request: RunRequest, user=None) -> TrainingRun:
+    from .tasks import run_training
+
+    with transaction.atomic():
+        run = TrainingRun.objects.create(
+            kind=request.kind, project=request.project, arena=request.arena, data_filters=request.filters,
+            base_system=request.base_system, base_model=request.base_model, loss=request.loss,
+            recipe=request.recipe, created_by=user if user is not None and user.is_authenticated else None,
+        )  # fmt: skip
+        transaction.on_commit(lambda: run_training.delay(run.pk))
+    return run
+
+
+def do_cancel_run(run: TrainingRun) -> TrainingRun:
+    """A queued run is cancelled at once; a running one stops at its next step."""
+    if run.is_finished:
+        raise InvalidInput(f"run {run.pk} has already {run.status}")
+    TrainingRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+        status=RunStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now()
+    )
+    TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(cancel_requested=True)
+    run.refresh_from_db()
+    return run
+
+
+def mark_stale_runs() -> int:
+    """A run whose worker died stops sending heartbeats; it is failed, never left running."""
+    limit = timezone.now() - timezone.timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT_SECONDS)
+    return TrainingRun.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=limit).update(
+        status=RunStatus.FAILED,
+        finished_at=timezone.now(),
+        error=f"no heartbeat for {settings.TRAINING_HEARTBEAT_TIMEOUT_SECONDS} s: the worker running it stopped",
+    )
+
+
+# --- the worker side ------------------------------------------------------------------------
+
+
+def run_dir(run: TrainingRun) -> Path:
+    return Path(settings.TRAINING_RUNS_DIR) / f"run-{run.pk}"
+
+
+def snapshot_dataset(run: TrainingRun) -> tuple[Path, list[dict]]:
+    """Write the run's training pairs (annotation's TRL export) next to its outputs, so the
+    run can be reproduced and the data exported as it was."""
+    from annotation.export.service import ExportOptions, export_dataset
+
+    path = run_dir(run) / "dataset.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options = ExportOptions(
+        output=str(path), format="trl",
+        project=run.project.name if run.project_id else None,
+        arena=run.arena.name if run.arena_id else None,
+        **run.data_filters,
+    )  # fmt: skip
+    result = export_dataset(options)
+    pairs = [json.loads(line) for line in Path(result.path).read_text().splitlines() if line.strip()]
+    return Path(result.path), pairs
+
+
+def _claim(run_id: int) -> TrainingRun | None:
+    now = timezone.now()
+    claimed = TrainingRun.objects.filter(pk=run_id, status=RunStatus.QUEUED, cancel_requested=False).update(
+        status=RunStatus.RUNNING, started_at=now, heartbeat_at=now
+    )
+    return TrainingRun.objects.get(pk=run_id) if claimed else None
+
+
+def _finish(run_id: int, status: str, **fields) -> None:
+    TrainingRun.objects.filter(pk=run_id).update(status=status, finished_at=timezone.now(), **fields)
+
+
+def execute_run(run_id: int) -> str:
+    """Run a queued training job to its end; returns the final status."""
+    run = _claim(run_id)
+    if run is None:
+        current = TrainingRun.objects.filter(pk=run_id).first()
+        if current is not None and current.status == RunStatus.RUNNING:
+            # Redelivered after the worker that had it died (acks_late): whatever it had
+            # written is in its own run folder; the run is failed, not resumed.
+            _finish(run_id, RunStatus.FAILED, error="the worker running this job stopped (killed or lost); "
+                                                    "start the run again")  # fmt: skip
+            return RunStatus.FAILED
+        return current.status if current else "missing"
+    try:
+        return _train(run)
+    except Exception:  # noqa: BLE001 - any failure is stored with its traceback, never raised into Celery
+        logger.exception("training run %s failed", run_id)
+        _finish(run_id, RunStatus.FAILED, error=traceback.format_exc()[-20000:])
+        return RunStatus.FAILED
+
+
+def _train(run: TrainingRun) -> str:
+    from training.recipes import TrainingRecipe, train_dpo, train_reward_model
+
+    dataset_path, pairs = snapshot_dataset(run)
+    TrainingRun.objects.filter(pk=run.pk).update(
+        n_pairs=len(pairs), artifacts={"dataset": str(dataset_path)}, heartbeat_at=timezone.now()
+    )
+    if len(pairs) < 2:
+        _finish(run.pk, RunStatus.FAILED, error=f"the data source has {len(pairs)} decided pair(s); "
+                                                "at least 2 are needed to train")  # fmt: skip
+        return RunStatus.FAILED
+
+    history: list[dict] = []
+
+    def on_progress(progress) -> None:
+        # Called on every logged step: this is the heartbeat too.
+        point = {"step": progress.step, "total_steps": progress.total_steps, "loss": progress.loss,
+                 "reward_accuracy": progress.reward_accuracy, "epoch": progress.epoch}  # fmt: skip
+        history.append(point)
+        TrainingRun.objects.filter(pk=run.pk).update(progress=point, history=history, heartbeat_at=timezone.now())
+
+    def should_stop() -> bool:
+        TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
+        return TrainingRun.objects.filter(pk=run.pk, cancel_requested=True).exists()
+
+    train = train_dpo if run.kind == RunKind.DPO else train_reward_model
+    result = train(pairs, TrainingRecipe.from_dict(run.recipe), run_dir(run),
+                   on_progress=on_progress, should_stop=should_stop)  # fmt: skip
+    artifacts = {"dataset": str(dataset_path), "output_dir": result.output_dir, "model_dir": result.model_dir,
+                 "merged_dir": result.merged_dir}  # fmt: skip
+    if result.cancelled:
+        _finish(run.pk, RunStatus.CANCELLED, artifacts=artifacts, metrics=_metrics(result))
+        return RunStatus.CANCELLED
+    produced = None
+    if run.kind == RunKind.DPO and result.merged_dir:
+        produced = register_tuned_system(run, result.merged_dir)
+    _finish(run.pk, RunStatus.SUCCEEDED, artifacts=artifacts, metrics=_metrics(result), produced_system=produced)
+    if produced is not None:
+        from arena.tasks import generate_outputs
+
+        # The tuned model answers the arena's prompts in the worker, then meets the others.
+        transaction.on_commit(lambda: generate_outputs.delay(produced.pk))
+    return RunStatus.SUCCEEDED
+
+
+def _metrics(result) -> dict:
+    metrics = {
+        "steps": result.steps, "total_steps": result.total_steps, "train_loss": result.train_loss,
+        "final_loss": result.final_loss, "n_train": result.n_train, "n_validation": result.n_validation,
+        "device": result.device, "adapter": result.adapter, "runtime_s": round(result.runtime_s, 2),
+        "flip_rate": result.flip_rate, "n_filtered_uncertain": result.n_filtered_uncertain,
+    }  # fmt: skip
+    if result.reliability:
+        metrics["annotator_reliability"] = result.reliability
+    if result.metrics is not None:
+        held_out = result.metrics.to_dict()
+        metrics.update(held_out)
+        metrics["heldout_accuracy"] = held_out["preference_accuracy"]
+    return metrics
+
+
+def register_tuned_system(run: TrainingRun, model_dir: str) -> System:
+    """The tuned model as a new arena System: named after its base and run, a child of the
+    base system, answering with the base's system prompt and sampling."""
+    base_config = dict(run.base_system.provider_config) if run.base_system else {}
+    base_name = run.base_system.name if run.base_system else Path(run.base_model).name
+    name = f"{base_name}+dpo-run{run.pk}"
+    system, _ = System.objects.update_or_create(
+        name=name,
+        defaults={
+            "modality": Modality.TEXT, "provider": Provider.TRANSFORMERS,
+            "provider_config": {**base_config, "model": model_dir}, "parent": run.base_system,
+            "version": f"run-{run.pk}", "description": f"DPO ({run.loss}) on {run.source_name}, run {run.pk}.",
+        },
+    )  # fmt: skip
+    return system

@@ -1,0 +1,86 @@
+"""Training runs: a reward model or a DPO-family tuning job on a snapshot of judgments.
+
+Fields only; `training.actions` is the only writer, `training.tasks.run_training` the
+worker side.
+"""
+
+from django.conf import settings
+from django.db import models
+
+
+class RunKind(models.TextChoices):
+    REWARD = "reward", "Reward model (Bradley-Terry)"
+    DPO = "dpo", "DPO-family preference tuning"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class TrainingRun(models.Model):
+    kind = models.CharField(max_length=10, choices=RunKind.choices)
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
+    # Data source: one of a project or an arena, and the filters of the dataset built from it
+    # (aggregate, min_confidence, include_ties, source) — annotation's export options.
+    project = models.ForeignKey(
+        "annotation.Project", null=True, blank=True, on_delete=models.SET_NULL, related_name="training_runs"
+    )
+    arena = models.ForeignKey("arena.Arena", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    data_filters = models.JSONField(default=dict, blank=True)
+    base_system = models.ForeignKey(
+        "arena.System", null=True, blank=True, on_delete=models.SET_NULL, related_name="training_runs"
+    )
+    base_model = models.CharField(max_length=500, help_text="Model name or folder the run starts from.")
+    loss = models.CharField(max_length=20, blank=True, help_text="As asked for: sigmoid, robust, ipo, hinge, weighted.")
+    # training.recipes.TrainingRecipe.to_dict(): model / data / training groups.
+    recipe = models.JSONField(default=dict)
+    # Live progress, written by the worker on every logged step: step, total_steps, loss,
+    # reward_accuracy; `history` keeps every report for the curves.
+    progress = models.JSONField(default=dict, blank=True)
+    history = models.JSONField(default=list, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    # Dataset snapshot, output folders, merged model.
+    artifacts = models.JSONField(default=dict, blank=True)
+    n_pairs = models.PositiveIntegerField(null=True, blank=True)
+    produced_system = models.ForeignKey(
+        "arena.System", null=True, blank=True, on_delete=models.SET_NULL, related_name="produced_by_runs"
+    )
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} run {self.pk}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def percent(self) -> int:
+        total = self.progress.get("total_steps") or 0
+        if self.status == RunStatus.SUCCEEDED:
+            return 100
+        return int(100 * self.progress.get("step", 0) / total) if total else 0
+
+    @property
+    def source_name(self) -> str:
+        if self.project_id:
+            return f"project {self.project.name}"
+        return f"arena {self.arena.name}" if self.arena_id else "—"
