@@ -26,7 +26,7 @@ from arena.ratings import (  # noqa: E402
     POINTS_PER_LOGIT,
     BattleCounts,
     MatchState,
-    choose_pair,
+    draw_pair,
     pair_weights,
     uniform_pair_weights,
 )
@@ -61,8 +61,10 @@ def run(policy, strengths: np.ndarray, max_votes: int, batch: int, target: float
     state = MatchState.from_counts(counts_from_table(systems, table))
     taus = []
     for done in range(batch, max_votes + 1, batch):
+        # Voters in a batch are served from the same fit, as between two refits in the arena.
+        probs = policy(state)
         for _ in range(batch):
-            i, j = choose_pair(state, rng, weights=policy)
+            i, j = draw_pair(probs, rng)
             outcome = vote(strengths[i], strengths[j], rng)
             if i > j:
                 i, j, outcome = j, i, (1, 0, 2)[outcome]

@@ -1,6 +1,7 @@
 """A real Celery worker process fills in outputs queued by `seed_demo`, on the embedded
 filesystem broker (what `make run` uses) and on a real Redis."""
 
+import json
 import os
 import shutil
 import signal
@@ -197,3 +198,56 @@ def test_live_battle_answered_by_real_smollm2_in_the_worker(smollm2_dir, tmp_pat
         assert generation.first_token_at <= generation.finished_at
         assert generation.output.metadata["tokens"] > 0
     print({g.side: g.text for g in LiveGeneration.objects.filter(battle=battle)})
+
+
+TRAIN_SETUP = """
+import random
+from django.contrib.auth import get_user_model
+from arena import actions
+from arena.models import Output, Prompt, System
+System.objects.create(name="tiny-base", provider="transformers", provider_config={"model": "%(model)s"})
+others = [System.objects.create(name=f"answers-{i}") for i in range(3)]
+for j in range(6):
+    prompt = Prompt.objects.create(text=f"Question {j}?")
+    for i, system in enumerate(others):
+        Output.objects.create(system=system, prompt=prompt, text="word " * (2 + 3 * i))
+for v in range(2):
+    judge = actions.judge_for_user(get_user_model().objects.create_user(f"voter{v}"))
+    for _ in range(18):
+        comparison = actions.next_comparison(judge, "text", rng=random.Random(v))
+        verdict = "a" if len(comparison.output_a.text) > len(comparison.output_b.text) else "b"
+        actions.do_record_judgment(actions.check_vote(
+            token=actions.issue_vote_token(comparison, judge), judge=judge, verdict=verdict))
+"""
+
+
+def run_train_command_through_worker(env, tmp_path, tiny_model_dir):
+    setup = subprocess.run([sys.executable, "manage.py", "shell", "-c", TRAIN_SETUP % {"model": tiny_model_dir}],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert setup.returncode == 0, setup.stderr
+    worker = processes.start_worker(env, tmp_path)
+    try:
+        trained = subprocess.run(
+            [sys.executable, "manage.py", "train", "--kind", "dpo", "--arena", "main", "--base", "tiny-base",
+             "--max-steps", "2", "--lora", "--wait", "--timeout", "400", "--format", "json"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+    finally:
+        worker.stop()
+    assert trained.returncode == 0, trained.stderr + worker.log()
+    body = json.loads(trained.stdout)
+    assert body["status"] == "succeeded"
+    assert body["metrics"]["heldout_accuracy"] is not None and body["metrics"]["ranking_accuracy"] is not None
+    assert body["produced_system"] == f"tiny-base+dpo-run{body['id']}"
+    assert System.objects.filter(name=body["produced_system"], parent__name="tiny-base").exists()
+
+
+def test_train_command_waits_for_the_worker_on_the_embedded_broker(tiny_model_dir, tmp_path):
+    env = processes.process_env(tmp_path, DUET_TRAINING_RUNS_DIR=str(tmp_path / "runs"))
+    run_train_command_through_worker(env, tmp_path, tiny_model_dir)
+
+
+@pytest.mark.redis
+def test_train_command_waits_for_the_worker_on_redis(tiny_model_dir, redis_url, tmp_path):
+    env = processes.process_env(tmp_path, DUET_TRAINING_RUNS_DIR=str(tmp_path / "runs"), CELERY_BROKER_URL=redis_url)
+    run_train_command_through_worker(env, tmp_path, tiny_model_dir)

@@ -20,7 +20,7 @@ from .leaderboard import (
     compute_leaderboard,
     rank_from_intervals,
 )
-from .matchmaking import MatchState, choose_pair, pair_weights, uniform_pair_weights
+from .matchmaking import MatchState, choose_pair, draw_pair, pair_weights, uniform_pair_weights
 from .matrices import battle_count_matrix, predicted_win_rate_matrix, win_rate_matrix
 from .models import BradleyTerry, LogisticDesign, OnlineElo, RatingModel, online_elo, online_elo_resampled
 from .scale import BASE, INITIAL_RATING, POINTS_PER_LOGIT, SCALE, Normaliser, win_probability
@@ -55,6 +55,7 @@ __all__ = [
     "battle_count_matrix",
     "choose_pair",
     "component_labels",
+    "draw_pair",
     "components_without_finite_mle",
     "compute_leaderboard",
     "online_elo",

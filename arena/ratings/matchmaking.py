@@ -179,7 +179,12 @@ def choose_pair(
     """Draw a pair from `weights(state, ...)` (pass `uniform_pair_weights` for the
     baseline), in random left/right order so position bias averages out. `exclude` holds
     system indices that must not be shown, `exclude_pairs` index pairs (either order)."""
-    probs = weights(state, exclude=exclude, exclude_pairs=exclude_pairs)
+    return draw_pair(weights(state, exclude=exclude, exclude_pairs=exclude_pairs), rng)
+
+
+def draw_pair(probs: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
+    """One pair from pair probabilities of shape (n, n), sides in random order. Lets a
+    caller serving a batch of voters compute the weights once per refit."""
     flat = rng.choice(probs.size, p=probs.ravel())
     i, j = divmod(int(flat), probs.shape[1])
     return (i, j) if rng.random() < 0.5 else (j, i)

@@ -36,7 +36,7 @@ from .imported import ImportedJudge, normalise_verdict
 from .protocol import PROTOCOL_VERSION
 
 __all__ = [
-    "A", "B", "TIE", "UNPARSABLE", "UNSUPPORTED", "VERDICTS", "NO_VERDICT", "PROTOCOL_VERSION",
+    "DEFAULT_JUDGE", "A", "B", "TIE", "UNPARSABLE", "UNSUPPORTED", "VERDICTS", "NO_VERDICT", "PROTOCOL_VERSION",
     "ImportedJudge", "Judge", "JudgeError", "JudgeVerdict", "OrderResult", "PairItem",
     "get_judge", "normalise_verdict", "openai_config_from_env",
 ]

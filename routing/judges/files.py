@@ -142,3 +142,15 @@ def _attach_judge_file(pairs: list[LabelledPair], judge_file: Path, judge_name: 
                      {**p.judge_records, **({judge_name: by_id[p.item.id]} if p.item.id in by_id else {})})
         for p in pairs
     ]
+
+
+def judge_for_pairs(spec: str, pairs: list[LabelledPair], **options):
+    """The judge ``spec`` for these pairs: a replay of its verdicts when the file carries them
+    (``judgments`` entries, or a judge file, under that name), else the live judge ``spec``."""
+    from . import ImportedJudge, get_judge
+
+    name = spec.removeprefix("imported:")
+    records = {pair.item.id: pair.judge_records[name] for pair in pairs if name in pair.judge_records}
+    if records or spec.startswith("imported:"):
+        return ImportedJudge(name, records)
+    return get_judge(spec, **options)

@@ -9,7 +9,9 @@ says so.
 Those labelled comparisons are the ones an earlier round chose for humans, so they are not
 a random sample: a model trained only on what it picked learns little about what it
 skipped. ``explore`` spends a share of each budget on a random pick to keep some unbiased
-data coming in (0.1 measured best on PandaLM, see bench/routing.py).
+data coming in. On PandaLM with GPT-3.5 as the judge, 0.1 and 0 are within 0.007 of each
+other at every budget from 10% to 60% (0.25 costs up to 0.009): a cheap guard for data whose
+drift the first batches do not show, not a measured gain.
 """
 
 from __future__ import annotations

@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+
+from arena.ratings import (
+    POINTS_PER_LOGIT,
+    BattleCounts,
+    MatchState,
+    choose_pair,
+    compute_leaderboard,
+    pair_weights,
+    uniform_pair_weights,
+)
+
+
+def state(ratings, sd, votes=None, components=None) -> MatchState:
+    n = len(ratings)
+    return MatchState(
+        ratings=np.asarray(ratings, dtype=float),
+        covariance=np.diag(np.asarray(sd, dtype=float) ** 2),
+        votes=np.full(n, 100) if votes is None else np.asarray(votes),
+        components=np.zeros(n, dtype=np.int64) if components is None else np.asarray(components),
+    )
+
+
+def test_weights_are_a_distribution_over_pairs_with_an_exploration_floor():
+    s = state([1000, 1010, 1200, 1500], [20, 20, 20, 20])
+    weights = pair_weights(s, exploration=0.1)
+    assert weights.sum() == pytest.approx(1.0)
+    assert np.all(np.tril(weights) == 0)
+    upper = weights[np.triu_indices(4, 1)]
+    assert upper.min() >= 0.1 / 6 - 1e-12
+
+
+def test_close_pairs_with_overlapping_intervals_come_first():
+    # given 0 and 1 close, 2 far above, equally well measured
+    weights = pair_weights(state([1000, 1010, 1400], [25, 25, 25]))
+    assert weights[0, 1] > 5 * weights[0, 2]
+
+
+def test_systems_with_few_votes_are_preferred():
+    # given the same rating gaps, but system 2 barely measured
+    s = state([1000, 1050, 950], [10, 10, 60], votes=[500, 500, 20])
+    weights = pair_weights(s)
+    assert weights[0, 2] > weights[0, 1]
+
+
+def test_pairs_across_components_get_the_top_score():
+    rows = [("A", "B", "a")] * 20 + [("B", "A", "a")] * 20 + [("C", "D", "a")] * 20 + [("D", "C", "a")] * 20
+    board = compute_leaderboard(BattleCounts.from_records(rows), ci="sandwich", min_votes=0)
+    s = MatchState.from_leaderboard(board)
+    weights = pair_weights(s)
+    names = s.systems
+    across = weights[names.index("A"), names.index("C")] + weights[names.index("C"), names.index("A")]
+    within = weights[min(names.index("A"), names.index("B")), max(names.index("A"), names.index("B"))]
+    assert across > within
+
+
+def test_exclusions_are_respected():
+    s = state([1000, 1010, 1020, 1030], [30] * 4)
+    weights = pair_weights(s, exclude={1}, exclude_pairs={(3, 0)})
+    assert weights[1, :].sum() == 0 and weights[:, 1].sum() == 0 and weights[0, 3] == 0
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        i, j = choose_pair(s, rng, exclude={1}, exclude_pairs={(0, 3)})
+        assert 1 not in (i, j) and {i, j} != {0, 3} and i != j
+    with pytest.raises(ValueError, match="no pair"):
+        pair_weights(state([1000, 1010], [30, 30]), exclude={0})
+
+
+def test_choose_pair_follows_the_weights_and_randomises_sides():
+    s = state([1000, 1010, 1300], [30, 30, 30])
+    weights = pair_weights(s)
+    rng = np.random.default_rng(1)
+    drawn = [choose_pair(s, rng) for _ in range(4000)]
+    share_01 = np.mean([{i, j} == {0, 1} for i, j in drawn])
+    assert share_01 == pytest.approx(weights[0, 1], abs=0.03)
+    assert 0.4 < np.mean([i < j for i, j in drawn]) < 0.6
+
+
+def test_uniform_baseline_is_uniform():
+    weights = uniform_pair_weights(state([1000, 1500, 2000], [1, 1, 1]))
+    np.testing.assert_allclose(weights[np.triu_indices(3, 1)], 1 / 3)
+    rng = np.random.default_rng(2)
+    assert choose_pair(state([1000, 1500], [1, 1]), rng, weights=uniform_pair_weights) in {(0, 1), (1, 0)}
+
+
+def test_state_from_counts_works_before_any_vote_and_learns_from_votes():
+    systems = ("x", "y", "z")
+    empty = BattleCounts(systems, *(np.zeros(0, dtype=t) for t in (np.int64, np.int64, np.int8, np.int64, float, float)))
+    fresh = MatchState.from_counts(empty)
+    np.testing.assert_allclose(fresh.ratings, 1000.0)
+    np.testing.assert_allclose(pair_weights(fresh)[np.triu_indices(3, 1)], 1 / 3)
+    # once x has beaten y often, z (never seen) is the one to learn about
+    learned = MatchState.from_counts(BattleCounts.from_arrays(systems, [0] * 40, [1] * 40, ["a"] * 30 + ["b"] * 10))
+    assert learned.ratings[0] > learned.ratings[1]
+    weights = pair_weights(learned)
+    assert weights[0, 1] < min(weights[0, 2], weights[1, 2])
+    sd = np.sqrt(np.diag(learned.covariance)) / POINTS_PER_LOGIT
+    assert sd[2] > sd[0]
