@@ -24,6 +24,7 @@ from .models import (
     Judgment,
     Modality,
     Output,
+    PromptOrigin,
     Verdict,
 )
 
@@ -58,8 +59,16 @@ def judge_for_session(session_key: str) -> Judge:
 # --- matchmaking v1 -----------------------------------------------------------------------
 
 
+# The open arena serves the shared prompt pool only: imported project data stays in its
+# project, and voters' own live prompts are not shown to other voters.
+POOL_ORIGINS = (PromptOrigin.SEED, PromptOrigin.API)
+
+
 def _eligible_outputs(modality: str):
-    queryset = Output.objects.filter(system__is_active=True, system__modality=modality, prompt__modality=modality)
+    queryset = Output.objects.filter(
+        system__is_active=True, system__modality=modality, prompt__modality=modality,
+        prompt__origin__in=POOL_ORIGINS, turn=0,
+    )  # fmt: skip
     if modality == Modality.TEXT:
         return queryset.exclude(text="")
     return queryset.exclude(media="")

@@ -1,6 +1,18 @@
 from django.contrib import admin
 
-from .models import Comparison, Judge, Judgment, Output, Prompt, System
+from .models import (
+    Arena,
+    Battle,
+    Comparison,
+    Judge,
+    Judgment,
+    LeaderboardSnapshot,
+    LiveBattle,
+    LiveGeneration,
+    Output,
+    Prompt,
+    System,
+)
 
 
 @admin.register(System)
@@ -59,3 +71,36 @@ class JudgmentAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Arena)
+class ArenaAdmin(admin.ModelAdmin):
+    list_display = ["name", "created_at", "refresh_requested_at"]
+
+
+@admin.register(Battle)
+class BattleAdmin(admin.ModelAdmin):
+    list_display = ["id", "arena", "system_a", "system_b", "outcome", "modality", "category", "anonymous", "source", "tstamp"]
+    list_filter = ["arena", "modality", "outcome", "anonymous", "source"]
+    raw_id_fields = ["system_a", "system_b", "judgment"]
+
+
+@admin.register(LeaderboardSnapshot)
+class LeaderboardSnapshotAdmin(admin.ModelAdmin):
+    list_display = ["id", "arena", "modality", "category", "style_control", "method", "ci", "n_battles", "computed_at"]
+    list_filter = ["arena", "modality", "style_control"]
+
+
+class LiveGenerationInline(admin.TabularInline):
+    model = LiveGeneration
+    extra = 0
+    raw_id_fields = ["system", "output"]
+    readonly_fields = ["queued_at", "started_at", "first_token_at", "finished_at"]
+
+
+@admin.register(LiveBattle)
+class LiveBattleAdmin(admin.ModelAdmin):
+    list_display = ["public_id", "judge", "modality", "system_a", "system_b", "status", "created_at"]
+    list_filter = ["modality", "status"]
+    raw_id_fields = ["judge", "prompt", "system_a", "system_b", "comparison"]
+    inlines = [LiveGenerationInline]

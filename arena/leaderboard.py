@@ -86,6 +86,7 @@ def request_refresh(arena: Arena) -> bool:
         refresh_leaderboards.apply_async((arena.pk,), countdown=settings.LEADERBOARD_DEBOUNCE_SECONDS)
     except Exception:  # noqa: BLE001 - broker down: the vote stands; a later vote re-queues
         logger.exception("could not queue a leaderboard refresh for %s; will retry on a later vote", arena)
+        Arena.objects.filter(pk=arena.pk, refresh_requested_at=now).update(refresh_requested_at=None)
         return False
     return True
 

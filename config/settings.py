@@ -261,6 +261,11 @@ PROMPT_BLOCKLIST = env_list("DUET_PROMPT_BLOCKLIST", [])
 PROMPT_BLOCK_PATTERNS = [p for p in env_str("DUET_PROMPT_BLOCK_PATTERNS", "").split("||") if p.strip()]
 MODERATION_URL = env_str("DUET_MODERATION_URL", "")
 MODERATION_API_KEY_ENV = env_str("DUET_MODERATION_API_KEY_ENV", "")
+# Annotation: how long an annotator holds an item before it goes back to the queue, and
+# the largest accepted import file and media zip.
+ANNOTATION_LEASE_SECONDS = env_number("DUET_ANNOTATION_LEASE_SECONDS", 600)
+ANNOTATION_IMPORT_MAX_BYTES = env_number("DUET_ANNOTATION_IMPORT_MAX_BYTES", 200 * 1024 * 1024)
+ANNOTATION_MEDIA_ZIP_MAX_BYTES = env_number("DUET_ANNOTATION_MEDIA_ZIP_MAX_BYTES", 2 * 1024**3)
 # Training runs: the default base model, where runs keep their data and models, and how
 # long a running job may go without a heartbeat before it is declared dead.
 TRAINING_DEFAULT_BASE = env_str("DUET_TRAINING_BASE", "smollm2-135m-instruct")

@@ -12,6 +12,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("arena.api.urls")),
     path("api/", include("training.api.urls")),
+    path("api/", include("annotation.api.urls")),
     path("projects/", include("annotation.urls")),
     path("routing/", include("routing.urls")),
     path("training/", include("training.urls")),

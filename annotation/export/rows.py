@@ -103,8 +103,8 @@ def answer_messages(text: str) -> list[dict[str, str]]:
     return [{"role": "assistant", "content": text}]
 
 
-def media_member(output) -> str:
-    """The output's file inside the media zip, named by the output's public id so a row
+def media_member(public_id, storage_name: str) -> str:
+    """An output's file inside the media zip, named by the output's public id so a row
     never reveals which system made it before its system column does."""
-    extension = output.media.name.rsplit(".", 1)[-1].lower() if "." in output.media.name else "bin"
-    return f"media/{output.public_id.hex}.{extension}"
+    extension = storage_name.rsplit(".", 1)[-1].lower() if "." in storage_name else "bin"
+    return f"media/{public_id.hex}.{extension}"

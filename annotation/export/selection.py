@@ -145,10 +145,7 @@ class SelectedJudgments:
     judgment_ids: np.ndarray  # shape (n_selected,), ascending: every selected judgment
     row: np.ndarray  # shape (n_selected,): its row in `table`
     kept_ids: np.ndarray  # shape (n_judgments in table,), ascending: the judgments the table holds
-
-    @property
-    def comparison_ids(self) -> np.ndarray:
-        return np.asarray(self.table.comparisons, dtype=np.int64)
+    comparison_ids: np.ndarray  # shape (n_comparisons,), ascending: table.comparisons as an array
 
     def row_of(self, judgment_id: int) -> int:
         return int(self.row[np.searchsorted(self.judgment_ids, judgment_id)])
@@ -214,7 +211,8 @@ def load_judgments(selection: Selection, for_quality: bool = False) -> SelectedJ
         verdict=np.searchsorted(present, verdicts[latest]).astype(np.int64),
     )
     return SelectedJudgments(
-        table=table, judges=judge_rows, judgment_ids=ids, row=group, kept_ids=np.sort(ids[latest])
+        table=table, judges=judge_rows, judgment_ids=ids, row=group, kept_ids=np.sort(ids[latest]),
+        comparison_ids=comparison_ids.astype(np.int64),
     )
 
 

@@ -15,14 +15,18 @@ import shutil
 import tempfile
 import time
 import zipfile
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
+from django.core.files.storage import default_storage
 from django.db.models import OuterRef, Q, Subquery
 
 from annotation.models import ProjectItem
 from annotation.quality import Aggregate, DawidSkene, DawidSkeneResult, majority_vote
+from arena.models import Judge
 
 from .rows import (
     JUDGMENT_COLUMNS,
@@ -171,8 +175,23 @@ def _chunks(queryset) -> Iterator[list]:
         yield chunk
 
 
+# Rows are read as plain values, not model instances: building eight related model
+# objects per judgment and decoding every JSON field on them (metadata, play events,
+# provider configs) cost ~0.3 ms a judgment, several times the rest of the export.
+def _output_fields(prefix: str) -> list[str]:
+    return [f"{prefix}_id", f"{prefix}__public_id", f"{prefix}__text", f"{prefix}__media"]
+
+
+def _output(row: dict, prefix: str) -> OutputRef:
+    return OutputRef(row[f"{prefix}_id"], row[f"{prefix}__public_id"], row[f"{prefix}__text"], row[f"{prefix}__media"])
+
+
 def _preference_rows(selection, selected, aggregate, options, media, conversational) -> tuple[Batches, int]:
-    queryset = selection.comparisons().select_related("prompt", "output_a", "output_b").order_by("pk")
+    queryset = (
+        selection.comparisons()
+        .order_by("pk")
+        .values("pk", "public_id", "prompt__text", *_output_fields("output_a"), *_output_fields("output_b"))
+    )
     total = queryset.count()
 
     def batches():
@@ -180,7 +199,7 @@ def _preference_rows(selection, selected, aggregate, options, media, conversatio
         for chunk in _chunks(queryset):
             rows = []
             for comparison in chunk:
-                index = selected.comparison_index(comparison.pk)
+                index = selected.comparison_index(comparison["pk"])
                 if index is None:
                     continue
                 verdict = aggregate.verdict_of(index)
@@ -189,7 +208,7 @@ def _preference_rows(selection, selected, aggregate, options, media, conversatio
                     continue
                 rows.append(
                     _preference_row(
-                        comparison, verdict, str(comparison.public_id), confidence, confidence,
+                        comparison, "", verdict, str(comparison["public_id"]), confidence, confidence,
                         int(aggregate.n_judgments[index]), media, conversational,
                     )
                 )
@@ -204,8 +223,11 @@ def _unaggregated_preference_rows(selection, selected, options, media, conversat
     the training data. The judge's own confidence, where it gave one, is the confidence."""
     queryset = (
         selection.judgments()
-        .select_related("comparison__prompt", "comparison__output_a", "comparison__output_b")
         .order_by("comparison_id", "id")
+        .values(
+            "pk", "public_id", "verdict", "confidence", "comparison__prompt__text",
+            *_output_fields("comparison__output_a"), *_output_fields("comparison__output_b"),
+        )
     )
     total = queryset.count()
 
@@ -214,15 +236,15 @@ def _unaggregated_preference_rows(selection, selected, options, media, conversat
         for chunk in _chunks(queryset):
             rows = []
             for judgment in chunk:
-                confidence = 1.0 if judgment.confidence is None else float(judgment.confidence)
-                if not selected.is_kept(judgment.pk):
+                confidence = 1.0 if judgment["confidence"] is None else float(judgment["confidence"])
+                if not selected.is_kept(judgment["pk"]):
                     continue  # a reviewer's repeat of the same verdict
-                if not _wanted(judgment.verdict, options.include_ties) or confidence < options.min_confidence:
+                if not _wanted(judgment["verdict"], options.include_ties) or confidence < options.min_confidence:
                     continue
                 rows.append(
                     _preference_row(
-                        judgment.comparison, judgment.verdict, str(judgment.public_id), 1.0, confidence, 1,
-                        media, conversational,
+                        judgment, "comparison__", judgment["verdict"], str(judgment["public_id"]), 1.0, confidence,
+                        1, media, conversational,
                     )
                 )
             done += len(chunk)
@@ -235,14 +257,15 @@ def _wanted(verdict: str | None, include_ties: bool) -> bool:
     return verdict in DECISIVE or (include_ties and verdict == "tie")
 
 
-def _preference_row(comparison, verdict, row_id, weight, confidence, n_judgments, media, conversational) -> dict:
-    chosen, rejected = (comparison.output_b, comparison.output_a) if verdict == "b" else (
-        comparison.output_a, comparison.output_b)
+def _preference_row(row, prefix, verdict, row_id, weight, confidence, n_judgments, media, conversational) -> dict:
+    output_a, output_b = _output(row, f"{prefix}output_a"), _output(row, f"{prefix}output_b")
+    chosen, rejected = (output_b, output_a) if verdict == "b" else (output_a, output_b)
+    prompt = row[f"{prefix}prompt__text"]
     if conversational:
-        prompt = dialogue_messages(comparison.prompt.text)
+        prompt = dialogue_messages(prompt)
         chosen_text, rejected_text = answer_messages(chosen.text), answer_messages(rejected.text)
     else:
-        prompt, chosen_text, rejected_text = comparison.prompt.text, chosen.text, rejected.text
+        chosen_text, rejected_text = chosen.text, rejected.text
     return {
         "id": row_id,
         "prompt": prompt,
@@ -257,33 +280,44 @@ def _preference_row(comparison, verdict, row_id, weight, confidence, n_judgments
     }
 
 
+JUDGMENT_FIELDS = (
+    "pk", "public_id", "verdict", "aspects", "rationale", "confidence", "time_to_vote_ms", "created_at",
+    "supersedes__public_id", "judge_id", "judge__kind", "judge__name", "judge__version",
+    "comparison__public_id", "comparison__prompt__text", "comparison__prompt__categories",
+    "comparison__output_a__system__name", "comparison__output_b__system__name",
+    *_output_fields("comparison__output_a"), *_output_fields("comparison__output_b"),
+)  # fmt: skip
+
+
 def _judgment_rows(selection, selected, model, aggregate, options, media) -> tuple[Batches, int]:
-    queryset = selection.judgments().select_related(
-        "judge",
-        "supersedes",
-        "comparison__prompt",
-        "comparison__output_a__system",
-        "comparison__output_b__system",
-    )
+    queryset = selection.judgments()
+    fields = list(JUDGMENT_FIELDS)
     if selection.project is not None:
         items = ProjectItem.objects.filter(project=selection.project, comparison=OuterRef("comparison_id"))
         queryset = queryset.annotate(
             item_external_id=Subquery(items.values("external_id")[:1]),
             item_category=Subquery(items.values("category")[:1]),
         )
-    queryset = queryset.order_by("comparison_id", "id")
+        fields += ["item_external_id", "item_category"]
+    queryset = queryset.order_by("comparison_id", "id").values(*fields)
     total = queryset.count()
     weights = model.judgment_weight
     reliability = model.reliability
     project_name = selection.project.name if selection.project else ""
-    pseudonyms: dict[int, str] = {}  # one per judge: a handful, or one per arena voter
+    judges: dict[int, tuple[str, bool, str]] = {}  # pk -> (pseudonym, is human, name@version)
+
+    def judge_columns(row) -> tuple[str, bool, str]:
+        if row["judge_id"] not in judges:
+            identity = Judge(kind=row["judge__kind"], name=row["judge__name"], version=row["judge__version"])
+            judges[row["judge_id"]] = (pseudonym(identity), identity.is_human, str(identity))
+        return judges[row["judge_id"]]
 
     def batches():
         done = 0
         for chunk in _chunks(queryset):
             rows = []
             for judgment in chunk:
-                row = selected.row_of(judgment.pk)
+                row = selected.row_of(judgment["pk"])
                 comparison_index = selected.table.comparison[row]
                 weight = float(weights[row])
                 if aggregate is not None:
@@ -295,39 +329,40 @@ def _judgment_rows(selection, selected, model, aggregate, options, media) -> tup
                     kept = weight >= options.min_confidence
                 if not kept:
                     continue
-                judge, comparison = judgment.judge, judgment.comparison
-                if judge.pk not in pseudonyms:
-                    pseudonyms[judge.pk] = pseudonym(judge)
-                prompt_categories = comparison.prompt.categories or [""]
+                annotator, is_human, judge_name = judge_columns(judgment)
+                output_a = _output(judgment, "comparison__output_a")
+                output_b = _output(judgment, "comparison__output_b")
+                categories = judgment["comparison__prompt__categories"] or [""]
+                supersedes = judgment["supersedes__public_id"]
                 rows.append(
                     {
-                        "judgment_id": str(judgment.public_id),
-                        "comparison_id": str(comparison.public_id),
+                        "judgment_id": str(judgment["public_id"]),
+                        "comparison_id": str(judgment["comparison__public_id"]),
                         "project": project_name,
-                        "item_id": getattr(judgment, "item_external_id", None) or "",
-                        "category": getattr(judgment, "item_category", None) or str(prompt_categories[0]),
-                        "prompt": comparison.prompt.text,
-                        "output_a": comparison.output_a.text,
-                        "output_b": comparison.output_b.text,
-                        "output_a_media": media.add(comparison.output_a),
-                        "output_b_media": media.add(comparison.output_b),
-                        "system_a": comparison.output_a.system.name,
-                        "system_b": comparison.output_b.system.name,
-                        "annotator": pseudonyms[judge.pk],
-                        "source": "human" if judge.is_human else "judge",
-                        "judge_kind": judge.kind,
-                        "judge": "" if judge.is_human else str(judge),
-                        "verdict": judgment.verdict,
-                        "aspects": judgment.aspects,
-                        "rationale": judgment.rationale,
-                        "judge_confidence": judgment.confidence,
-                        "time_to_vote_ms": judgment.time_to_vote_ms,
+                        "item_id": judgment.get("item_external_id") or "",
+                        "category": judgment.get("item_category") or str(categories[0]),
+                        "prompt": judgment["comparison__prompt__text"],
+                        "output_a": output_a.text,
+                        "output_b": output_b.text,
+                        "output_a_media": media.add(output_a),
+                        "output_b_media": media.add(output_b),
+                        "system_a": judgment["comparison__output_a__system__name"],
+                        "system_b": judgment["comparison__output_b__system__name"],
+                        "annotator": annotator,
+                        "source": "human" if is_human else "judge",
+                        "judge_kind": judgment["judge__kind"],
+                        "judge": "" if is_human else judge_name,
+                        "verdict": judgment["verdict"],
+                        "aspects": judgment["aspects"],
+                        "rationale": judgment["rationale"],
+                        "judge_confidence": judgment["confidence"],
+                        "time_to_vote_ms": judgment["time_to_vote_ms"],
                         "weight": weight,
                         "reliability": float(reliability[selected.table.annotator[row]]),
                         "aggregate_verdict": aggregate_verdict,
                         "aggregate_confidence": aggregate_confidence,
-                        "supersedes": str(judgment.supersedes.public_id) if judgment.supersedes else "",
-                        "created_at": judgment.created_at.isoformat(),
+                        "supersedes": str(supersedes) if supersedes else "",
+                        "created_at": judgment["created_at"].isoformat(),
                     }
                 )
             done += len(chunk)
@@ -337,6 +372,13 @@ def _judgment_rows(selection, selected, model, aggregate, options, media) -> tup
 
 
 # --- files ------------------------------------------------------------------------------
+
+
+class OutputRef(NamedTuple):
+    pk: int
+    public_id: uuid.UUID
+    text: str
+    media: str  # the media file's storage name, "" for text
 
 
 class _MediaArchive:
@@ -351,15 +393,15 @@ class _MediaArchive:
     def n_files(self) -> int:
         return len(self._members)
 
-    def add(self, output) -> str:
+    def add(self, output: OutputRef) -> str:
         if not output.media:
             return ""
         if output.pk not in self._members:
             if self._zip is None:
                 # Stored, not deflated: images and most audio are compressed already.
                 self._zip = zipfile.ZipFile(self.path, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
-            member = media_member(output)
-            with output.media.open("rb") as source, self._zip.open(member, "w", force_zip64=True) as target:
+            member = media_member(output.public_id, output.media)
+            with default_storage.open(output.media, "rb") as source, self._zip.open(member, "w", force_zip64=True) as target:
                 shutil.copyfileobj(source, target, length=1 << 20)
             self._members[output.pk] = member
         return self._members[output.pk]

@@ -4,13 +4,6 @@ import json
 import pytest
 
 
-@pytest.fixture(autouse=True)
-def annotation_api_urls(settings):
-    # config/urls.py does not include the annotation API yet; these tests mount it at
-    # /api/ exactly as the include line in the README would.
-    settings.ROOT_URLCONF = "tests.annotation.urls"
-
-
 def text_rows(n, start=0, prefix="item", **extra):
     return [
         {

@@ -106,18 +106,6 @@ def test_task_page(make_project, annotator):
     assert "annotation/annotation.js" in page and "<script>" not in page  # no inline script (CSP)
 
 
-def test_task_page_without_the_api_include(make_project, annotator, settings):
-    from config import urls
-    from tests.annotation.urls import _includes_annotation_api
-
-    if _includes_annotation_api(urls.urlpatterns):
-        pytest.skip("config/urls.py includes the annotation API now; the fallback message cannot show")
-    settings.ROOT_URLCONF = "config.urls"
-    project = make_project(members=[annotator])
-    page = client_as(annotator).get(f"/projects/{project.pk}/work/").content.decode()
-    assert "The annotation API is not wired into this site yet" in page
-
-
 def test_review_and_adjudicate_pages(make_project, make_user, researcher, lease_and_answer):
     first, second, reviewer = make_user("p1"), make_user("p2"), make_user("rev")
     project = make_project(rows=text_rows(2), members=[first, second], gold_fraction=0, overlap=2)

@@ -1,0 +1,102 @@
+"""The local judges on a tiny random Llama (mechanics) and, marked slow, on the real SmolLM2."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from routing.judges import UNPARSABLE, UNSUPPORTED, PairItem, get_judge
+from routing.judges.local import GenerateJudge, LogitJudge, verdict_token_ids
+
+DATA = Path(__file__).parent / "data"
+
+
+def _pandalm_items(n):
+    rows = json.loads((DATA / "pandalm-testset-sample.json").read_text())[:n]
+    return [PairItem(str(r["idx"]), r["instruction"] + ("\n\n" + r["input"] if r["input"] else ""),
+                     str(r["response1"]), str(r["response2"])) for r in rows]
+
+
+def _swap(item):
+    return PairItem(item.id + "-swapped", item.prompt, item.b, item.a)
+
+
+def test_verdict_letters_are_single_tokens_after_the_prefix(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))  # SmolLM2's own tokenizer
+    ids = verdict_token_ids(tokenizer)
+    assert [tokenizer.decode([i]) for i in ids] == ["A", "B", "C"]
+
+
+def test_probabilities_sum_to_one_in_every_order(tiny_model_dir):
+    verdicts = LogitJudge(str(tiny_model_dir), batch_size=2).judge(_pandalm_items(3))
+    for verdict in verdicts:
+        assert verdict.p_a + verdict.p_b + verdict.p_tie == pytest.approx(1.0, abs=1e-6)
+        assert verdict.verdict in ("a", "b", "tie") and verdict.confidence == max(verdict.p_a, verdict.p_b, verdict.p_tie)
+        assert [order.order for order in verdict.orders] == ["ab", "ba"]
+        for order in verdict.orders:
+            assert order.p_a + order.p_b + order.p_tie == pytest.approx(1.0, abs=1e-6)
+            assert order.source == "logits" and 0 < order.verdict_mass <= 1
+
+
+def test_swapping_the_answers_swaps_the_probabilities(tiny_model_dir):
+    # given: an item and the same item with a and b exchanged
+    item = _pandalm_items(1)[0]
+    judge = LogitJudge(str(tiny_model_dir))
+    # when
+    original, swapped = judge.judge([item, _swap(item)])
+    # then: the "ab" prompt of one is the "ba" prompt of the other, mapped back to its own a/b
+    assert original.orders[0].p_a == pytest.approx(swapped.orders[1].p_b, abs=1e-5)
+    assert original.p_a == pytest.approx(swapped.p_b, abs=1e-5)
+    assert original.p_tie == pytest.approx(swapped.p_tie, abs=1e-5)
+    # not vacuous: the two orders of one item do give different numbers
+    assert abs(original.orders[0].p_a - original.orders[1].p_a) > 1e-4
+
+
+@pytest.mark.parametrize("share_prefix", [True, False])
+def test_batched_scoring_equals_one_pair_at_a_time(tiny_model_dir, share_prefix):
+    items = _pandalm_items(5)
+    batched = LogitJudge(str(tiny_model_dir), batch_size=4, share_prefix=share_prefix).judge(items)
+    alone = [LogitJudge(str(tiny_model_dir), batch_size=1, share_prefix=False).judge([item])[0] for item in items]
+    for together, single in zip(batched, alone):
+        assert (together.p_a, together.p_b, together.p_tie) == pytest.approx((single.p_a, single.p_b, single.p_tie),
+                                                                             abs=1e-5)
+
+
+def test_long_answers_are_cut_not_refused(tiny_model_dir):
+    item = PairItem("long", "Summarise.", "word " * 3000, "short")
+    verdict = LogitJudge(str(tiny_model_dir), max_answer_tokens=64).judge([item])[0]
+    assert verdict.verdict in ("a", "b", "tie")
+
+
+def test_an_image_comparison_is_never_shown_to_a_text_judge(tiny_model_dir):
+    judge = get_judge(f"model:{tiny_model_dir}")
+    text, image = judge.judge([_pandalm_items(1)[0], PairItem("img", "Which is a cat?", "", "", modality="image")])
+    assert text.verdict in ("a", "b", "tie")
+    assert image.verdict == UNSUPPORTED and not image.usable and "cannot judge image" in image.detail
+    assert judge.supports("text") and not judge.supports("audio")
+
+
+def test_generate_judge_records_unparsable_text_as_unparsable(tiny_model_dir):
+    # A random model writes noise, never a single [[A]]/[[B]]/[[C]].
+    verdict = GenerateJudge(str(tiny_model_dir), max_new_tokens=6).judge(_pandalm_items(1))[0]
+    assert verdict.verdict == UNPARSABLE
+    assert verdict.p_a is None and verdict.confidence is None and verdict.order_consistent is False
+    assert all(order.raw_text and order.verdict == UNPARSABLE for order in verdict.orders)
+    assert verdict.raw_text.startswith("[ab] ")
+
+
+@pytest.mark.slow
+def test_smollm2_judges_real_pairs_in_one_forward_pass(smollm2_dir):
+    # SmolLM2-135M is a near-chance judge: this checks the mechanics on the real weights,
+    # not its verdicts.
+    items = _pandalm_items(2)
+    judge = LogitJudge(str(smollm2_dir), batch_size=2)
+    batched = judge.judge(items)
+    alone = [judge.judge([item])[0] for item in items]
+    for together, single in zip(batched, alone):
+        assert together.p_a + together.p_b + together.p_tie == pytest.approx(1.0, abs=1e-6)
+        assert together.p_a == pytest.approx(single.p_a, abs=1e-4)
+        # After "[[" the real model does put much of its next-token mass on a verdict letter.
+        assert all(order.verdict_mass > 0.1 for order in together.orders)
