@@ -1,0 +1,147 @@
+"""Benchmark: DPO under label noise, vanilla against the noise-aware variants.
+
+A synthetic task a tiny random Llama (SmolLM2's tokenizer) learns in a few dozen CPU steps:
+there are GOOD and BAD words, and the chosen completion holds two good words, the rejected
+one two bad ones, in new combinations for every prompt. HH-RLHF is not used: SmolLM2 gets
+nowhere near learnable held-out accuracy on it within a few CPU minutes, so the methods'
+differences would drown in noise. A share of the TRAINING labels is flipped at random (the
+held-out split stays clean); each method trains for the same steps and is scored by its
+implicit-reward accuracy on the clean held-out pairs:
+
+  vanilla    sigmoid (DPO)
+  robust     rDPO with ε set by hand to the true flip rate (the pairs carry no weights from
+             which Duet could estimate it)
+  cdpo       conservative DPO, same ε
+  em         reliability-weighted DPO, weights re-estimated by EM after every epoch; the
+             flips are uniform, so all pairs form one annotator group
+
+Mean and spread over --seeds seeds (data, flips and initialisation all change). Prints a
+table; not a test.
+
+    .venv/bin/python bench/noise.py [--rates 0.2 0.4] [--seeds 2] [--train-pairs 96] [--epochs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+GOOD = ["sun", "gold", "kind", "calm", "warm", "clean", "bright", "sweet", "fresh", "safe", "fair", "wise"]
+BAD = ["rot", "mud", "cruel", "loud", "cold", "dirty", "dark", "sour", "stale", "risky", "false", "dumb"]
+METHODS = {
+    "vanilla": {"losses": ["sigmoid"]},
+    "robust": {"losses": ["robust"]},
+    "cdpo": {"losses": ["cdpo"]},
+    "em": {"losses": ["sigmoid"], "pair_weighting": "em"},
+}
+
+
+def make_pairs(n: int, rng: random.Random, prefix: str) -> list[dict]:
+    pairs = []
+    for i in range(n):
+        good, bad = rng.sample(GOOD, 2), rng.sample(BAD, 2)
+        pairs.append({"prompt": f"{prefix} {i}: describe it.", "chosen": f" {good[0]} and {good[1]}",
+                      "rejected": f" {bad[0]} and {bad[1]}"})
+    return pairs
+
+
+def flip(pairs: list[dict], rate: float, rng: random.Random) -> list[dict]:
+    """Swap chosen and rejected in exactly round(rate * n) randomly picked pairs."""
+    flipped = set(rng.sample(range(len(pairs)), round(rate * len(pairs))))
+    return [
+        {**pair, "chosen": pair["rejected"], "rejected": pair["chosen"]} if i in flipped else pair
+        for i, pair in enumerate(pairs)
+    ]
+
+
+def run(method: str, rate: float, seed: int, model_dir: Path, args, workdir: Path) -> float:
+    from training.recipes import TrainingRecipe, train_dpo
+
+    rng = random.Random(seed)
+    train = flip(make_pairs(args.train_pairs, rng, "Train item"), rate, rng)
+    held_out = make_pairs(args.eval_pairs, rng, "Test item")
+    # validation_fraction 0 here: the held-out pairs are scored separately, clean.
+    recipe = TrainingRecipe.from_dict({
+        "model": {"name_or_path": str(model_dir), "adapter": "lora", "device": "cpu"},
+        "data": {"validation_fraction": 0.0, "max_length": 32},
+        "training": {**METHODS[method], "flip_rate": rate, "batch_size": args.batch_size,
+                     "epochs": args.epochs, "learning_rate": args.learning_rate, "seed": seed, "beta": 0.1},
+    })
+    result = train_dpo(train, recipe, workdir / f"{method}-{rate}-{seed}")
+    return _held_out_accuracy(result.merged_dir, model_dir, held_out, recipe)
+
+
+def _held_out_accuracy(tuned_dir: str, base_dir: Path, pairs: list[dict], recipe) -> float:
+    """Implicit-reward accuracy of the saved (merged) policy against the base, on clean pairs."""
+    from trl import DPOConfig, DPOTrainer
+
+    from training.recipes import normalise_pairs
+    from training.recipes.evaluation import completion_logps, dpo_metrics
+    from training.recipes.pairs import to_dataset
+    from training.recipes.runtime import load_policy
+
+    rows = None
+    logps = []
+    for directory in (tuned_dir, base_dir):
+        model, tokenizer = load_policy(Path(directory))
+        if rows is None:  # TRL's tokenization, through a throwaway trainer's dataset preparation
+            config = DPOConfig(output_dir=tempfile.mkdtemp(), use_cpu=True, bf16=False, max_length=32,
+                               report_to="none")
+            trainer = DPOTrainer(model=model, args=config, train_dataset=to_dataset(normalise_pairs(pairs[:1])),
+                                 processing_class=tokenizer)
+            rows = trainer._prepare_dataset(to_dataset(normalise_pairs(pairs)), tokenizer, config, "eval")
+        logps.append(completion_logps(model, rows, tokenizer.pad_token_id, max_length=32, batch_size=32))
+    return dpo_metrics(logps[0], logps[1], recipe.training.beta).preference_accuracy
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rates", type=float, nargs="+", default=[0.2, 0.4])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--train-pairs", type=int, default=96)
+    parser.add_argument("--eval-pairs", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--epochs", type=float, default=2)
+    parser.add_argument("--learning-rate", type=float, default=5e-3)
+    args = parser.parse_args()
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+
+    from arena.localmodel import build_tiny_model
+
+    started = time.perf_counter()
+    table: dict[tuple[str, float], list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="duet-noise-") as workdir:
+        workdir = Path(workdir)
+        model_dir = build_tiny_model(workdir / "tiny")
+        for rate in args.rates:
+            for method in args.methods:
+                table[method, rate] = [run(method, rate, seed, model_dir, args, workdir)
+                                       for seed in range(args.seeds)]
+                print(f"  {method:<8} flip {rate:.0%}: {table[method, rate]}", file=sys.stderr, flush=True)
+
+    print(f"tiny random Llama, {args.train_pairs} training pairs (flipped at random), {args.eval_pairs} clean "
+          f"held-out pairs, {args.epochs:g} epochs of batch {args.batch_size}, LoRA lr {args.learning_rate:g}, "
+          f"β 0.1; mean ± sd over {args.seeds} seeds")
+    print(f"{'held-out accuracy':<20}" + "".join(f"{f'flip {rate:.0%}':>16}" for rate in args.rates))
+    for method in args.methods:
+        cells = []
+        for rate in args.rates:
+            scores = table[method, rate]
+            spread = statistics.stdev(scores) if len(scores) > 1 else 0.0
+            cells.append(f"{statistics.mean(scores):.3f} ± {spread:.3f}")
+        print(f"{method:<20}" + "".join(f"{cell:>16}" for cell in cells))
+    print(f"({time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
