@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from .export import views as export_views
 from .models import Adjudication, Assignment, Project, ProjectItem, ProjectMembership
 
 
@@ -15,6 +16,7 @@ class ProjectAdmin(admin.ModelAdmin):
     list_display = ["name", "overlap", "routing_policy", "is_active", "created_at"]
     search_fields = ["name"]
     inlines = [MembershipInline]
+    actions = [export_views.export_admin_action]
 
 
 @admin.register(ProjectItem)

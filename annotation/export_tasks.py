@@ -15,7 +15,8 @@ from celery import Task, shared_task
 from django.db import OperationalError, transaction
 
 from annotation.export import jobs
-from annotation.export.service import ExportOptions, export_dataset
+from annotation.export.options import ExportOptions
+from annotation.export.service import export_dataset
 
 logger = logging.getLogger(__name__)
 

@@ -2,6 +2,8 @@
 
 from celery import shared_task
 
+from .export_tasks import export_dataset_task  # noqa: F401 - registered for the worker's autodiscovery
+
 
 @shared_task(acks_late=True, expires=300)
 def reclaim_expired_leases() -> int:

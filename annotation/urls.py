@@ -1,11 +1,14 @@
 from django.urls import path
 
-from . import views
+from . import dashboard, views
+from .export import views as export_views
 
 app_name = "annotation"
 urlpatterns = [
     path("", views.project_list, name="list"),
     path("new/", views.project_create, name="create"),
+    path("dashboard/", dashboard.dashboard, name="dashboard"),
+    path("export/", export_views.export_page, name="export"),
     path("<int:pk>/", views.project_detail, name="detail"),
     path("<int:pk>/edit/", views.project_edit, name="edit"),
     path("<int:pk>/import/", views.project_import, name="import"),

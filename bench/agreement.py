@@ -44,7 +44,8 @@ def load(path: str) -> JudgmentTable:
     with open(path, encoding="utf-8") as handle:
         rows = json.load(handle)
     matrix = np.array([[PANDALM_CODE[row[name]] for name in ANNOTATORS] for row in rows])
-    return JudgmentTable.from_wide(matrix, annotators=ANNOTATORS, verdicts=VERDICTS, comparisons=[r["idx"] for r in rows])
+    ids = [row["idx"] for row in rows]
+    return JudgmentTable.from_wide(matrix, annotators=ANNOTATORS, verdicts=VERDICTS, comparisons=ids)
 
 
 def timed(function, *args, repeat: int = 5, **kwargs):

@@ -7,12 +7,13 @@ measures Kendall's tau between the fitted and the true order. Reported: the numb
 votes after which tau stays at or above the target for the rest of the run, per seed,
 for active and uniform sampling. Prints figures; not a test.
 
-    .venv/bin/python bench/matchmaking.py [--seeds 8] [--systems 20] [--max-votes 6000]
+    .venv/bin/python bench/matchmaking.py [--seeds 10] [--systems 20] [--max-votes 10000] [--exploration 0.1]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -22,6 +23,7 @@ from scipy.stats import kendalltau
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from arena.ratings.matchmaking import EXPLORATION  # noqa: E402
 from arena.ratings import (  # noqa: E402
     POINTS_PER_LOGIT,
     BattleCounts,
@@ -81,9 +83,11 @@ def run(policy, strengths: np.ndarray, max_votes: int, batch: int, target: float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--exploration", type=float, default=EXPLORATION, help="uniform share of active sampling")
     parser.add_argument("--systems", type=int, default=20)
-    parser.add_argument("--max-votes", type=int, default=6000)
+    parser.add_argument("--max-votes", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=20, help="votes between refits")
     parser.add_argument("--target", type=float, default=0.9, help="Kendall's tau to reach and keep")
     args = parser.parse_args()
@@ -93,9 +97,10 @@ def main() -> None:
     print(f"{'seed':>4}{'active':>10}{'uniform':>10}{'ratio':>8}")
     started = time.perf_counter()
     active_votes, uniform_votes = [], []
-    for seed in range(args.seeds):
+    active_policy = functools.partial(pair_weights, exploration=args.exploration)
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         strengths = np.random.default_rng(1000 + seed).normal(0, SPREAD_POINTS / POINTS_PER_LOGIT, args.systems)
-        active, _ = run(pair_weights, strengths, args.max_votes, args.batch, args.target, seed)
+        active, _ = run(active_policy, strengths, args.max_votes, args.batch, args.target, seed)
         uniform, _ = run(uniform_pair_weights, strengths, args.max_votes, args.batch, args.target, seed)
         active_votes.append(active)
         uniform_votes.append(uniform)

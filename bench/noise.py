@@ -34,8 +34,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-GOOD = ["sun", "gold", "kind", "calm", "warm", "clean", "bright", "sweet", "fresh", "safe", "fair", "wise"]
-BAD = ["rot", "mud", "cruel", "loud", "cold", "dirty", "dark", "sour", "stale", "risky", "false", "dumb"]
+# Two disjoint sets of single-token words; the model must learn which set each word is in.
+WORDS = [
+    "sun", "gold", "kind", "calm", "warm", "clean", "bright", "sweet", "fresh", "safe", "fair", "wise",
+    "rot", "mud", "cruel", "loud", "cold", "dirty", "dark", "sour", "stale", "risky", "false", "dumb",
+    "tree", "rock", "bird", "fish", "door", "lamp", "milk", "salt", "rain", "snow", "wind", "fire",
+    "king", "ship", "road", "hill", "bell", "coin", "rope", "ring", "wolf", "bear", "frog", "duck",
+]
 METHODS = {
     "vanilla": {"losses": ["sigmoid"]},
     "robust": {"losses": ["robust"]},
@@ -44,12 +49,12 @@ METHODS = {
 }
 
 
-def make_pairs(n: int, rng: random.Random, prefix: str) -> list[dict]:
+def make_pairs(n: int, rng: random.Random, prefix: str, good: list[str], bad: list[str]) -> list[dict]:
     pairs = []
     for i in range(n):
-        good, bad = rng.sample(GOOD, 2), rng.sample(BAD, 2)
-        pairs.append({"prompt": f"{prefix} {i}: describe it.", "chosen": f" {good[0]} and {good[1]}",
-                      "rejected": f" {bad[0]} and {bad[1]}"})
+        up, down = rng.sample(good, 2), rng.sample(bad, 2)
+        pairs.append({"prompt": f"{prefix} {i}: describe it.", "chosen": f" {up[0]} and {up[1]}",
+                      "rejected": f" {down[0]} and {down[1]}"})
     return pairs
 
 
@@ -66,40 +71,18 @@ def run(method: str, rate: float, seed: int, model_dir: Path, args, workdir: Pat
     from training.recipes import TrainingRecipe, train_dpo
 
     rng = random.Random(seed)
-    train = flip(make_pairs(args.train_pairs, rng, "Train item"), rate, rng)
-    held_out = make_pairs(args.eval_pairs, rng, "Test item")
-    # validation_fraction 0 here: the held-out pairs are scored separately, clean.
+    words = rng.sample(WORDS, 2 * args.words)
+    good, bad = words[: args.words], words[args.words:]
+    train = flip(make_pairs(args.train_pairs, rng, "Train item", good, bad), rate, rng)
+    held_out = make_pairs(args.eval_pairs, rng, "Test item", good, bad)
     recipe = TrainingRecipe.from_dict({
-        "model": {"name_or_path": str(model_dir), "adapter": "lora", "device": "cpu"},
-        "data": {"validation_fraction": 0.0, "max_length": 32},
+        "model": {"name_or_path": str(model_dir), "adapter": args.adapter, "device": "cpu"},
+        "data": {"max_length": 32},
         "training": {**METHODS[method], "flip_rate": rate, "batch_size": args.batch_size,
                      "epochs": args.epochs, "learning_rate": args.learning_rate, "seed": seed, "beta": 0.1},
     })
-    result = train_dpo(train, recipe, workdir / f"{method}-{rate}-{seed}")
-    return _held_out_accuracy(result.merged_dir, model_dir, held_out, recipe)
-
-
-def _held_out_accuracy(tuned_dir: str, base_dir: Path, pairs: list[dict], recipe) -> float:
-    """Implicit-reward accuracy of the saved (merged) policy against the base, on clean pairs."""
-    from trl import DPOConfig, DPOTrainer
-
-    from training.recipes import normalise_pairs
-    from training.recipes.evaluation import completion_logps, dpo_metrics
-    from training.recipes.pairs import to_dataset
-    from training.recipes.runtime import load_policy
-
-    rows = None
-    logps = []
-    for directory in (tuned_dir, base_dir):
-        model, tokenizer = load_policy(Path(directory))
-        if rows is None:  # TRL's tokenization, through a throwaway trainer's dataset preparation
-            config = DPOConfig(output_dir=tempfile.mkdtemp(), use_cpu=True, bf16=False, max_length=32,
-                               report_to="none")
-            trainer = DPOTrainer(model=model, args=config, train_dataset=to_dataset(normalise_pairs(pairs[:1])),
-                                 processing_class=tokenizer)
-            rows = trainer._prepare_dataset(to_dataset(normalise_pairs(pairs)), tokenizer, config, "eval")
-        logps.append(completion_logps(model, rows, tokenizer.pad_token_id, max_length=32, batch_size=32))
-    return dpo_metrics(logps[0], logps[1], recipe.training.beta).preference_accuracy
+    result = train_dpo(train, recipe, workdir / f"{method}-{rate}-{seed}", validation_pairs=held_out)
+    return result.metrics.preference_accuracy
 
 
 def main() -> None:
@@ -112,6 +95,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--epochs", type=float, default=2)
     parser.add_argument("--learning-rate", type=float, default=5e-3)
+    parser.add_argument("--words", type=int, default=24, help="good words, and as many bad ones")
+    parser.add_argument("--adapter", choices=["lora", "full"], default="full")
     args = parser.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")

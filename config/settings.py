@@ -266,6 +266,8 @@ MODERATION_API_KEY_ENV = env_str("DUET_MODERATION_API_KEY_ENV", "")
 ANNOTATION_LEASE_SECONDS = env_number("DUET_ANNOTATION_LEASE_SECONDS", 600)
 ANNOTATION_IMPORT_MAX_BYTES = env_number("DUET_ANNOTATION_IMPORT_MAX_BYTES", 200 * 1024 * 1024)
 ANNOTATION_MEDIA_ZIP_MAX_BYTES = env_number("DUET_ANNOTATION_MEDIA_ZIP_MAX_BYTES", 2 * 1024**3)
+# Background exports (jobs and files); with several machines this must be shared storage.
+ANNOTATION_EXPORT_DIR = Path(env_str("DUET_ANNOTATION_EXPORT_DIR", str(VAR_DIR / "exports")))
 # Training runs: the default base model, where runs keep their data and models, and how
 # long a running job may go without a heartbeat before it is declared dead.
 TRAINING_DEFAULT_BASE = env_str("DUET_TRAINING_BASE", "smollm2-135m-instruct")
@@ -321,3 +323,13 @@ RATE_LIMIT_STORE = env_str("DUET_RATE_LIMIT_STORE", "local")
 # Proxies in front of Duet that append to X-Forwarded-For; 0 trusts only the socket's
 # address. Behind one reverse proxy set 1, or every voter shares the proxy's address.
 TRUSTED_PROXY_HOPS = env_number("DUET_TRUSTED_PROXY_HOPS", 0)
+# `check --deploy` must stay clean in production: the API reuses Duet's choice sets in
+# several serializers, and without names for them drf-spectacular warns (W001) and
+# numbers them (Modality456Enum). Belongs in SPECTACULAR_SETTINGS above.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    "ModalityEnum": "arena.models.Modality",
+    "VerdictEnum": "arena.models.Verdict",
+    "JudgeKindEnum": "arena.models.JudgeKind",
+    "RunKindEnum": "training.models.RunKind",
+    "OutputKindEnum": ["text", "image", "audio"],
+}

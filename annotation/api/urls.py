@@ -1,6 +1,9 @@
 """Mounted by config/urls.py as `path("api/", include("annotation.api.urls"))`."""
 
+from django.urls import path
 from rest_framework.routers import SimpleRouter
+
+from annotation.export import views as export_views
 
 from . import views
 
@@ -10,4 +13,8 @@ app_name = "annotation_api"
 router = SimpleRouter()
 router.register("projects", views.ProjectViewSet, basename="project")
 
-urlpatterns = router.urls
+urlpatterns = router.urls + [
+    path("annotation/exports/", export_views.ExportJobsView.as_view(), name="export-jobs"),
+    path("annotation/exports/<str:job_id>/", export_views.ExportJobView.as_view(), name="export-job"),
+    path("annotation/exports/<str:job_id>/download/", export_views.ExportDownloadView.as_view(), name="export-download"),
+]

@@ -21,7 +21,7 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from .service import ExportOptions
+from .options import ExportOptions
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 FILE_NAMES = {"trl": "preferences.jsonl", "jsonl": "judgments.jsonl", "csv": "judgments.csv",

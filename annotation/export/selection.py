@@ -2,8 +2,10 @@
 math's input built from them.
 
 A selection is a scope (one project, one arena, or every arena comparison) and a source
-(human annotators, automatic judges, or both). Only current judgments count: a judgment
-that another one supersedes is history, kept for provenance but never counted twice.
+(human annotators, automatic judges, or both). Labels and exports read the current
+judgments, those no other judgment supersedes; agreement and reliability read what each
+judge last said themselves (see `Selection.annotator_judgments`). Superseded judgments
+are history, kept for provenance but never counted twice.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from annotation.models import Project, ProjectItem
 from annotation.quality import MISSING, DawidSkene, JudgmentTable, QualityReport, ReliabilityThresholds, assess
 from arena.models import HUMAN_JUDGE_KINDS, Comparison, ComparisonOrigin, Judge, JudgeKind, Judgment, Verdict
 
-ALL_ARENAS = "all"
-SOURCES = ("human", "judge", "all")
+from .options import ALL_ARENAS, SOURCES
+
 # Verdict codes follow the model's order, so `a`, `b`, `tie`, `both_bad` read the same in
 # every report whatever turned up first.
 VERDICT_ORDER = tuple(Verdict.values)

@@ -14,8 +14,8 @@ import os
 import shutil
 import tempfile
 import time
-import zipfile
 import uuid
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,64 +28,12 @@ from annotation.models import ProjectItem
 from annotation.quality import Aggregate, DawidSkene, DawidSkeneResult, majority_vote
 from arena.models import Judge
 
-from .rows import (
-    JUDGMENT_COLUMNS,
-    answer_messages,
-    dialogue_messages,
-    media_member,
-    preference_columns,
-)
-from .selection import CHUNK_SIZE, SOURCES, Selection, SelectedJudgments, load_judgments, pseudonym
-from .writers import PREFERENCE_FORMATS, WRITERS
-
-AGGREGATIONS = ("dawid-skene", "majority", "none")
-# Verdicts that say which side is better; ties and both_bad only with include_ties (and
-# both_bad never in preference rows: "both are bad" has no chosen answer).
-DECISIVE = ("a", "b")
+from .options import DECISIVE, PREFERENCE_FORMATS, ExportOptions
+from .rows import JUDGMENT_COLUMNS, answer_messages, dialogue_messages, media_member, preference_columns
+from .selection import CHUNK_SIZE, Selection, SelectedJudgments, load_judgments, pseudonym
+from .writers import WRITERS
 
 ProgressCallback = Callable[[int, int], None]  # (rows processed, rows to process)
-
-
-class ExportError(ValueError):
-    """Options that cannot make an export."""
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    output: str
-    format: str
-    project: str | None = None
-    arena: str | None = None  # an Arena's name, or "all"
-    aggregate: str = "dawid-skene"
-    min_confidence: float = 0.0
-    include_ties: bool = False
-    source: str = "human"
-
-    def __post_init__(self):
-        if self.format not in WRITERS:
-            raise ExportError(f"format must be one of {', '.join(WRITERS)}")
-        if (self.project is None) == (self.arena is None):
-            raise ExportError("choose exactly one of a project or an arena")
-        if self.aggregate not in AGGREGATIONS:
-            raise ExportError(f"aggregate must be one of {', '.join(AGGREGATIONS)}")
-        if not 0.0 <= self.min_confidence <= 1.0:
-            raise ExportError("min_confidence must be between 0 and 1")
-        if self.source not in SOURCES:
-            raise ExportError(f"source must be one of {', '.join(SOURCES)}")
-        if not self.output:
-            raise ExportError("an output path is required")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ExportOptions:
-        fields = cls.__dataclass_fields__
-        unknown = set(data) - set(fields)
-        if unknown:
-            raise ExportError(f"unknown export options: {', '.join(sorted(unknown))}")
-        return cls(**data)
-
 
 @dataclass(frozen=True)
 class ExportResult:
@@ -401,8 +349,9 @@ class _MediaArchive:
                 # Stored, not deflated: images and most audio are compressed already.
                 self._zip = zipfile.ZipFile(self.path, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
             member = media_member(output.public_id, output.media)
-            with default_storage.open(output.media, "rb") as source, self._zip.open(member, "w", force_zip64=True) as target:
-                shutil.copyfileobj(source, target, length=1 << 20)
+            with default_storage.open(output.media, "rb") as source:
+                with self._zip.open(member, "w", force_zip64=True) as target:
+                    shutil.copyfileobj(source, target, length=1 << 20)
             self._members[output.pk] = member
         return self._members[output.pk]
 

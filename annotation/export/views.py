@@ -26,9 +26,7 @@ from rest_framework.views import APIView
 from arena.errors import InvalidInput, NotFound
 
 from . import jobs
-from .selection import SOURCES, Selection, SelectionError
-from .service import AGGREGATIONS, ExportError
-from .writers import WRITERS
+from .options import AGGREGATIONS, FORMATS, SOURCES, ExportError
 
 EXPORT_PERMISSION = "arena.view_judgment"
 
@@ -45,7 +43,7 @@ class CanExport(BasePermission):
 
 
 class ExportRequestSerializer(serializers.Serializer):
-    format = serializers.ChoiceField(choices=list(WRITERS))
+    format = serializers.ChoiceField(choices=FORMATS)
     project = serializers.CharField(required=False)
     arena = serializers.CharField(required=False, help_text='an arena name, or "all"')
     aggregate = serializers.ChoiceField(choices=AGGREGATIONS, default="dawid-skene")
@@ -56,7 +54,11 @@ class ExportRequestSerializer(serializers.Serializer):
 
 def start_export(data: dict, user) -> jobs.ExportJob:
     """Check the scope exists, then create and queue the job. Raises InvalidInput."""
-    from annotation.export_tasks import queue_export  # the task module imports Celery
+    # Imported here: the selection brings the quality math, the task module Celery, and
+    # neither is needed to start the web process.
+    from annotation.export_tasks import queue_export
+
+    from .selection import Selection, SelectionError
 
     try:
         Selection.resolve(project=data.get("project"), arena=data.get("arena"), source=data.get("source", "human"))
@@ -156,10 +158,11 @@ def export_page(request):
         "title": "Export judgments",
         "projects": Project.objects.order_by("name").values_list("name", flat=True),
         "arenas": Arena.objects.order_by("name").values_list("name", flat=True),
-        "formats": list(WRITERS),
+        "formats": FORMATS,
         "aggregations": AGGREGATIONS,
         "sources": SOURCES,
         "jobs": jobs.recent_jobs(),
+        "target": request.GET.get("target", ""),
     }
     return render(request, "annotation/export.html", context)
 
@@ -174,3 +177,14 @@ def _form_data(post) -> dict:
     elif scope == "arena":
         data["arena"] = name or "all"
     return data
+
+
+@admin.action(description="Export judgments of the selected project")
+def export_admin_action(modeladmin, request, queryset):
+    """For ProjectAdmin.actions: opens the export page with the (first) selected project."""
+    from urllib.parse import urlencode
+
+    from django.urls import reverse
+
+    project = queryset.order_by("name").first()
+    return redirect(f"{reverse('annotation:export')}?{urlencode({'target': f'project:{project.name}'})}")

@@ -43,7 +43,8 @@ class JsonLinesWriter(RowWriter):
 
     def write(self, rows):
         names = [column.name for column in self.columns]
-        self._file.writelines(json.dumps({name: row[name] for name in names}, ensure_ascii=False) + "\n" for row in rows)
+        lines = (json.dumps({name: row[name] for name in names}, ensure_ascii=False) + "\n" for row in rows)
+        self._file.writelines(lines)
         self.n_rows += len(rows)
 
     def close(self):
@@ -90,15 +91,16 @@ class ParquetWriter(RowWriter):
     def write(self, rows):
         if not rows:
             return
-        encoded = [
-            {c.name: json.dumps(row[c.name], ensure_ascii=False) if c.kind == JSON else row[c.name] for c in self.columns}
-            for row in rows
-        ]
+        encoded = [{column.name: _cell(column, row[column.name]) for column in self.columns} for row in rows]
         self._writer.write_table(self._pa.Table.from_pylist(encoded, schema=self.schema))
         self.n_rows += len(rows)
 
     def close(self):
         self._writer.close()
+
+
+def _cell(column: Column, value):
+    return json.dumps(value, ensure_ascii=False) if column.kind == JSON else value
 
 
 def _arrow_type(pa, kind: str):
@@ -160,5 +162,3 @@ WRITERS: dict[str, type[RowWriter]] = {
     "parquet": ParquetWriter,
     "hf": HuggingFaceWriter,
 }
-# Formats with one row per comparison (a preference); the others have one per judgment.
-PREFERENCE_FORMATS = frozenset({"trl", "hf"})

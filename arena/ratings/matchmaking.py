@@ -18,6 +18,7 @@ from scipy.stats import norm
 
 from .battles import BattleCounts
 from .graph import component_labels
+from .leaderboard import Leaderboard
 from .models import BradleyTerry
 from .scale import INITIAL_RATING, POINTS_PER_LOGIT, Normaliser
 
@@ -34,6 +35,8 @@ class MatchState:
 
     ratings: np.ndarray  # shape (n_systems,) points
     covariance: np.ndarray  # shape (n_systems, n_systems) points^2
+    # Not read by the score, whose variances already say how well measured each system
+    # is; kept for callers' own rules (e.g. serve new systems until they reach min_votes).
     votes: np.ndarray  # shape (n_systems,)
     components: np.ndarray  # shape (n_systems,) labels; pairs across them have no known order
     systems: tuple[str, ...] = ()
@@ -90,16 +93,14 @@ class MatchState:
         )
 
     @classmethod
-    def from_leaderboard(cls, leaderboard) -> MatchState:  # arena.ratings.Leaderboard
+    def from_leaderboard(cls, leaderboard: Leaderboard) -> MatchState:
+        """Systems in the leaderboard's order. Missing bounds (ci="none", or a system never
+        compared) count as very wide: nothing is known about that order yet."""
         rows = leaderboard.systems
-
-        def bound(value, rating):
-            return rating if value is None and leaderboard.ci == "none" else (np.nan if value is None else value)
-
         return cls.from_intervals(
             np.array([r.rating for r in rows]),
-            np.array([bound(r.ci_low, r.rating) for r in rows]),
-            np.array([bound(r.ci_high, r.rating) for r in rows]),
+            np.array([np.nan if r.ci_low is None else r.ci_low for r in rows]),
+            np.array([np.nan if r.ci_high is None else r.ci_high for r in rows]),
             np.array([r.votes for r in rows]),
             np.array([r.component for r in rows]),
             confidence=leaderboard.confidence,

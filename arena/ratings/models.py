@@ -250,8 +250,8 @@ class BradleyTerry(RatingModel):
         return bread_inv @ meat @ bread_inv
 
     def model_covariance(self, params: np.ndarray) -> np.ndarray:
-        """Inverse Fisher information (as `robust_covariance`, same conventions); cheaper to
-        explain and what matchmaking uses between refits."""
+        """Inverse Fisher information (same conventions as `robust_covariance`). Matchmaking
+        uses it: with a handful of votes per pair the sandwich's meat is itself noisy."""
         p = expit(self.rows.margins(params))
         info = self.rows.gram(self.counts.weight * p * (1 - p)) + np.diag(self.penalty)
         return self._invert(info)

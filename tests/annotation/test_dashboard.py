@@ -3,22 +3,13 @@
 import re
 
 import pytest
-from django.urls import path
 
 from annotation import dashboard as dashboard_views
+
 from annotation.quality.simulation import simulate_crowd
 from tests.annotation.test_quality import SMALL_CROWD, crowd_rows
-from tests.annotation.urls import urlpatterns as annotation_urlpatterns
 
-# Mounted as the README's url line mounts it.
-urlpatterns = [path("projects/dashboard/", dashboard_views.dashboard), *annotation_urlpatterns]
 URL = "/projects/dashboard/"
-
-
-@pytest.fixture(autouse=True)
-def annotation_api_urls(settings):
-    # Overrides the package conftest's fixture of the same name: this page plus its URLs.
-    settings.ROOT_URLCONF = __name__
 
 
 @pytest.fixture

@@ -12,30 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
-from django.urls import path
 
 from annotation.export import ExportOptions, export_dataset
 from annotation.export import views as export_views
 from annotation.quality.simulation import simulate_crowd
 from tests.annotation.test_quality import SMALL_CROWD, crowd_rows
-from tests.annotation.urls import urlpatterns as annotation_urlpatterns
 
 HH_DATA = Path("/work/shared/data/hh-rlhf-harmless-base-test.jsonl.gz")
 
-# The export views mounted as the README's url lines mount them.
-urlpatterns = [
-    path("api/annotation/exports/", export_views.ExportJobsView.as_view()),
-    path("api/annotation/exports/<str:job_id>/", export_views.ExportJobView.as_view()),
-    path("api/annotation/exports/<str:job_id>/download/", export_views.ExportDownloadView.as_view()),
-    path("projects/export/", export_views.export_page),
-    *annotation_urlpatterns,
-]
-
-
 @pytest.fixture(autouse=True)
-def annotation_api_urls(settings, tmp_path):
-    # Overrides the package conftest's fixture of the same name: these URLs plus its own.
-    settings.ROOT_URLCONF = __name__
+def export_dir(settings, tmp_path):
     settings.ANNOTATION_EXPORT_DIR = str(tmp_path / "exports")
 
 
@@ -159,7 +145,10 @@ def test_judgment_rows_carry_provenance_in_every_format(crowd_project, tmp_path,
         assert row["created_at"].startswith(str(judgment.created_at.year))
     assert len(set(pseudonyms.values())) == len(SMALL_CROWD)
     # The flipper's judgments weigh little: Dawid-Skene believes their verdicts are wrong.
-    weight = {name: np.mean([float(r["weight"]) for r in rows if r["annotator"] == p]) for name, p in pseudonyms.items()}
+    weight = {
+        name: np.mean([float(row["weight"]) for row in rows if row["annotator"] == alias])
+        for name, alias in pseudonyms.items()
+    }
     assert weight["ann-good"] > 0.8 > 0.2 > weight["ann-flipper"]
     # Same selection, same pseudonyms in the next export.
     again = read_rows(export(tmp_path, f"again.{fmt}", format=fmt).path, fmt)
@@ -296,7 +285,8 @@ def test_arena_exports_zip_their_media_beside_the_rows(image_arena, tmp_path, ar
             assert row["chosen_media"] in names and row["rejected_media"] in names
             assert archive.read(row["chosen_media"]).startswith(b"\x89PNG")
     # Provenance rows: voters are accounts, exported only as pseudonyms.
-    judgments = read_jsonl(export_dataset(ExportOptions(output=str(tmp_path / "j.jsonl"), format="jsonl", arena=arena)).path)
+    provenance = export_dataset(ExportOptions(output=str(tmp_path / "j.jsonl"), format="jsonl", arena=arena))
+    judgments = read_jsonl(provenance.path)
     assert len(judgments) == 6 and {row["judge_kind"] for row in judgments} == {"human"}
     assert not any("voter" in row["annotator"] for row in judgments)
 
@@ -401,7 +391,9 @@ def eager_exports(monkeypatch):
 
 
 @pytest.mark.django_db
-def test_export_api(crowd_project, researcher, annotator, client_for, eager_exports, django_capture_on_commit_callbacks):
+def test_export_api(
+    crowd_project, researcher, annotator, client_for, eager_exports, django_capture_on_commit_callbacks
+):
     client = client_for(researcher)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post("/api/annotation/exports/", {"format": "trl", "project": "crowd"}, format="json")
@@ -423,10 +415,12 @@ def test_export_api(crowd_project, researcher, annotator, client_for, eager_expo
 
 
 @pytest.mark.django_db
-def test_admin_export_page(crowd_project, researcher, annotator, client, eager_exports, django_capture_on_commit_callbacks):
+def test_admin_export_page(
+    crowd_project, researcher, annotator, client, eager_exports, django_capture_on_commit_callbacks
+):
     client.force_login(researcher)
-    page = client.get("/projects/export/")
-    assert page.status_code == 200 and b'value="project:crowd"' in page.content
+    page = client.get("/projects/export/", {"target": "project:crowd"})
+    assert page.status_code == 200 and b'value="project:crowd" selected' in page.content
     with django_capture_on_commit_callbacks(execute=True):
         posted = client.post("/projects/export/", {"target": "project:crowd", "format": "csv", "aggregate": "majority",
                                                    "source": "human", "min_confidence": "0"})  # fmt: skip

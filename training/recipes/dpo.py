@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .config import FLIP_RATE_LOSSES, TRL_LOSSES, TrainingRecipe
 from .pairs import (
+    PairSplit,
     PreferencePair,
     annotator_codes,
     estimate_flip_rate,
@@ -26,12 +27,14 @@ def train_dpo(
     recipe: TrainingRecipe | None = None,
     output_dir: str | Path = "dpo-run",
     *,
+    validation_pairs: Sequence[Mapping] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Tune a causal LM on preference pairs; save it, evaluate it on held-out prompts.
 
-    Writes under ``output_dir``: ``adapter/`` (LoRA) or ``model/`` (full), ``merged/`` (a full
+    The held-out pairs are a split by prompt (``recipe.data.validation_fraction``), or
+    ``validation_pairs`` when given (then every pair in ``pairs`` trains). Writes under ``output_dir``: ``adapter/`` (LoRA) or ``model/`` (full), ``merged/`` (a full
     checkpoint + tokenizer for ``arena.localmodel.load_causal_lm``), ``recipe.json`` and
     ``result.json``. A cancelled run writes nothing and returns ``cancelled=True``.
     """
@@ -46,7 +49,7 @@ def train_dpo(
     settings = recipe.training
 
     # Data
-    split = split_by_prompt(normalise_pairs(pairs), recipe.data.validation_fraction, recipe.data.split_seed)
+    split = _split(pairs, validation_pairs, recipe)
     train_pairs, n_filtered = split.train, 0
     if recipe.data.uncertainty_filter_fraction > 0:
         from .uncertainty import drop_uncertain_pairs
@@ -207,3 +210,10 @@ def _save(trainer, tokenizer, runtime: Runtime, output_dir: Path, result: TrainR
     model.save_pretrained(str(merged_dir))
     tokenizer.save_pretrained(str(merged_dir))
     result.merged_dir = str(merged_dir)
+
+
+def _split(pairs, validation_pairs, recipe: TrainingRecipe) -> PairSplit:
+    """A held-out split by prompt, or every pair for training and the given ones for evaluation."""
+    if validation_pairs is None:
+        return split_by_prompt(normalise_pairs(pairs), recipe.data.validation_fraction, recipe.data.split_seed)
+    return PairSplit(train=normalise_pairs(pairs), validation=normalise_pairs(validation_pairs))

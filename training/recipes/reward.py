@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from .config import TrainingRecipe
-from .pairs import PreferencePair, normalise_pairs, split_by_prompt
+from .pairs import PairSplit, PreferencePair, normalise_pairs, split_by_prompt
 from .results import TrainResult
 from .runtime import Runtime, load_reward_backbone, lora_config, model_directory, select_runtime
 from .trainers import Progress
@@ -48,12 +48,13 @@ def train_reward_model(
     recipe: TrainingRecipe | None = None,
     output_dir: str | Path = "reward-run",
     *,
+    validation_pairs: Sequence[Mapping] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Train r(x, y) with loss −log σ(r(c) − r(r) − margin) (+ centring); evaluate on held-out prompts.
 
-    Writes under ``output_dir``: ``adapter/`` (LoRA only), ``reward_model/`` (a full
+    The held-out pairs are a split by prompt, or ``validation_pairs`` when given. Writes under ``output_dir``: ``adapter/`` (LoRA only), ``reward_model/`` (a full
     AutoModelForSequenceClassification checkpoint + tokenizer), ``recipe.json``, ``result.json``.
     """
     import torch
@@ -64,7 +65,7 @@ def train_reward_model(
     started = time.monotonic()
     recipe = recipe or TrainingRecipe()
     output_dir = Path(output_dir)
-    split = split_by_prompt(normalise_pairs(pairs), recipe.data.validation_fraction, recipe.data.split_seed)
+    split = _split(pairs, validation_pairs, recipe)
 
     runtime = select_runtime(recipe.model)
     progress = ProgressCallback(on_progress, should_stop, accuracy_key="accuracy")
@@ -163,3 +164,10 @@ def _save(model, tokenizer, runtime: Runtime, output_dir: Path, result: TrainRes
     result.merged_dir = str(merged_dir)
     if result.model_dir is None:
         result.model_dir = str(merged_dir)
+
+
+def _split(pairs, validation_pairs, recipe: TrainingRecipe) -> PairSplit:
+    """A held-out split by prompt, or every pair for training and the given ones for evaluation."""
+    if validation_pairs is None:
+        return split_by_prompt(normalise_pairs(pairs), recipe.data.validation_fraction, recipe.data.split_seed)
+    return PairSplit(train=normalise_pairs(pairs), validation=normalise_pairs(validation_pairs))

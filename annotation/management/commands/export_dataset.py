@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.export import AGGREGATIONS, FORMATS, ExportError, ExportOptions, SelectionError, export_dataset
+from annotation.export.options import AGGREGATIONS, FORMATS, SOURCES, ExportError, ExportOptions
 
 
 class Command(BaseCommand):
@@ -15,9 +15,11 @@ class Command(BaseCommand):
         parser.add_argument("--aggregate", choices=AGGREGATIONS, default="dawid-skene")
         parser.add_argument("--min-confidence", type=float, default=0.0)
         parser.add_argument("--include-ties", action="store_true", help="trl/hf: keep comparisons judged a tie")
-        parser.add_argument("--source", choices=["human", "judge", "all"], default="human")
+        parser.add_argument("--source", choices=SOURCES, default="human", help="people, automatic judges, or both")
 
     def handle(self, *args, **options):
+        from annotation.export import SelectionError, export_dataset  # the quality math: only when run
+
         try:
             request = ExportOptions(
                 output=options["output"], format=options["fmt"], project=options["project"], arena=options["arena"],

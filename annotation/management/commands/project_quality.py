@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.export import Selection, SelectionError, assess_selection, quality_dict
+from annotation.export.options import SOURCES
 
 
 class Command(BaseCommand):
@@ -11,9 +11,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("project", help="project name")
         parser.add_argument("--format", choices=["json", "table"], default="table", dest="fmt")
-        parser.add_argument("--source", choices=["human", "judge", "all"], default="human")
+        parser.add_argument("--source", choices=SOURCES, default="human", help="people, automatic judges, or both")
 
     def handle(self, *args, **options):
+        from annotation.export import Selection, SelectionError, assess_selection, quality_dict
+
         try:
             selection = Selection.resolve(project=options["project"], source=options["source"])
         except SelectionError as exc:
@@ -41,10 +43,11 @@ def format_table(data: dict) -> str:
         lines.append(
             f"{str(row['annotator'])[:28]:<28} {row['kind']:<15} {row['n_judgments']:>6} "
             f"{number(row['reliability']):>8} {number(row['skill'], 2):>7} {number(row['agreement']):>7} "
-            f"{number(row['gold_accuracy'], 2):>6}  {', '.join(row['flags'])}"
+            f"{number(row['gold_accuracy'], 2):>6}  {', '.join(row['flags'])}".rstrip()
         )
     if data["cohen_kappa"]:
         lines += ["", f"{'Cohen’s kappa':<40} {'kappa':>7} {'n':>6}"]
         for pair in data["cohen_kappa"]:
-            lines.append(f"{(str(pair['a']) + ' / ' + str(pair['b']))[:40]:<40} {number(pair['kappa']):>7} {pair['n']:>6}")
+            names = f"{pair['a']} / {pair['b']}"[:40]
+            lines.append(f"{names:<40} {number(pair['kappa']):>7} {pair['n']:>6}")
     return "\n".join(lines)
