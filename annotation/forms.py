@@ -6,8 +6,29 @@ from django import forms
 from arena.models import Verdict
 
 from .importers import FORMATS
-from .models import MembershipRole, Project
+from .models import MembershipRole, Project, RoutingPolicy
 from .schema import AB, LIKERT, parse_schema
+
+# The policies that send a budgeted share of the items to people (the others ignore the budget).
+BUDGETED_POLICIES = (RoutingPolicy.RANDOM, RoutingPolicy.UNCERTAINTY, RoutingPolicy.LEARNED)
+ROUTING_HELP = (
+    "Who labels each imported item. human_only: every item goes to annotators. The others run the "
+    "project's automatic judge first (set on the project's routing page) and send a share of the items "
+    "to people: the human budget, a fraction of the items or a number of them."
+)
+
+
+def check_routing_budget(form: forms.Form, cleaned: dict) -> None:
+    """A budget is a fraction or a count, never both; a budgeted policy needs one."""
+    fraction, count = cleaned.get("human_budget_fraction"), cleaned.get("human_budget_count")
+    if fraction is not None and not 0 <= fraction <= 1:
+        form.add_error("human_budget_fraction", "A fraction is from 0 to 1 (0.2 sends a fifth of the items to people).")
+    elif fraction is not None and count is not None:
+        form.add_error("human_budget_count", "Give the human budget as a fraction or as a count, not both.")
+    elif cleaned.get("routing_policy") in BUDGETED_POLICIES and fraction is None and count is None:
+        form.add_error("human_budget_fraction", f"The {cleaned['routing_policy']} policy needs a human budget: "
+                                                "a fraction (e.g. 0.2) or a count.")
+
 
 ASPECTS_HELP = (
     "One aspect a line: a name, then 'likert' and the number of points (rated per side), or 'ab' "
@@ -28,12 +49,20 @@ class ProjectForm(forms.ModelForm):
         fields = [
             "name", "description", "guidelines", "overlap", "min_seconds_per_item", "gold_fraction",
             "gold_warn_accuracy", "gold_block_accuracy", "gold_min_answers", "is_active",
+            "routing_policy", "human_budget_fraction", "human_budget_count",
         ]  # fmt: skip
         widgets = {"guidelines": forms.Textarea(attrs={"rows": 8}), "description": forms.Textarea(attrs={"rows": 2})}
-        help_texts = {"guidelines": "Markdown, shown beside every task."}
+        help_texts = {
+            "guidelines": "Markdown, shown beside every task.",
+            "routing_policy": ROUTING_HELP,
+            "human_budget_fraction": "Share of the items that may go to people, from 0 to 1 (e.g. 0.2).",
+            "human_budget_count": "Or: how many items may go to people in all.",
+        }
+        labels = {"human_budget_fraction": "Human budget (fraction)", "human_budget_count": "Human budget (count)"}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["routing_policy"].required = False
         if self.instance.pk:
             schema = parse_schema(self.instance.schema)
             self.initial.update(
@@ -44,6 +73,15 @@ class ProjectForm(forms.ModelForm):
                 rationale_enabled=schema.rationale_enabled,
                 rationale_min_length=schema.rationale_min_length,
             )
+
+    def clean_routing_policy(self):
+        # Optional in a post (API clients and older forms leave it out): keep what the project has.
+        return self.cleaned_data.get("routing_policy") or self.instance.routing_policy or RoutingPolicy.HUMAN_ONLY
+
+    def clean(self):
+        cleaned = super().clean()
+        check_routing_budget(self, cleaned)
+        return cleaned
 
     def clean_aspects(self):
         aspects = []

@@ -35,9 +35,14 @@ def default_schema() -> dict:
 
 
 class RoutingPolicy(models.TextChoices):
-    # Only human_only is implemented here; the routing app adds the others later and
-    # decides each item's `route`.
+    # The names of routing.policies.POLICIES. Under human_only an import sends items straight
+    # to the queue; under the others items arrive `pending` and the routing app decides
+    # each item's `route` (annotation never imports it: see actions.items_imported).
     HUMAN_ONLY = "human_only", "Every item goes to human annotators"
+    JUDGE_ONLY = "judge_only", "Every item keeps the automatic judge's verdict"
+    RANDOM = "random", "A random share of items, within the budget, goes to humans"
+    UNCERTAINTY = "uncertainty", "The items the judge is least sure of go to humans, within the budget"
+    LEARNED = "learned", "A model of where the judge disagrees with people picks the items for humans"
 
 
 class Project(models.Model):
@@ -62,7 +67,7 @@ class Project(models.Model):
     )
 
     # Routing (the routing issue fills these in; only `human` items reach the queue).
-    routing_policy = models.CharField(max_length=40, default=RoutingPolicy.HUMAN_ONLY)
+    routing_policy = models.CharField(max_length=40, choices=RoutingPolicy.choices, default=RoutingPolicy.HUMAN_ONLY)
     human_budget_fraction = models.FloatField(null=True, blank=True)
     human_budget_count = models.PositiveIntegerField(null=True, blank=True)
 

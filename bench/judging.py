@@ -45,10 +45,10 @@ def timed(judge, items):
     return verdicts, time.perf_counter() - started
 
 
-def agreement(first, second) -> tuple[float, int]:
+def agreement(first, second) -> tuple[float | None, int]:
     """Share of pairs with the same verdict, over pairs where both gave one; and how many that is."""
     both = [(x.verdict, y.verdict) for x, y in zip(first, second) if x.usable and y.usable]
-    return (sum(x == y for x, y in both) / len(both) if both else float("nan")), len(both)
+    return (sum(x == y for x, y in both) / len(both) if both else None), len(both)
 
 
 def main() -> None:
@@ -73,28 +73,28 @@ def main() -> None:
     print(f"{args.data}: {len(items)} pairs, both orders; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f})")
 
-    all_verdicts, all_seconds = timed(logits, items)
-    sub_verdicts, sub_seconds = timed(logits, subset)
-    unshared_verdicts, unshared_seconds = timed(unshared, subset)
-    gen_verdicts, gen_seconds = timed(generate, subset)
+    print(f"\n{'method':<58} {'pairs':>5} {'seconds':>8} {'pairs/s':>8}", flush=True)
 
-    rows = [
-        (f"logits, {len(items)} pairs, batch {args.batch_size}", len(items), all_seconds),
-        (f"logits, first {len(subset)} pairs", len(subset), sub_seconds),
-        (f"logits without prefix sharing, first {len(subset)}", len(subset), unshared_seconds),
-        (f"generate() per pair ({args.max_new_tokens} new tokens), first {len(subset)}", len(subset), gen_seconds),
-    ]
-    print(f"\n{'method':<58} {'pairs':>5} {'seconds':>8} {'pairs/s':>8}")
-    for name, count, seconds in rows:
-        print(f"{name:<58} {count:>5} {seconds:>8.1f} {count / seconds:>8.3f}")
+    def run(name, judge, chosen):
+        verdicts, seconds = timed(judge, chosen)
+        print(f"{name:<58} {len(chosen):>5} {seconds:>8.1f} {len(chosen) / seconds:>8.3f}", flush=True)
+        return verdicts, seconds
+
+    all_verdicts, all_seconds = run(f"logits, {len(items)} pairs, batch {args.batch_size}", logits, items)
+    sub_verdicts, sub_seconds = run(f"logits, first {len(subset)} pairs", logits, subset)
+    unshared_verdicts, unshared_seconds = run(f"logits without prefix sharing, first {len(subset)}", unshared, subset)
+    gen_verdicts, gen_seconds = run(f"generate() per pair ({args.max_new_tokens} new tokens), first {len(subset)}",
+                                    generate, subset)
     print(f"\nspeed-up on the same {len(subset)} pairs: {gen_seconds / sub_seconds:.1f}x "
           f"(prefix sharing alone: {unshared_seconds / sub_seconds:.2f}x; at batch {args.batch_size} on all "
           f"{len(items)} pairs: {(len(items) / all_seconds) / (len(subset) / gen_seconds):.1f}x)")
 
     rate, compared = agreement(sub_verdicts, gen_verdicts)
     parsed = sum(v.usable for v in gen_verdicts)
-    print(f"generate() gave a parsable verdict in both orders on {parsed} of {len(subset)} pairs; "
-          f"agreement with logits where it did: {rate:.2f} over {compared} pairs")
+    same = sum(a.verdict == b.verdict for a, b in zip(sub_verdicts, gen_verdicts))
+    print(f"agreement between the methods: same verdict on {same} of {len(subset)} pairs (generate() gave a "
+          f"verdict in both orders on {parsed}; unparsable counts as different)"
+          + (f", {rate:.2f} where both gave one" if compared else ""))
     same = sum(a.verdict == b.verdict for a, b in zip(sub_verdicts, unshared_verdicts))
     print(f"logits with and without prefix sharing: same verdict on {same} of {len(subset)}")
 

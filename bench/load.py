@@ -297,14 +297,15 @@ def profile_worker(server: subprocess.Popen, seconds: float, out: Path) -> subpr
     return subprocess.Popen(
         [spy, "record", "-p", children[0], "-d", str(int(seconds)), "-f", "raw", "-o", str(out), "-r", "200",
          "--nonblocking"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=open(out.with_suffix(".log"), "w"),
     )  # fmt: skip
 
 
 def top_frames(raw: Path, n: int = 25) -> str:
     """Self and inclusive sample counts per function from py-spy's collapsed stacks."""
     if not raw.exists():
-        return "  (no profile written)"
+        log = raw.with_suffix(".log")
+        return "  (no profile written)" + (f": {log.read_text()[-500:]}" if log.exists() else "")
     inclusive, own, total = Counter(), Counter(), 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -316,6 +317,11 @@ def top_frames(raw: Path, n: int = 25) -> str:
         own[frames[-1]] += count
     lines = [f"  {total} samples; inclusive % / own % / function"]
     for frame, count in inclusive.most_common(n):
+        lines.append(f"  {100 * count / total:5.1f} {100 * own[frame] / total:5.1f}  {frame[:150]}")
+    # Duet's own functions, which is where a change can be made
+    lines.append("  -- Duet's functions:")
+    duet = [(frame, count) for frame, count in inclusive.most_common() if f"{ROOT}/" in frame or "(arena/" in frame]
+    for frame, count in duet[:n]:
         lines.append(f"  {100 * count / total:5.1f} {100 * own[frame] / total:5.1f}  {frame[:150]}")
     return "\n".join(lines)
 
@@ -339,7 +345,9 @@ def run(db: str, args) -> dict:
         }
         if args.prototype:
             (workdir / "bench_prototype_settings.py").write_text(PROTOTYPE_SETTINGS)
+            (workdir / "bench_prototype_patches.py").write_text(PROTOTYPE_PATCHES)
             env["DJANGO_SETTINGS_MODULE"] = "bench_prototype_settings"
+            env["DUET_BENCH_PROTOTYPE"] = "1"
         if db == "postgres":
             postgres = Postgres(workdir)
             env["DATABASE_URL"] = postgres.start()
@@ -408,27 +416,172 @@ def report(result: dict, args) -> None:
 # The URL configuration pulls in numpy and scipy.stats through arena.leaderboard (about
 # 1.3 s of CPU on an idle core, several seconds on a busy one); without this each worker
 # pays that on its first request, in the middle of the measurement.
-PRELOADED_WSGI = textwrap.dedent('''
+PRELOADED_WSGI = textwrap.dedent("""
+    import os
+
     from config.wsgi import application  # noqa: F401
     from django.urls import get_resolver
 
     get_resolver().url_patterns
     import arena.actions, arena.leaderboard, arena.ratings  # noqa: E401,F401
-''')
+
+    if os.environ.get("DUET_BENCH_PROTOTYPE"):
+        import bench_prototype_patches  # noqa: F401
+""")
 
 
-# Prototype of optimisations outside the files this benchmark's owner may edit, loaded
-# only with --prototype: a settings module that patches them in at import, so the
-# effect can be measured before anyone changes the real code.
-PROTOTYPE_SETTINGS = textwrap.dedent('''
+# --prototype: optimisations outside the files this benchmark's owner may edit, measured
+# before anyone changes the real code: a settings module (SQLite keeps its connections)
+# and a module that patches the running arena once the apps are loaded.
+PROTOTYPE_SETTINGS = textwrap.dedent("""
     from config.settings import *  # noqa: F401,F403
     from config.settings import DATABASES
 
-    # SQLite opens a connection per request (CONN_MAX_AGE=0) and re-runs the PRAGMAs.
+    # SQLite opens a connection per request (CONN_MAX_AGE=0) and re-runs its PRAGMAs.
     if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         DATABASES["default"]["CONN_MAX_AGE"] = 60
+""")
 
-    import bench_prototype_patches  # noqa: E402,F401
+PROTOTYPE_PATCHES = textwrap.dedent('''
+    """Prototype optimisations of the vote loop (see bench/load.py --prototype)."""
+
+    import random
+    import threading
+    import time
+    from collections import Counter
+    from functools import lru_cache
+
+    from arena import actions, leaderboard, presenters
+    from arena.api import views
+    from arena.models import Comparison, ComparisonOrigin, Judgment, Modality
+
+    TTL = 5.0  # seconds a process trusts its copy of rarely changing rows
+    _lock = threading.Lock()
+    _cached: dict = {}
+
+
+    def cached(key, ttl, compute):
+        now = time.monotonic()
+        entry = _cached.get(key)
+        if entry is None or now - entry[0] > ttl:
+            entry = (now, compute())
+            with _lock:
+                _cached[key] = entry
+        return entry[1]
+
+
+    # 1. matchmaking: the eligible outputs and every (prompt, output, output) triple per
+    #    system pair, built once per process every TTL seconds instead of per request;
+    #    a request only looks at the voter's own judged pairs.
+    def _index(modality):
+        by_prompt, system_of = {}, {}
+        rows = actions._eligible_outputs(modality).values_list("id", "prompt_id", "system_id")
+        for output_id, prompt_id, system_id in rows:
+            by_prompt.setdefault(prompt_id, []).append((system_id, output_id))
+            system_of[output_id] = system_id
+        pairs = {}
+        for prompt_id, entries in by_prompt.items():
+            entries.sort()
+            for i, (system_i, output_i) in enumerate(entries):
+                for system_j, output_j in entries[i + 1:]:
+                    if system_i != system_j:
+                        pairs.setdefault((system_i, system_j), []).append((prompt_id, output_i, output_j))
+        return pairs, system_of
+
+
+    original_next_comparison = actions.next_comparison
+
+
+    def next_comparison(judge, modality=Modality.TEXT, rng=None):
+        if modality not in Modality.values:
+            return original_next_comparison(judge, modality, rng)
+        pending = actions._pending_comparison(judge, modality)
+        if pending is not None:
+            return pending
+        rng = rng or random.SystemRandom()
+        pairs, system_of = cached(("index", modality), TTL, lambda: _index(modality))
+        judged = set(
+            Judgment.objects.filter(judge=judge, comparison__prompt__modality=modality)
+            .values_list("comparison__pair_key", flat=True)
+        )
+        used = Counter()
+        for key in judged:
+            low, high = (system_of.get(int(part)) for part in key.split("-"))
+            if low is not None and high is not None:
+                used[tuple(sorted((low, high)))] += 1
+        available = sorted(pair for pair, triples in pairs.items() if used[pair] < len(triples))
+        if not available:
+            return original_next_comparison(judge, modality, rng)  # its messages say why
+        system_pair = actions._choose_system_pair(available, modality, rng)
+        triples = pairs[system_pair]
+        for _ in range(32):  # rejection sampling: a voter has judged few of a pair's triples
+            prompt_id, first, second = rng.choice(triples)
+            if Comparison.make_pair_key(first, second) not in judged:
+                break
+        else:
+            prompt_id, first, second = rng.choice(
+                [t for t in triples if Comparison.make_pair_key(t[1], t[2]) not in judged]
+            )
+        if rng.random() < 0.5:
+            first, second = second, first
+        return Comparison.objects.create(prompt_id=prompt_id, output_a_id=first, output_b_id=second,
+                                         origin=ComparisonOrigin.ARENA, served_to=judge)
+
+
+    actions.next_comparison = next_comparison
+
+    # 2. the board matchmaking reads, and the arena row every vote's battle points at:
+    #    per process, for a few seconds (a refresh reaches matchmaking 2 s later).
+    original_latest_snapshot, original_default_arena = leaderboard.latest_snapshot, leaderboard.default_arena
+    leaderboard.latest_snapshot = lambda arena, scope: cached(
+        ("snapshot", arena.pk, scope), 2.0, lambda: original_latest_snapshot(arena, scope)
+    )
+    leaderboard.default_arena = lambda: cached("arena", 60.0, original_default_arena)
+
+    # 3. rendering: an output's text does not change, so neither does its HTML.
+    presenters.render_markdown = lru_cache(maxsize=8192)(presenters.render_markdown)
+
+    # 4. who may vote: the permission check costs two queries per request; keep the
+    #    answer per account for a few seconds (a revoked role takes effect TTL s later).
+    original_voter_judge = views.voter_judge
+
+
+    def voter_judge(request):
+        user = request.user
+        if not user.is_authenticated:
+            return original_voter_judge(request)
+        return cached(("voter", user.pk), TTL, lambda: original_voter_judge(request))
+
+
+    views.voter_judge = voter_judge
+
+
+    # 5. the pending comparison: arena.actions._pending_comparison excludes judged ones with
+    #    a correlated subquery over all of the voter's judgments for each comparison
+    #    served to them, quadratic in the voter's history (51 ms at 520 votes on SQLite).
+    #    Only the newest comparison served can be pending: a new one is made only when
+    #    none is, so look at that one row and its judgment (two index lookups).
+    def _pending_comparison(judge, modality):
+        from django.conf import settings
+        from django.utils import timezone
+
+        latest = (
+            Comparison.objects.filter(served_to=judge, origin=ComparisonOrigin.ARENA, prompt__modality=modality)
+            .select_related("prompt", "output_a__system", "output_b__system")
+            .order_by("-created_at")
+            .first()
+        )
+        since = timezone.now() - timezone.timedelta(seconds=settings.VOTE_TOKEN_MAX_AGE_SECONDS)
+        if latest is None or latest.created_at < since:
+            return None
+        if not (latest.output_a.system.is_active and latest.output_b.system.is_active):
+            return None
+        if Judgment.objects.filter(comparison=latest, judge=judge).exists():
+            return None
+        return latest
+
+
+    actions._pending_comparison = _pending_comparison
 ''')
 
 

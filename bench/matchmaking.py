@@ -34,7 +34,21 @@ from arena.ratings import (  # noqa: E402
 )
 
 TIE_FACTOR = 0.6  # P(tie) = 0.6 p (1 - p): close systems tie more, E[win credit] stays p
-SPREAD_POINTS = 120.0  # sd of true ratings; 20 systems then span ~400 points, like a busy arena
+SPAN_POINTS = 400.0  # the true ratings span 400 points, like a busy arena
+SPREAD_POINTS = 120.0  # sd of the "normal" truth: 20 draws then span ~400 points too
+
+
+def true_strengths(kind: str, n_systems: int, seed: int) -> np.ndarray:
+    """Logit strengths. "ladder": evenly spaced over SPAN_POINTS, jittered by a tenth of a
+    step, in random order: every adjacent gap is resolvable, so the votes to reach a tau
+    measure the policy. "normal": i.i.d. draws, where some seeds hold near-ties that keep
+    tau hovering around the target for thousands of votes under any policy."""
+    rng = np.random.default_rng(1000 + seed)
+    if kind == "normal":
+        return rng.normal(0, SPREAD_POINTS / POINTS_PER_LOGIT, n_systems)
+    step = SPAN_POINTS / (n_systems - 1)
+    points = np.linspace(0, SPAN_POINTS, n_systems) + rng.uniform(-step / 10, step / 10, n_systems)
+    return rng.permutation(points - points.mean()) / POINTS_PER_LOGIT
 
 
 def vote(strength_a: float, strength_b: float, rng: np.random.Generator) -> int:
@@ -90,16 +104,19 @@ def main() -> None:
     parser.add_argument("--max-votes", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=20, help="votes between refits")
     parser.add_argument("--target", type=float, default=0.9, help="Kendall's tau to reach and keep")
+    parser.add_argument("--truth", choices=["ladder", "normal"], default="ladder", help="true ratings, see true_strengths")
     args = parser.parse_args()
 
-    print(f"{args.systems} systems, true ratings ~ N(1000, {SPREAD_POINTS:.0f}); refit every {args.batch} votes; "
+    truth = (f"evenly spaced over {SPAN_POINTS:.0f} points" if args.truth == "ladder"
+             else f"~ N(1000, {SPREAD_POINTS:.0f})")
+    print(f"{args.systems} systems, true ratings {truth}; refit every {args.batch} votes; "
           f"votes until Kendall's tau stays >= {args.target} up to {args.max_votes:,} votes")
     print(f"{'seed':>4}{'active':>10}{'uniform':>10}{'ratio':>8}")
     started = time.perf_counter()
     active_votes, uniform_votes = [], []
     active_policy = functools.partial(pair_weights, exploration=args.exploration)
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        strengths = np.random.default_rng(1000 + seed).normal(0, SPREAD_POINTS / POINTS_PER_LOGIT, args.systems)
+        strengths = true_strengths(args.truth, args.systems, seed)
         active, _ = run(active_policy, strengths, args.max_votes, args.batch, args.target, seed)
         uniform, _ = run(uniform_pair_weights, strengths, args.max_votes, args.batch, args.target, seed)
         active_votes.append(active)

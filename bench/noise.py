@@ -1,10 +1,12 @@
 """Benchmark: DPO under label noise, vanilla against the noise-aware variants.
 
-A synthetic task a tiny random Llama (SmolLM2's tokenizer) learns in a few dozen CPU steps:
-there are GOOD and BAD words, and the chosen completion holds two good words, the rejected
-one two bad ones, in new combinations for every prompt. HH-RLHF is not used: SmolLM2 gets
-nowhere near learnable held-out accuracy on it within a few CPU minutes, so the methods'
-differences would drown in noise. A share of the TRAINING labels is flipped at random (the
+A synthetic task a tiny random Llama learns in a few dozen CPU steps: there are good and bad
+words, and the chosen completion holds two good words, the rejected one two bad ones, in new
+combinations for every prompt. The Llama is build_tiny_model's shape (2 layers, width 64)
+with a word-level vocabulary of ~70 tokens instead of SmolLM2's 49,152: with SmolLM2's
+vocabulary the LM head is nearly all of a tiny model's cost, and this many runs would not fit
+in five minutes. HH-RLHF is not used: SmolLM2 gets nowhere near a learnable held-out accuracy
+on it within a few CPU minutes, so the methods' differences would drown in noise. A share of the TRAINING labels is flipped at random (the
 held-out split stays clean); each method trains for the same steps and is scored by its
 implicit-reward accuracy on the clean held-out pairs:
 
@@ -47,6 +49,29 @@ METHODS = {
     "cdpo": {"losses": ["cdpo"]},
     "em": {"losses": ["sigmoid"], "pair_weighting": "em"},
 }
+
+
+def build_word_model(directory: Path, seed: int = 0) -> Path:
+    """A tiny random Llama with a word-level tokenizer over exactly this task's words."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<unk>", "<pad>", "</s>"]
+    words = ["Train", "Test", "item", "describe", "it", "and", ":", ".", *"0123456789", *WORDS]
+    backend = Tokenizer(models.WordLevel({token: i for i, token in enumerate(specials + words)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Whitespace(), pre_tokenizers.Digits(individual_digits=True)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>",
+                                        eos_token="</s>")
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                         bos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(seed)
+    LlamaForCausalLM(config).save_pretrained(str(directory))
+    tokenizer.save_pretrained(str(directory))
+    return directory
 
 
 def make_pairs(n: int, rng: random.Random, prefix: str, good: list[str], bad: list[str]) -> list[dict]:
@@ -101,13 +126,11 @@ def main() -> None:
     os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
-    from arena.localmodel import build_tiny_model
-
     started = time.perf_counter()
     table: dict[tuple[str, float], list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="duet-noise-") as workdir:
         workdir = Path(workdir)
-        model_dir = build_tiny_model(workdir / "tiny")
+        model_dir = build_word_model(workdir / "tiny")
         for rate in args.rates:
             for method in args.methods:
                 table[method, rate] = [run(method, rate, seed, model_dir, args, workdir)

@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/", include("arena.api.urls")),
     path("api/", include("training.api.urls")),
     path("api/", include("annotation.api.urls")),
+    path("api/", include("routing.api.urls")),
     path("projects/", include("annotation.urls")),
     path("routing/", include("routing.urls")),
     path("training/", include("training.urls")),

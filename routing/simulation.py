@@ -81,7 +81,7 @@ def run_policy(items: list[SimulationItem], policy: RoutingPolicy, budget: float
     trace = []
     for batch_number, start in enumerate(range(0, len(arriving), batch_size)):
         batch = arriving[start : start + batch_size]
-        share = total.human_count(start + len(batch)) - total.human_count(start)
+        share = total.batch_share(start, len(batch))
         policy.fit(list(seen))
         decisions = policy.route([item.candidate for item in batch], Budget(count=share))
         for item, decision in zip(batch, decisions, strict=True):

@@ -1,4 +1,11 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "routing"
-urlpatterns = []
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("projects/<int:pk>/", views.project_page, name="project"),
+    path("projects/<int:pk>/settings/", views.save_settings, name="settings"),
+    path("projects/<int:pk>/jobs/<str:kind>/", views.start_job, name="start"),
+]

@@ -138,6 +138,9 @@ _NODE_WEIGHTS = _NODE_WEIGHTS / _NODE_WEIGHTS.sum()
 # Pairs whose order is already this sure cannot gain from any vote; skipping them keeps
 # the look-ahead cheap once the board has settled.
 _SETTLED = 1e-4
+# Variance (logits^2) of a component's unknown offset: an sd of 2 logits (~350 points)
+# is as wide as a whole leaderboard.
+COMPONENT_OFFSET_VAR = 4.0
 # Bounds the look-ahead's working array (candidates x watched pairs x nodes) to ~32 MB.
 _BLOCK_ELEMENTS = 4_000_000
 
@@ -159,8 +162,13 @@ def misordering_gain(state: MatchState) -> np.ndarray:
     i, j = np.triu_indices(n, 1)  # shape (n_pairs,): candidates and watched pairs alike
     r = state.ratings / POINTS_PER_LOGIT
     cov = state.covariance / POINTS_PER_LOGIT**2
-    # Across components the ratings share no scale: treat the order as a coin flip.
-    same = state.components[i] == state.components[j]
+    # Across components the ratings share no scale. Give each component an unknown offset,
+    # so an order across them is a coin flip that only a vote across them can settle
+    # (a vote inside a component leaves the offsets as unknown as before).
+    same_component = state.components[:, None] == state.components[None, :]
+    if not same_component.all():
+        cov = cov + COMPONENT_OFFSET_VAR * same_component
+    same = same_component[i, j]
     diff = np.where(same, r[i] - r[j], 0.0)
     var = np.clip(cov[i, i] + cov[j, j] - 2 * cov[i, j], 1e-12, None)
     p = expit(diff)

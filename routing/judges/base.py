@@ -96,6 +96,13 @@ class JudgeVerdict:
         data["orders"] = [asdict(order) for order in self.orders]
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict) -> JudgeVerdict:
+        """The inverse of ``to_dict``: a verdict back from a stored Judgment's metadata."""
+        fields = dict(data)
+        fields["orders"] = tuple(OrderResult(**order) for order in fields.get("orders", ()))
+        return cls(**fields)
+
 
 class Judge:
     """An automatic judge of pairwise comparisons.

@@ -68,6 +68,13 @@ class Budget:
         # The epsilon keeps 0.1 * 35 = 3.5000000000000004 and 0.35 * 10 = 3.4999999999999996 alike.
         return min(n, math.floor(self.fraction * n + 0.5 + 1e-9))
 
+    def batch_share(self, routed_before: int, batch_size: int) -> int:
+        """A fraction budget's human count for the next batch, given how many comparisons earlier
+        batches held: cumulative rounding, so the batches together spend exactly the budget."""
+        if self.fraction is None:
+            raise PolicyError("a count budget has no per-batch share; pass the count still unspent")
+        return self.human_count(routed_before + batch_size) - self.human_count(routed_before)
+
     def __str__(self) -> str:
         return f"{self.fraction:g}" if self.fraction is not None else str(self.count)
 

@@ -45,14 +45,16 @@ def test_systems_with_few_votes_are_preferred():
 
 
 def test_pairs_across_components_get_the_top_score():
-    rows = [("A", "B", "a")] * 20 + [("B", "A", "a")] * 20 + [("C", "D", "a")] * 20 + [("D", "C", "a")] * 20
+    # given A clearly above B, C clearly above D, and no battle between the two groups
+    rows = [("A", "B", "a")] * 36 + [("B", "A", "a")] * 4 + [("C", "D", "a")] * 36 + [("D", "C", "a")] * 4
     board = compute_leaderboard(BattleCounts.from_records(rows), ci="sandwich", min_votes=0)
     s = MatchState.from_leaderboard(board)
     weights = pair_weights(s)
     names = s.systems
     across = weights[names.index("A"), names.index("C")] + weights[names.index("C"), names.index("A")]
     within = weights[min(names.index("A"), names.index("B")), max(names.index("A"), names.index("B"))]
-    assert across > within
+    # then a vote joining the groups is worth more than one more A-B vote
+    assert across > 3 * within
 
 
 def test_exclusions_are_respected():

@@ -3,6 +3,7 @@ to retry, counted across processes), and a voter cannot pick the comparison they
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -187,8 +188,9 @@ def test_local_store_counts_exactly_across_processes(tmp_path):
 
 def test_a_new_window_starts_from_one(tmp_path):
     store = ratelimit.LocalStore(tmp_path / "counts.sqlite3")
-    assert [store.hit("k", 1, 60) for _ in range(3)] == [1, 2, 3]
-    assert store.hit("k", 2, 120) == 1
+    later = time.time() + 120  # not yet expired, so a prune cannot remove the row
+    assert [store.hit("k", 1, later) for _ in range(3)] == [1, 2, 3]
+    assert store.hit("k", 2, later + 60) == 1
 
 
 @pytest.mark.redis

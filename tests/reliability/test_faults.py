@@ -315,6 +315,35 @@ def test_import_killed_half_way_leaves_nothing(subprocess_env, processes, tmp_pa
     assert Battle.objects.filter(arena__name="dump").count() == 1000
 
 
+def test_comparison_import_killed_half_way_leaves_nothing(subprocess_env, processes, tmp_path):
+    pytest.importorskip("annotation.actions")
+    from annotation.models import Project, ProjectItem
+
+    # given a large comparison file being imported into a new project in one transaction
+    path = tmp_path / "items.jsonl"
+    with open(path, "w") as handle:
+        for k in range(60_000):
+            row = {"id": f"q{k}", "prompt": f"Question {k}?", "a": {"system": f"cmp-{k % 7}", "text": f"A{k} " * 20},
+                   "b": {"system": f"cmp-{(k + 1) % 7}", "text": f"B{k} " * 20}}  # fmt: skip
+            handle.write(json.dumps(row) + "\n")
+    db_path = django_settings.DATABASES["default"]["NAME"]
+    importer = processes.start(
+        "import", [sys.executable, "manage.py", "import_comparisons", str(path), "--project", "killed"], subprocess_env
+    )
+    # when it is SIGKILLed while writing
+    wal = f"{db_path}-wal"
+    wait_until(lambda: importer.poll() is not None or (os.path.exists(wal) and os.path.getsize(wal) > 2_000_000),
+               180, interval=0.02, message="the import to write")  # fmt: skip
+    assert importer.poll() is None, "the import finished before it could be killed; make the file larger"
+    processes.kill(importer)
+    # then neither the project nor any of its items, outputs or systems exist
+    assert not Project.objects.filter(name="killed").exists()
+    assert ProjectItem.objects.count() == 0 and Output.objects.count() == 0
+    assert not System.objects.filter(name__startswith="cmp-").exists()
+    with sqlite3.connect(db_path) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
 # --- SQLite under concurrent writes ------------------------------------------------------------
 
 

@@ -89,6 +89,9 @@ POLICY = [
     ("trainingrun-list", "POST", RESEARCHERS),
     ("trainingrun-cancel", "POST", RESEARCHERS),
     ("routing:*", "GET", RESEARCHERS),
+    ("routing_api:*", "GET", RESEARCHERS),
+    ("routing_api:judge", "POST", RESEARCHERS),
+    ("routing_api:route", "POST", RESEARCHERS),
     # Annotation projects: membership decides (annotation's own tests cover who); only
     # researchers and admins create projects.
     # (An annotator's invalid project gets 400 before the permission check's 403: the

@@ -116,6 +116,13 @@ def test_budget_parsing():
             Budget.parse(bad)
 
 
+def test_batch_shares_add_up_to_the_budget():
+    budget = Budget(fraction=0.3)
+    shares = [budget.batch_share(start, min(7, 50 - start)) for start in range(0, 50, 7)]
+    assert sum(shares) == budget.human_count(50) == 15
+    assert max(shares) - min(shares) <= 1
+
+
 def test_get_policy_names_every_policy():
     for name in ("human_only", "judge_only", "random", "uncertainty", "learned"):
         assert get_policy(name, seed=1).name == name

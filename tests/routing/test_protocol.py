@@ -78,3 +78,14 @@ def test_imported_verdicts_keep_garbage_as_unparsable():
     assert verdicts[1].confidence == 0.4 and verdicts[0].order_consistent is None
     assert "no verdict imported" in verdicts[3].detail
     assert normalise_verdict(" A ") == "a" and normalise_verdict("both") == UNPARSABLE
+
+
+def test_a_verdict_survives_a_round_trip_through_json():
+    import json
+
+    from routing.judges import JudgeVerdict
+
+    orders = (order_from_letter_probs("ab", {"A": 0.7, "B": 0.2, "C": 0.1}, "logits", verdict_mass=0.4),
+              order_from_text("ba", "so [[B]]"))
+    verdict = JudgeVerdict(item_id="7", judge="j", judge_version="v", **combine_orders(orders))
+    assert JudgeVerdict.from_dict(json.loads(json.dumps(verdict.to_dict()))) == verdict

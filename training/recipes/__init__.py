@@ -19,7 +19,7 @@ _LAZY = {
     "train_reward_model": ".reward",
     "TrainResult": ".results",
     "PreferenceMetrics": ".evaluation",
-    "Progress": ".trainers",
+    "Progress": ".results",
     "drop_uncertain_pairs": ".uncertainty",
     "to_dataset": ".pairs",
 }

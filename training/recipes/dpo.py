@@ -17,9 +17,8 @@ from .pairs import (
     split_by_prompt,
     to_dataset,
 )
-from .results import TrainResult
+from .results import Progress, TrainResult
 from .runtime import Runtime, load_policy, lora_config, model_directory, select_runtime
-from .trainers import Progress
 
 
 def train_dpo(

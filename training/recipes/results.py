@@ -7,6 +7,17 @@ from dataclasses import asdict, dataclass, field
 from .evaluation import PreferenceMetrics
 
 
+@dataclass(frozen=True)
+class Progress:
+    """One optimiser step, as reported to ``on_progress``."""
+
+    step: int
+    total_steps: int
+    loss: float
+    reward_accuracy: float | None  # on this step's training batch
+    epoch: float
+
+
 @dataclass
 class TrainResult:
     kind: str  # "dpo" or "reward"

@@ -9,9 +9,8 @@ from pathlib import Path
 
 from .config import TrainingRecipe
 from .pairs import PairSplit, PreferencePair, normalise_pairs, split_by_prompt
-from .results import TrainResult
+from .results import Progress, TrainResult
 from .runtime import Runtime, load_reward_backbone, lora_config, model_directory, select_runtime
-from .trainers import Progress
 
 
 def tokenize_for_reward(tokenizer, pairs: Sequence[PreferencePair], max_length: int,

@@ -13,15 +13,7 @@ from trl.trainer.dpo_trainer import DataCollatorForPreference
 
 from .losses import LossParams, PairLogratios, preference_loss
 from .reliability import estimate_reliability
-
-
-@dataclass(frozen=True)
-class Progress:
-    step: int
-    total_steps: int
-    loss: float
-    reward_accuracy: float | None  # on the training batches since the last report
-    epoch: float
+from .results import Progress
 
 
 class ProgressCallback(TrainerCallback):
