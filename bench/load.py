@@ -61,6 +61,28 @@ def wait_for_port(port: int, timeout: float, process: subprocess.Popen | None = 
     raise TimeoutError(f"nothing listening on port {port}")
 
 
+def tree_cpu_seconds(root_pid: int | None) -> float:
+    """CPU seconds (user + system) used so far by a process and all its descendants."""
+    if root_pid is None:
+        return 0.0
+    parents, times = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        times[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tree, frontier = {root_pid}, [root_pid]
+    while frontier:
+        current = frontier.pop()
+        children = [pid for pid, parent in parents.items() if parent == current and pid not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(times.get(pid, 0.0) for pid in tree)
+
+
 def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -98,6 +120,10 @@ class Postgres:
         )  # fmt: skip
         self._as_postgres(self.bin / "createdb", "-h", "127.0.0.1", "-p", self.port, "-U", "postgres", "duet")
         return f"postgres://postgres@127.0.0.1:{self.port}/duet"
+
+    def pid(self) -> int | None:
+        pid_file = self.dir / "data" / "postmaster.pid"
+        return int(pid_file.read_text().split()[0]) if pid_file.exists() else None
 
     def stop(self) -> None:
         if (self.dir / "data" / "postmaster.pid").exists():
@@ -255,7 +281,8 @@ async def voter(port: int, token: str, deadline: float, stats: dict, rng: random
     connection.close()
 
 
-async def drive(port: int, tokens: list[str], seconds: float, warmup: float) -> dict:
+async def drive(port: int, tokens: list[str], seconds: float, warmup: float, cpu: dict, web_pid: int,
+                db_pid: int | None) -> dict:
     # Warm-up: every voter votes a few times so every worker thread has imported the
     # lazily imported modules (numpy and scipy for matchmaking take seconds on a busy
     # machine) and opened its connection; those figures are dropped.
@@ -263,10 +290,15 @@ async def drive(port: int, tokens: list[str], seconds: float, warmup: float) -> 
     deadline = time.monotonic() + warmup
     await asyncio.gather(*(voter(port, t, deadline, warm, random.Random(i), 3) for i, t in enumerate(tokens)))
     stats = {"next_ms": [], "vote_ms": [], "cycle_ms": [], "acked": [], "errors": Counter()}
+    # CPU used by the server tree, the database and the voters, over the measured window only
+    cpu.update(web=-tree_cpu_seconds(web_pid), db=-tree_cpu_seconds(db_pid), voters=-time.process_time())
     started = time.monotonic()
     deadline = started + seconds
     await asyncio.gather(*(voter(port, t, deadline, stats, random.Random(1000 + i)) for i, t in enumerate(tokens)))
     stats["elapsed"] = time.monotonic() - started
+    cpu["web"] += tree_cpu_seconds(web_pid)
+    cpu["db"] += tree_cpu_seconds(db_pid)
+    cpu["voters"] += time.process_time()
     stats["warm_acked"] = warm["acked"]
     stats["warm_errors"] = warm["errors"]
     return stats
@@ -338,10 +370,11 @@ def run(db: str, args) -> dict:
             "DUET_VAR_DIR": str(workdir / "var"),
             "DJANGO_DEBUG": "0",
             "DUET_LOG_LEVEL": "WARNING",
-            # The limits stay on (their cost is part of the figures) but far above the load.
-            "DUET_VOTE_RATE_LIMIT": "1000000/minute",
-            "DUET_NEXT_RATE_LIMIT": "1000000/minute",
-            "DUET_CLIENT_RATE_LIMIT": "1000000/minute",
+            # The limits stay on (their cost is part of the figures) but far above the load,
+            # unless --limits off measures what they cost.
+            "DUET_VOTE_RATE_LIMIT": "1000000/minute" if args.limits == "on" else "off",
+            "DUET_NEXT_RATE_LIMIT": "1000000/minute" if args.limits == "on" else "off",
+            "DUET_CLIENT_RATE_LIMIT": "1000000/minute" if args.limits == "on" else "off",
         }
         if args.prototype:
             (workdir / "bench_prototype_settings.py").write_text(PROTOTYPE_SETTINGS)
@@ -369,7 +402,9 @@ def run(db: str, args) -> dict:
         wait_for_port(port, 60, server)
         before = load_average()
         spy = profile_worker(server, args.seconds + 2, workdir / "profile.txt") if args.profile else None
-        stats = asyncio.run(drive(port, tokens, args.seconds, args.warmup))
+        db_pid = postgres.pid() if postgres else None
+        cpu = {"web": -tree_cpu_seconds(server.pid), "db": -tree_cpu_seconds(db_pid), "voters": -time.process_time()}
+        stats = asyncio.run(drive(port, tokens, args.seconds, args.warmup, cpu, server.pid, db_pid))
         after = load_average()
         if spy is not None:
             spy.wait(timeout=120)
@@ -377,7 +412,7 @@ def run(db: str, args) -> dict:
         acked_path = workdir / "acked.json"
         acked_path.write_text(json.dumps(stats["acked"] + stats["warm_acked"]))
         verify = json.loads(manage(env, "shell", "-c", VERIFY.format(acked_path=str(acked_path))).split("VERIFY", 1)[1])
-        result = {"db": db, "stats": stats, "verify": verify, "load_before": before, "load_after": after}
+        result = {"db": db, "stats": stats, "verify": verify, "load_before": before, "load_after": after, "cpu": cpu}
         report(result, args)
         if args.profile:
             print(top_frames(workdir / "profile.txt"))
@@ -399,12 +434,19 @@ def report(result: dict, args) -> None:
     votes = len(stats["acked"])
     errors = sum(stats["errors"].values())
     print(f"\n== {result['db']}: {args.voters} voters, {stats['elapsed']:.1f} s, gunicorn {args.workers} workers x "
-          f"{args.threads} threads{' (prototype settings)' if args.prototype else ''}")  # fmt: skip
+          f"{args.threads} threads{' (prototype)' if args.prototype else ''}, rate limits {args.limits}")  # fmt: skip
     print(f"  load average before {result['load_before']}, after {result['load_after']} ({os.cpu_count()} cores)")
     print(f"  votes/s      {votes / stats['elapsed']:8.1f}   ({votes} votes acknowledged)")
     print(f"  next         {percentiles(stats['next_ms'])}")
     print(f"  vote         {percentiles(stats['vote_ms'])}")
     print(f"  next+vote    {percentiles(stats['cycle_ms'])}")
+    cpu = result["cpu"]
+    if votes:
+        per_vote = {part: 1000 * seconds / votes for part, seconds in cpu.items()}
+        total = sum(per_vote.values())
+        print(f"  CPU per vote web {per_vote['web']:.1f} ms + database {per_vote['db']:.1f} ms + voters "
+              f"{per_vote['voters']:.1f} ms = {total:.1f} ms: at most {1000 * (os.cpu_count() or 1) / total:.0f} "
+              f"votes/s if this run had the machine to itself")  # fmt: skip
     print(f"  errors       {errors}" + "".join(f"\n    {n} x {what}" for what, n in stats["errors"].most_common(8)))
     print(f"  check        acknowledged {verify['acknowledged']} (incl. warm-up), stored {verify['stored']}, "
           f"lost {verify['lost']}, doubled judgments {verify['doubled_judgments']}, doubled battles "
@@ -596,6 +638,7 @@ def main() -> None:
     parser.add_argument("--systems", type=int, default=8)
     parser.add_argument("--prompts", type=int, default=100)
     parser.add_argument("--settings", default="config.settings")
+    parser.add_argument("--limits", choices=["on", "off"], default="on", help="rate limits counted (far above the load) or off")
     parser.add_argument("--prototype", action="store_true", help="measure the proposed optimisations (see PROTOTYPE_SETTINGS)")
     parser.add_argument("--profile", action="store_true", help="sample one gunicorn worker with py-spy")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, database)")

@@ -201,9 +201,16 @@ def main() -> None:
     parser.add_argument("--worker", choices=["duet", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     args = parser.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    import torch
+
+    # One intra-op thread by default: on the shared 2-core machine, two threads spinning
+    # against other processes made a SmolLM2 forward 2-6x slower (4x128 tokens: 1.7 s on one
+    # thread, 3.3-11 s on two) and a tiny model's step 50x slower.
+    torch.set_num_threads(args.threads)
 
     if args.worker:
         print(json.dumps(run_config(args.worker, args)))
@@ -231,7 +238,7 @@ def main() -> None:
 def _shared_flags(args) -> list[str]:
     return ["--train-pairs", str(args.train_pairs), "--eval-pairs", str(args.eval_pairs), "--batch-size",
             str(args.batch_size), "--max-length", str(args.max_length), "--steps", str(args.steps),
-            "--seed", str(args.seed)]
+            "--seed", str(args.seed), "--threads", str(args.threads)]
 
 
 def _report(results: dict) -> None:

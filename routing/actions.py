@@ -225,11 +225,13 @@ def _items(queryset, item_ids: list[int] | None) -> list[ProjectItem]:
 
 
 def _project_judge(project: Project, spec: str | None, judge: Judge | None) -> tuple[Judge, str, ProjectRouting]:
+    """(the judge, the spec it was built from, the project's routing settings). A judge handed
+    in ready-made (tests, scripts) has no spec: its Judge row records none."""
     routing = routing_settings(project)
+    if judge is not None:
+        return judge, "", routing
     spec = check_judge_spec(spec or routing.judge_spec)
-    if judge is None:
-        judge = build_judge(spec, project=project, batch_size=routing.batch_size)
-    return judge, spec, routing
+    return build_judge(spec, project=project, batch_size=routing.batch_size), spec, routing
 
 
 def judge_project(project: Project, *, spec: str | None = None, judge: Judge | None = None, limit: int | None = None,

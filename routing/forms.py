@@ -18,7 +18,8 @@ JUDGE_HELP = ("smollm2 (default: SmolLM2-135M, verdict probabilities from one fo
 
 
 class RoutingSettingsForm(forms.Form):
-    routing_policy = forms.ChoiceField(choices=RoutingPolicy.choices, help_text=ROUTING_HELP)
+    routing_policy = forms.ChoiceField(choices=[(value, f"{value}: {label}") for value, label in RoutingPolicy.choices],
+                                       help_text=ROUTING_HELP)
     human_budget_fraction = forms.FloatField(required=False, min_value=0, max_value=1, label="Human budget (fraction)",
                                              help_text="e.g. 0.2: a fifth of the items go to people")
     human_budget_count = forms.IntegerField(required=False, min_value=0, label="Human budget (count)",

@@ -38,6 +38,7 @@ class AgreementFigures:
     tie). ``agreement_no_ties``: the same over items whose human label is not a tie (a
     judge's tie there counts as a disagreement), as ``evaluate_judge`` scores it.
     ``chance``: always answering the commonest human label on the same items.
+    ``judge_tie_share`` / ``human_tie_share``: how often each called those items a tie.
     ``order_consistency``: share of judged items whose two orders gave the same verdict
     (an unparsable answer counts as inconsistent; judges that see one order are left out).
     """
@@ -47,6 +48,8 @@ class AgreementFigures:
     n_no_ties: int = 0
     agreement_no_ties: float | None = None
     chance: float | None = None
+    judge_tie_share: float | None = None
+    human_tie_share: float | None = None
     judged: int = 0
     unparsable: int = 0
     order_known: int = 0
@@ -71,6 +74,8 @@ class _Tally:
             n_no_ties=len(no_ties),
             agreement_no_ties=_share(sum(h == s for h, s in no_ties), len(no_ties)),
             chance=_share(commonest[0][1], len(humans)) if commonest else None,
+            judge_tie_share=_share(sum(said == "tie" for _, said in self.pairs), len(self.pairs)),
+            human_tie_share=_share(sum(human == "tie" for human in humans), len(humans)),
             judged=self.judged,
             unparsable=self.unparsable,
             order_known=self.order_known,
@@ -216,6 +221,12 @@ def _notes(agreement: AgreementFigures, judge: Judge | None) -> list[str]:
             f"{judge} agrees with people on {100 * agreement.agreement:.0f}% of {agreement.n} comparisons; always "
             f"answering the commonest human label would score {100 * agreement.chance:.0f}%. That is {level}: "
             "its verdicts carry little information here, and routing on them saves labels at the cost of quality."
+        )
+    if agreement.judge_tie_share is not None and agreement.judge_tie_share >= 0.5 \
+            and agreement.judge_tie_share > 2 * agreement.human_tie_share:
+        notes.append(
+            f"{judge} called {100 * agreement.judge_tie_share:.0f}% of these comparisons a tie; people did on "
+            f"{100 * agreement.human_tie_share:.0f}%: its ties mostly mean it cannot tell, not that the answers are equal."
         )
     if agreement.judged and agreement.unparsable:
         notes.append(f"{agreement.unparsable} of {agreement.judged} answers held no verdict (kept, never guessed); "

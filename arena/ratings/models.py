@@ -246,15 +246,19 @@ class BradleyTerry(RatingModel):
         # row's outer-product sum is its summed squared weight times (y - p)^2. Ties make
         # y - p small, which is why this differs from the model-based covariance.
         meat = self.rows.gram(self.counts.weight_sq * (self.y - p) ** 2)
-        bread_inv = self._invert(bread)
-        return bread_inv @ meat @ bread_inv
+        # Matrices of a few hundred rows: BLAS threads cost more than they save, and on
+        # a busy machine OpenBLAS's spinning threads made this step 50x slower.
+        with single_threaded_blas():
+            bread_inv = self._invert(bread)
+            return bread_inv @ meat @ bread_inv
 
     def model_covariance(self, params: np.ndarray) -> np.ndarray:
         """Inverse Fisher information (same conventions as `robust_covariance`). Matchmaking
         uses it: with a handful of votes per pair the sandwich's meat is itself noisy."""
         p = expit(self.rows.margins(params))
         info = self.rows.gram(self.counts.weight * p * (1 - p)) + np.diag(self.penalty)
-        return self._invert(info)
+        with single_threaded_blas():
+            return self._invert(info)
 
     def _invert(self, information: np.ndarray) -> np.ndarray:
         if self.l2 == 0:

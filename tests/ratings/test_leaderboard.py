@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from arena.ratings import (
-    POINTS_PER_LOGIT,
     Battles,
     BattleCounts,
     compute_leaderboard,

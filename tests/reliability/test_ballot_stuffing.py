@@ -130,6 +130,7 @@ def test_counter_store_never_holds_addresses_or_session_keys(arena_factory, sett
     from rest_framework.test import APIClient
 
     settings.OPEN_ARENA = True
+    settings.VOTE_RATE_LIMIT, settings.CLIENT_RATE_LIMIT = "10/minute", "10/minute"
     arena_factory("text")
     client = APIClient()
     cast_vote(client, REMOTE_ADDR="203.0.113.77")

@@ -13,6 +13,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import celery
 import pytest
 from django.conf import settings as django_settings
 
@@ -260,18 +261,47 @@ def test_votes_are_accepted_while_redis_restarts_and_the_board_catches_up(
     slowest = max(seconds for at, kind, status, seconds in statuses if kind == "vote" and down_at <= at <= up_at)
     print(f"{len(during)} votes during the outage, the slowest took {slowest:.2f} s")
     # and the leaderboard refresh runs once Redis is back: a board with every vote appears.
-    # Celery 5.7 / kombu 5.7 workers on Redis can die with "Unrecoverable error:
-    # AttributeError: 'NoneType' object has no attribute 'hostname'" when the broker drops
-    # while they hold an unacknowledged message (restoring it needs the connection they
-    # just closed; cf. celery/kombu#582). Production runs workers under a supervisor that
-    # restarts them (systemd Restart=always); here the test is that supervisor.
-    worker_log = processes.log("worker", tail=1_000_000)
-    if worker.poll() is not None:
-        print("the Celery worker died when Redis went away; restarting it as a supervisor would")
-        assert "Unrecoverable error" in worker_log, worker_log[-3000:]
+    # Celery 5.7.0 / kombu 5.7.0 workers on Redis can crash when the broker drops ("Unrecoverable
+    # error: AttributeError: 'NoneType' object has no attribute 'hostname'": the consumer
+    # closes a connection it has already collected, and restoring unacked messages needs
+    # it) and then hang instead of exiting (see test_worker_survives_a_redis_restart).
+    # Production must run workers with a liveness check that restarts them (`celery
+    # inspect ping`); here the test is that supervisor.
+    if "Unrecoverable error" in processes.log("worker", tail=1_000_000):
+        print("the Celery worker crashed when Redis went away; restarting it as a liveness check would")
+        processes.kill(worker)
         start_worker(processes, env, name="worker-2")
-    wait_until(lambda: LeaderboardSnapshot.objects.filter(n_battles=len(acked)).exists(), 60,
+    wait_until(lambda: LeaderboardSnapshot.objects.filter(n_battles=len(acked)).exists(), 90,
                message=f"a board with {len(acked)} votes; worker log:\n{processes.log('worker-2')}")  # fmt: skip
+
+
+@pytest.mark.redis
+@pytest.mark.xfail(
+    condition=celery.__version__.startswith("5.7.0"),
+    reason="celery 5.7.0/kombu 5.7.0: a Redis restart crashes the worker's consumer and leaves the process hanging "
+    "(Consumer.on_connection_error_after_connected closes a connection Connection.collect() already emptied); "
+    "passes on celery 5.6.3/kombu 5.6.2",
+    strict=False,
+)
+def test_worker_survives_a_redis_restart(subprocess_env, processes, redis_server):
+    # given a worker on Redis holding a countdown task (as a debounced leaderboard refresh does)
+    url, stop_redis, start_redis = redis_server
+    env = {**subprocess_env, "CELERY_BROKER_URL": url}
+    worker = start_worker(processes, env)
+    wait_until(lambda: "ready" in processes.log("worker"), 120, message="the worker to start")
+    arena = Arena.objects.create(name="main")
+    queue = f"from arena.tasks import refresh_leaderboards as r; r.apply_async(({arena.pk},), countdown={{}})"
+    manage_shell(env, queue.format(30))
+    time.sleep(1)
+    # when Redis restarts
+    stop_redis()
+    time.sleep(2)
+    start_redis()
+    # then the same worker reconnects and runs a task queued afterwards
+    manage_shell(env, queue.format(0))
+    wait_until(lambda: "succeeded" in processes.log("worker", tail=1_000_000) or worker.poll() is not None, 60,
+               message="the task after the restart")  # fmt: skip
+    assert "Unrecoverable error" not in processes.log("worker", tail=1_000_000)
 
 
 # --- an import killed half-way ----------------------------------------------------------------

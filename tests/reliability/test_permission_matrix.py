@@ -88,7 +88,13 @@ POLICY = [
     ("trainingrun-*", "GET", RESEARCHERS),
     ("trainingrun-list", "POST", RESEARCHERS),
     ("trainingrun-cancel", "POST", RESEARCHERS),
+    ("routing:settings", "GET", MEMBERS),  # POST-only: a GET is 405 once logged in
+    ("routing:start", "GET", MEMBERS),
+    ("routing:settings", "POST", RESEARCHERS),
+    ("routing:start", "POST", RESEARCHERS),
     ("routing:*", "GET", RESEARCHERS),
+    ("routing_api:judge", "GET", MEMBERS),  # POST-only: a GET is 405 once logged in
+    ("routing_api:route", "GET", MEMBERS),
     ("routing_api:*", "GET", RESEARCHERS),
     ("routing_api:judge", "POST", RESEARCHERS),
     ("routing_api:route", "POST", RESEARCHERS),
@@ -175,7 +181,7 @@ def fill(route: str, name: str, values: dict, object_id) -> str:
         "format": "json", "app_label": "arena", "url": "no-such-page/", "path": "outputs/none.png",
         "fmt": "json", "battle_id": uuid.uuid4(), "pk": 999999, "item_pk": 999999, "item_id": 999999,
         "content_type_id": 1, "object_id": 1, "job_id": "no-such-job", "run_id": 999999,
-        "assignment_id": 999999, "user_id": 999999, "uidb64": "MQ", "token": "set-password",
+        "assignment_id": 999999, "user_id": 999999, "kind": "judge", "uidb64": "MQ", "token": "set-password",
     }  # fmt: skip
 
     def value(param: str):
@@ -195,7 +201,9 @@ def fill(route: str, name: str, values: dict, object_id) -> str:
     path = re.sub(r"\(\?P<(\w+)>(?:[^()]|\([^()]*\))*\)", lambda m: str(value(m.group(1))), route)
     path = re.sub(
         r"<(\w+:)?(\w+)>",
-        lambda m: ".json" if m.group(1) == "drf_format_suffix:" else str(value(m.group(2))),
+        lambda m: ".json" if m.group(1) == "drf_format_suffix:" else (
+            str(value(m.group(2))) if m.group(1) != "int:" or str(value(m.group(2))).isdigit() else "999999"
+        ),
         path,
     )
     path = path.replace("^", "").replace("$", "").replace("\\.", ".").replace("/?", "/")

@@ -69,6 +69,7 @@ def test_the_figures_of_a_hand_made_project(hand_made):
     # without the human ties (h3, h6): h0, h1, h2, h4, h5, of which h0, h2, h4 agree
     assert (overall.n_no_ties, overall.agreement_no_ties) == (5, pytest.approx(0.6))
     assert overall.chance == pytest.approx(0.5)  # "a" on 3 of the 6
+    assert (overall.judge_tie_share, overall.human_tie_share) == (pytest.approx(1 / 6), pytest.approx(1 / 6))
     # 8 answers, one without a verdict (inconsistent by definition), 5 consistent of 8
     assert (overall.judged, overall.unparsable, overall.order_known) == (8, 1, 8)
     assert overall.order_consistency == pytest.approx(5 / 8)

@@ -25,6 +25,18 @@ def easy_pairs(n: int, annotators: str = "ab", flipped: str = "") -> list[dict]:
     return pairs
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models on one thread: on the shared 2-core test machine a tiny Llama's step took
+    ~20 ms on one thread and ~1 s on two, which spin against the other processes."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def tiny_recipe(tiny_model_dir):
     def make(adapter: str = "lora", validation_fraction: float = 0.0, **training) -> TrainingRecipe:

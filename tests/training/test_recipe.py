@@ -44,6 +44,15 @@ def test_trl_losses_run_on_trl_and_the_rest_on_duets_loss():
     assert TrainingRecipe.from_dict({"training": {"pair_weighting": "em"}}).training.needs_duet_loss
 
 
+def test_posterior_weights_start_from_the_flip_rate_when_one_is_known():
+    training = TrainingRecipe.from_dict({"training": {"pair_weighting": "em"}}).training
+    assert training.uses_flip_rate
+    assert training.prior_reliability(0.3) == pytest.approx(0.7)
+    assert training.prior_reliability(0.0) == training.prior_reliability(None) == 0.8
+    pinned = TrainingRecipe.from_dict({"training": {"pair_weighting": "em", "em_prior_reliability": 0.9}})
+    assert pinned.training.prior_reliability(0.3) == 0.9
+
+
 def test_every_recipe_loss_is_in_the_registry():
     from training.recipes.losses import LOSSES
 

@@ -126,7 +126,7 @@ def test_duets_losses_match_trls_on_a_real_batch(weighted_trainer, loss_type, fl
     from trl import DPOTrainer
 
     trainer, batch = weighted_trainer
-    trainer.pair_weights.fill_(1.0)
+    trainer.pair_weighting.weights.fill_(1.0)
     # given TRL's loss for this loss type on the batch
     trainer.loss_types, trainer.loss_weights, trainer.label_smoothing = [loss_type], [1.0], flip_rate
     without_index = {key: value for key, value in batch.items() if key != "pair_index"}
@@ -144,7 +144,7 @@ def test_pair_weights_scale_the_loss_and_weight_zero_pairs_contribute_nothing(we
     trainer.loss_terms, trainer.loss_params = (("sigmoid", 1.0),), LossParams(trainer.beta)
 
     def loss_with(weights):
-        trainer.pair_weights.copy_(torch.tensor(weights))
+        trainer.pair_weighting.weights.copy_(torch.tensor(weights))
         with torch.no_grad():
             return trainer.compute_loss(trainer.model, dict(batch)).item()
 
@@ -159,6 +159,24 @@ def test_pair_weights_scale_the_loss_and_weight_zero_pairs_contribute_nothing(we
     # log-prob of the chosen completion by s lowers Δ by s
     assert trainer.pair_margins[batch["pair_index"]].tolist() == pytest.approx(
         [-0.1 * 3.0, 0.1 * 2.0, -0.1 * 0.5, -0.1 * 8.0], abs=1e-5)
+
+
+def test_posterior_weights_trust_the_model_as_much_as_the_annotator_deserves():
+    from training.recipes.trainers import PosteriorWeights
+
+    # given annotator x with reliability 0.6 and y with 0.9
+    weighting = PosteriorWeights(["x", "y"], [0, 1, 0], prior_reliability=0.6, prior_strength=4)
+    weighting.reliability = torch.tensor([0.6, 0.9])
+    # when the model's implicit reward margins are 0 (no opinion), +2 and -2
+    weights = weighting(torch.tensor([0, 1, 2]), torch.tensor([0.0, 2.0, -2.0]))
+    # then the weight is the annotator's reliability updated by the model's preference σ(margin)
+    p = torch.sigmoid(torch.tensor([2.0, -2.0]))
+    assert weights[0].item() == pytest.approx(0.6)
+    assert weights[1].item() == pytest.approx(0.9 * p[0] / (0.9 * p[0] + 0.1 * (1 - p[0])))
+    assert weights[2].item() == pytest.approx(0.6 * p[1] / (0.6 * p[1] + 0.4 * (1 - p[1])))
+    # and an M-step on confident margins moves each reliability toward its agreement
+    weighting.update(torch.tensor([3.0, 3.0, -3.0]))
+    assert weighting.updates == 1 and set(weighting.as_dict()) == {"x", "y"}
 
 
 def test_em_lowers_the_weight_of_a_planted_flipping_annotator(tiny_recipe, tmp_path):

@@ -64,6 +64,6 @@ class TrainingRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet)
 
     @extend_schema(request=None, responses={200: TrainingRunSerializer, 400: ErrorSerializer})
     @action(detail=True, methods=["post"])
-    def cancel(self, request, pk=None):
+    def cancel(self, request, pk=None, format=None):  # noqa: A002 - DRF passes the format suffix
         run = actions.do_cancel_run(self.get_object())
         return Response(TrainingRunSerializer(run).data)

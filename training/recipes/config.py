@@ -18,9 +18,10 @@ DEFAULT_MODEL = "smollm2-135m-instruct"  # arena.localmodel.DEFAULT_MODEL, not i
 TRL_LOSSES = frozenset({"sigmoid", "robust", "ipo", "hinge"})
 DPO_LOSSES = ("sigmoid", "robust", "ipo", "hinge", "cdpo")
 FLIP_RATE_LOSSES = frozenset({"robust", "cdpo"})
+DEFAULT_RELIABILITY = 0.8  # an annotator's prior reliability when nothing says otherwise
 ADAPTERS = ("auto", "lora", "full")
 DEVICES = ("auto", "cpu", "cuda")
-PAIR_WEIGHTING = ("none", "fixed", "em")
+PAIR_WEIGHTING = ("none", "fixed", "posterior", "em")
 
 # Learning rates when the recipe leaves it unset. LoRA trains ~1% of the weights from a zero
 # start, so it needs a rate two orders of magnitude above full fine-tuning's.
@@ -91,11 +92,15 @@ class TrainingSettings:
     # ε, the probability that a label is flipped, for `robust` (rDPO) and `cdpo`. None: estimated
     # from the pairs' weights (mean of 1 - weight).
     flip_rate: float | None = None
-    # none: every pair counts once; fixed: each pair's loss times its weight; em: the weights are
-    # re-estimated from the model's own preferences, per annotator (LCPO-style EM).
+    # none: every pair counts once. fixed: each pair's loss times its weight from the data.
+    # posterior: times the posterior that its label is right, from its annotator's reliability
+    # and the model's current preference. em: posterior, with each annotator's reliability
+    # re-estimated from the model's preferences every em_every_steps (LCPO-style EM).
     pair_weighting: str = "none"
     em_every_steps: int = 0  # 0: re-estimate once per epoch
-    em_prior_reliability: float = 0.8  # prior mean of an annotator's reliability
+    # Prior mean of an annotator's reliability; None: 1 - flip rate when one is set or
+    # estimated from the weights, else 0.8.
+    em_prior_reliability: float | None = None
     em_prior_strength: float = 4.0  # ... worth this many pairs
     # Reward model: margin = scale * (2 * weight - 1), so unanimous pairs must be won by more.
     reward_margin_scale: float = 0.0
@@ -133,7 +138,10 @@ class TrainingSettings:
         )
         _check_choice("training.pair_weighting", self.pair_weighting, PAIR_WEIGHTING)
         _check(self.em_every_steps >= 0, "training.em_every_steps must be >= 0")
-        _check(0.5 < self.em_prior_reliability < 1.0, "training.em_prior_reliability must be in (0.5, 1)")
+        _check(
+            self.em_prior_reliability is None or 0.5 < self.em_prior_reliability < 1.0,
+            "training.em_prior_reliability must be in (0.5, 1)",
+        )
         _check(self.em_prior_strength >= 0, "training.em_prior_strength must be >= 0")
         _check(self.reward_margin_scale >= 0, "training.reward_margin_scale must be >= 0")
         _check(
@@ -150,6 +158,15 @@ class TrainingSettings:
     def weighted_terms(self) -> tuple[tuple[str, float], ...]:
         weights = self.loss_weights or (1.0,) * len(self.losses)
         return tuple(zip(self.losses, weights, strict=True))
+
+    @property
+    def uses_flip_rate(self) -> bool:
+        return bool(FLIP_RATE_LOSSES & set(self.losses)) or self.pair_weighting in ("posterior", "em")
+
+    def prior_reliability(self, flip_rate: float | None) -> float:
+        if self.em_prior_reliability is not None:
+            return self.em_prior_reliability
+        return 1.0 - flip_rate if flip_rate else DEFAULT_RELIABILITY
 
     @property
     def needs_duet_loss(self) -> bool:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from .config import FLIP_RATE_LOSSES, TRL_LOSSES, TrainingRecipe
+from .config import TRL_LOSSES, TrainingRecipe
 from .pairs import (
     PairSplit,
     PreferencePair,
@@ -40,7 +40,7 @@ def train_dpo(
     import torch
 
     from .evaluation import completion_logps, dpo_metrics
-    from .trainers import ProgressCallback, ReliabilityCallback
+    from .trainers import PosteriorWeights, ProgressCallback
 
     started = time.monotonic()
     recipe = recipe or TrainingRecipe()
@@ -54,9 +54,7 @@ def train_dpo(
         from .uncertainty import drop_uncertain_pairs
 
         train_pairs, n_filtered = drop_uncertain_pairs(train_pairs, recipe.data)
-    flip_rate = None
-    if FLIP_RATE_LOSSES & set(settings.losses):
-        flip_rate = settings.flip_rate if settings.flip_rate is not None else estimate_flip_rate(train_pairs)
+    flip_rate = resolve_flip_rate(train_pairs, recipe)
 
     # Model
     runtime = select_runtime(recipe.model)
@@ -64,14 +62,6 @@ def train_dpo(
     trainer = build_dpo_trainer(train_pairs, recipe, output_dir, runtime=runtime, flip_rate=flip_rate,
                                 callbacks=[progress])
     tokenizer = trainer.processing_class
-    reliability_callback = None
-    if settings.pair_weighting == "em":
-        names, codes = annotator_codes(train_pairs)
-        reliability_callback = ReliabilityCallback(
-            trainer, codes, len(names), settings.em_every_steps,
-            settings.em_prior_reliability, settings.em_prior_strength,
-        )
-        trainer.add_callback(reliability_callback)
 
     # The reference's log-probs on the held-out prompts, before any step changes the weights.
     validation = None
@@ -92,8 +82,9 @@ def train_dpo(
         n_train=len(trainer.train_dataset), n_validation=len(validation) if validation is not None else 0,
         n_filtered_uncertain=n_filtered, flip_rate=flip_rate,
     )
-    if reliability_callback is not None and reliability_callback.reliability is not None:
-        result.reliability = dict(zip(names, map(float, reliability_callback.reliability), strict=True))
+    weighting = getattr(trainer, "pair_weighting", None)
+    if isinstance(weighting, PosteriorWeights):
+        result.reliability = weighting.as_dict()
     if progress.cancelled:
         result.runtime_s = time.monotonic() - started
         return result
@@ -108,6 +99,14 @@ def train_dpo(
     (output_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
     (output_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
     return result
+
+
+def resolve_flip_rate(train_pairs: Sequence[PreferencePair], recipe: TrainingRecipe) -> float | None:
+    """ε as set by hand, else estimated from the pairs' weights; None when nothing uses it."""
+    settings = recipe.training
+    if not settings.uses_flip_rate:
+        return None
+    return settings.flip_rate if settings.flip_rate is not None else estimate_flip_rate(train_pairs)
 
 
 def _logps(trainer, rows, runtime: Runtime, recipe: TrainingRecipe, completion_logps):
@@ -158,15 +157,16 @@ def build_dpo_trainer(train_pairs: Sequence[PreferencePair], recipe: TrainingRec
                       *, runtime: Runtime | None = None, flip_rate: float | None = None, callbacks=()):
     """The configured trainer, reference log-probs already computed: TRL's DPOTrainer, or
     WeightedDPOTrainer when the recipe needs Duet's loss (cDPO, per-pair weights)."""
-    import torch
     from transformers import PrinterCallback
     from trl import DPOTrainer
 
     from .losses import LossParams
-    from .trainers import WeightedDPOTrainer
+    from .trainers import ReliabilityCallback, WeightedDPOTrainer
 
     runtime = runtime or select_runtime(recipe.model)
     settings = recipe.training
+    if flip_rate is None:
+        flip_rate = resolve_flip_rate(train_pairs, recipe)
     model, tokenizer = load_policy(model_directory(recipe.model.name_or_path))
     train_dataset = to_dataset(train_pairs)
     kwargs = dict(
@@ -181,17 +181,30 @@ def build_dpo_trainer(train_pairs: Sequence[PreferencePair], recipe: TrainingRec
     if not settings.needs_duet_loss:
         trainer = DPOTrainer(**kwargs)
     else:
-        weights = torch.tensor(train_dataset["weight"], dtype=torch.float32)
-        if settings.pair_weighting == "none":
-            weights = torch.ones_like(weights)
         trainer = WeightedDPOTrainer(
             **kwargs,
             loss_terms=settings.weighted_terms,
             loss_params=LossParams(beta=settings.beta, flip_rate=flip_rate or 0.0),
-            pair_weights=weights,
+            pair_weighting=_pair_weighting(train_pairs, settings, flip_rate),
+            n_pairs=len(train_pairs),
         )
+        if settings.pair_weighting == "em":
+            trainer.add_callback(ReliabilityCallback(trainer, settings.em_every_steps))
     trainer.remove_callback(PrinterCallback)  # progress goes through on_progress, not stdout
     return trainer
+
+
+def _pair_weighting(train_pairs: Sequence[PreferencePair], settings, flip_rate: float | None):
+    import torch
+
+    from .trainers import FixedWeights, PosteriorWeights
+
+    if settings.pair_weighting in ("posterior", "em"):
+        names, codes = annotator_codes(train_pairs)
+        return PosteriorWeights(names, codes, settings.prior_reliability(flip_rate), settings.em_prior_strength)
+    if settings.pair_weighting == "fixed":
+        return FixedWeights(torch.tensor([pair.weight for pair in train_pairs]))
+    return FixedWeights(torch.ones(len(train_pairs)))
 
 
 def _save(trainer, tokenizer, runtime: Runtime, output_dir: Path, result: TrainResult) -> None:

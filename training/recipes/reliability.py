@@ -9,6 +9,12 @@ Bradley-Terry probability that the chosen completion is the better one. Then
 
 and w_i becomes pair i's loss weight. With p fixed the two steps are iterated to a fixed
 point; the model's training between updates is the other half of the alternation.
+
+The E-step assumes p_i does not already reflect label i. That holds for a pair the model has
+not trained on yet, i.e. within the first epoch; from the second epoch on the model has
+partly memorised the labels, flipped ones included, and ρ drifts toward 1 (bench/noise.py:
+0.95 estimated for a true 0.6 after five epochs). A flip rate set by hand (prior 1 - ε)
+anchors it; a strong prior (em_prior_strength of the order of the pair count) pins it.
 """
 
 from __future__ import annotations
@@ -44,16 +50,17 @@ def estimate_reliability(
     reliability = np.full(n_annotators, prior_reliability)
     weights = np.full(p.shape, prior_reliability)
     for _ in range(iterations):
-        weights = _posterior(p, reliability[annotator])
+        weights = label_posterior(p, reliability[annotator])
         totals = np.bincount(annotator[seen], weights=weights[seen], minlength=n_annotators)
         reliability = (totals + prior_strength * prior_reliability) / (counts + prior_strength)
         reliability = np.clip(reliability, RELIABILITY_FLOOR, RELIABILITY_CEILING)
-    weights = _posterior(p, reliability[annotator])
+    weights = label_posterior(p, reliability[annotator])
     # An unseen pair has no model opinion yet: its weight is its annotator's reliability.
     weights = np.where(seen, weights, reliability[annotator])
     return ReliabilityEstimate(reliability=reliability, pair_weights=weights)
 
 
-def _posterior(p: np.ndarray, rho: np.ndarray) -> np.ndarray:
+def label_posterior(p, rho):
+    """P(label right | model's preference p, annotator reliability ρ); numpy or torch alike."""
     right = rho * p
     return right / (right + (1 - rho) * (1 - p))

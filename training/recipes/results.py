@@ -38,8 +38,9 @@ class TrainResult:
     n_train: int
     n_validation: int
     n_filtered_uncertain: int = 0
-    flip_rate: float | None = None  # ε used by robust / cdpo
-    reliability: dict[str, float] = field(default_factory=dict)  # per annotator, when EM ran
+    flip_rate: float | None = None  # ε used by robust / cdpo / posterior weights
+    # Per annotator: the reliability the posterior weights used last (re-estimated by EM).
+    reliability: dict[str, float] = field(default_factory=dict)
     runtime_s: float = 0.0
 
     def to_dict(self) -> dict:

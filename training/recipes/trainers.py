@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from transformers import TrainerCallback
 from trl import DPOTrainer
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
 from .losses import LossParams, PairLogratios, preference_loss
-from .reliability import estimate_reliability
+from .reliability import estimate_reliability, label_posterior
 from .results import Progress
 
 
@@ -64,21 +63,63 @@ class PairIndexCollator:
         return batch
 
 
+class FixedWeights:
+    """Each pair's weight is given up front (Duet's export: the posterior that its label is right)."""
+
+    def __init__(self, weights: torch.Tensor):
+        self.weights = weights.float()  # shape (n_train_pairs,)
+
+    def __call__(self, pair_index: torch.Tensor, margins: torch.Tensor) -> torch.Tensor:
+        return self.weights[pair_index].to(margins.device)
+
+
+class PosteriorWeights:
+    """EM's weights: the posterior that each label is right, given its annotator's reliability
+    and the model's preference for it when the pair is trained on.
+
+    Computing the posterior at training time rather than at the last re-estimation matters:
+    a pair is weighted by what the model, trained on the other pairs, thinks of it now, not
+    by a margin from an epoch ago (or none at all, in a one-epoch run). The reliabilities (the
+    M-step) are re-estimated every few steps by ``ReliabilityCallback``.
+    """
+
+    def __init__(self, annotator_names: Sequence[str], annotator: Sequence[int],
+                 prior_reliability: float, prior_strength: float):
+        self.names = list(annotator_names)
+        self.annotator = torch.as_tensor(annotator, dtype=torch.long)  # shape (n_train_pairs,)
+        self.reliability = torch.full((len(self.names),), prior_reliability)  # shape (n_annotators,)
+        self.prior = (prior_reliability, prior_strength)
+        self.updates = 0
+
+    def __call__(self, pair_index: torch.Tensor, margins: torch.Tensor) -> torch.Tensor:
+        rho = self.reliability[self.annotator[pair_index]].to(margins.device)
+        return label_posterior(torch.sigmoid(margins.detach().float()), rho)
+
+    def update(self, pair_margins: torch.Tensor) -> None:
+        p = torch.sigmoid(pair_margins).double().numpy()
+        estimate = estimate_reliability(p, self.annotator.numpy(), len(self.names), *self.prior)
+        self.reliability = torch.from_numpy(estimate.reliability).float()
+        self.updates += 1
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(zip(self.names, map(float, self.reliability), strict=True))
+
+
 class WeightedDPOTrainer(DPOTrainer):
     """DPOTrainer with Duet's loss registry and a weight per training pair.
 
     Only the loss changes: tokenization, the reference (precomputed, or the base with LoRA
-    disabled), optimisation and logging are TRL's. ``pair_weights`` is indexed by the
-    training set's ``pair_index`` column and may be rewritten between steps (EM).
+    disabled), optimisation and logging are TRL's. ``pair_weighting`` maps a batch's
+    ``pair_index`` (its rows in the training set) and margins to one weight per pair.
     """
 
     def __init__(self, *args, loss_terms: Sequence[tuple[str, float]], loss_params: LossParams,
-                 pair_weights: torch.Tensor, **kwargs):
+                 pair_weighting: FixedWeights | PosteriorWeights, n_pairs: int, **kwargs):
         self.loss_terms = tuple(loss_terms)
         self.loss_params = loss_params
-        self.pair_weights = pair_weights.float()  # shape (n_train_pairs,)
+        self.pair_weighting = pair_weighting
         # β·Δ of each pair when last trained on; NaN until then. Read by the EM update.
-        self.pair_margins = torch.full_like(self.pair_weights, float("nan"))
+        self.pair_margins = torch.full((n_pairs,), float("nan"))
         super().__init__(*args, **kwargs)
         self.data_collator = PairIndexCollator(self.data_collator)
 
@@ -94,10 +135,10 @@ class WeightedDPOTrainer(DPOTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         pair_index = inputs.pop("pair_index").cpu()
         pairs = self._pair_logratios(model, inputs)
-        weights = self.pair_weights[pair_index].to(pairs.chosen.device)
+        margins = (self.beta * pairs.margin).detach()  # the implicit reward margins
+        weights = self.pair_weighting(pair_index, margins)
         loss = preference_loss(pairs, self.loss_params, self.loss_terms, weights)
 
-        margins = (self.beta * pairs.margin).detach()
         self.pair_margins[pair_index] = margins.float().cpu()
         metrics = self._metrics["train" if model.training else "eval"]
         metrics["rewards/accuracies"].append((margins > 0).float().mean().item())
@@ -126,36 +167,19 @@ class WeightedDPOTrainer(DPOTrainer):
             rejected_tokens=rejected_tokens,
         )
 
-    def reestimate_pair_weights(self, annotator: np.ndarray, n_annotators: int,
-                                prior_reliability: float, prior_strength: float) -> np.ndarray:
-        """One EM update from the margins seen so far; returns the reliability per annotator."""
-        p = torch.sigmoid(self.pair_margins).double().numpy()
-        estimate = estimate_reliability(p, annotator, n_annotators, prior_reliability, prior_strength)
-        self.pair_weights.copy_(torch.from_numpy(estimate.pair_weights).float())
-        return estimate.reliability
-
 
 class ReliabilityCallback(TrainerCallback):
-    """Re-estimates the pair weights every ``every_steps`` steps, or at each epoch's end if 0."""
+    """The M-step: re-estimates annotator reliability every ``every_steps`` steps, or after
+    each epoch when 0, from the margins the trainer recorded."""
 
-    def __init__(self, trainer: WeightedDPOTrainer, annotator: Sequence[int], n_annotators: int,
-                 every_steps: int, prior_reliability: float, prior_strength: float):
+    def __init__(self, trainer: WeightedDPOTrainer, every_steps: int):
         self.trainer = trainer
-        self.annotator = np.asarray(annotator)
-        self.n_annotators = n_annotators
         self.every_steps = every_steps
-        self.prior = (prior_reliability, prior_strength)
-        self.reliability: np.ndarray | None = None
-        self.updates = 0
-
-    def _update(self):
-        self.reliability = self.trainer.reestimate_pair_weights(self.annotator, self.n_annotators, *self.prior)
-        self.updates += 1
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.every_steps and state.global_step % self.every_steps == 0:
-            self._update()
+            self.trainer.pair_weighting.update(self.trainer.pair_margins)
 
     def on_epoch_end(self, args, state, control, **kwargs):
         if not self.every_steps:
-            self._update()
+            self.trainer.pair_weighting.update(self.trainer.pair_margins)
