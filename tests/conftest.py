@@ -4,8 +4,6 @@ import wave
 
 import numpy as np
 import pytest
-from django.core.files.base import ContentFile
-from rest_framework.test import APIClient
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM refuses to run
 # "inside" it unless told it is safe (the test thread is not actually async).
@@ -46,6 +44,8 @@ def admin_user(make_user):
 
 @pytest.fixture
 def client_for():
+    from rest_framework.test import APIClient
+
     def make(user=None):
         client = APIClient()
         if user is not None:
@@ -79,6 +79,8 @@ def arena_factory(db, settings, tmp_path):
     """Builds small arenas: `n_systems` systems of a modality with an output for each of
     `n_prompts` prompts (text written out, images/audio real files)."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
+    from django.core.files.base import ContentFile
+
     from arena.models import Output, Prompt, Provider, System
 
     def build(modality="text", n_systems=3, n_prompts=2, audio_seconds=1.0, text=None, prefix=""):
