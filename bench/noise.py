@@ -24,7 +24,7 @@ held-out pairs:
 Mean and spread over --seeds seeds (data, flips and initialisation all change). Prints a
 table; not a test.
 
-    .venv/bin/python bench/noise.py [--rates 0.2 0.4] [--seeds 3] [--train-pairs 128] [--epochs 5]
+    .venv/bin/python bench/noise.py [--rates 0.2 0.4] [--seeds 5] [--train-pairs 128] [--epochs 5]
                                     [--words 12] [--methods vanilla robust cdpo weighted em]
 """
 
@@ -120,7 +120,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rates", type=float, nargs="+", default=[0.2, 0.4])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--train-pairs", type=int, default=128)
     parser.add_argument("--eval-pairs", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=16)

@@ -120,7 +120,9 @@ def test_batch_shares_add_up_to_the_budget():
     budget = Budget(fraction=0.3)
     shares = [budget.batch_share(start, min(7, 50 - start)) for start in range(0, 50, 7)]
     assert sum(shares) == budget.human_count(50) == 15
-    assert max(shares) - min(shares) <= 1
+    full_batches = shares[:-1]  # the last batch holds a single comparison
+    assert max(full_batches) - min(full_batches) <= 1
+    assert shares[-1] in (0, 1)
 
 
 def test_get_policy_names_every_policy():

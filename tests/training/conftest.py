@@ -39,11 +39,12 @@ def one_torch_thread():
 
 @pytest.fixture
 def tiny_recipe(tiny_model_dir):
-    def make(adapter: str = "lora", validation_fraction: float = 0.0, **training) -> TrainingRecipe:
+    def make(adapter: str = "lora", validation_fraction: float = 0.0, max_length: int = 32,
+             **training) -> TrainingRecipe:
         training = {"batch_size": 4, "learning_rate": TINY_LEARNING_RATE, "warmup_ratio": 0.0, **training}
         return TrainingRecipe.from_dict({
             "model": {"name_or_path": str(tiny_model_dir), "adapter": adapter, "device": "cpu", "lora_r": 4},
-            "data": {"validation_fraction": validation_fraction, "max_length": 32},
+            "data": {"validation_fraction": validation_fraction, "max_length": max_length},
             "training": training,
         })
 

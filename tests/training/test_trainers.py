@@ -78,6 +78,24 @@ def test_dpo_learns_the_marker_and_saves_a_model_the_arena_can_load(tiny_recipe,
     assert stored["metrics"]["preference_accuracy"] == 1.0 and stored["adapter"] == "lora"
 
 
+def test_conversational_pairs_train_through_the_chat_template(tiny_recipe, tmp_path):
+    from training.recipes.reward import tokenize_for_reward
+    from training.recipes.runtime import load_tokenizer
+
+    pairs = [{"prompt": [{"role": "user", "content": f"Question {i}?"}], "chosen": " good", "rejected": " bad"}
+             for i in range(8)]
+    # the reward model reads the rendered chat, ending on the assistant's end-of-turn token
+    tokenizer = load_tokenizer(tiny_recipe().model.name_or_path)
+    row = tokenize_for_reward(tokenizer, normalise_pairs(pairs[:1]), max_length=64)[0]
+    assert tokenizer.decode(row["chosen_ids"]).rstrip().endswith("good<|im_end|>")
+    # and DPO trains and evaluates on the same messages, once they fit (SmolLM2's template
+    # adds a 30-token system prompt)
+    with pytest.raises(ValueError, match="max_length=32"):
+        train_dpo(pairs, tiny_recipe(max_steps=1), tmp_path)
+    result = train_dpo(pairs, tiny_recipe(validation_fraction=0.25, max_length=64, max_steps=1), tmp_path)
+    assert result.steps == 1 and result.metrics.n_pairs == result.n_validation > 0
+
+
 @pytest.fixture(scope="module")
 def reward_run(tiny_model_dir, tmp_path_factory):
     from training.recipes import TrainingRecipe

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 
-from .config import RecipeError, DataSettings, ModelSettings, TrainingRecipe, TrainingSettings
+from .config import DataSettings, ModelSettings, RecipeError, TrainingRecipe, TrainingSettings
 from .pairs import PairSplit, PreferencePair, estimate_flip_rate, normalise_pairs, split_by_prompt
 
 _LAZY = {

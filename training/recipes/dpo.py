@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -17,7 +16,8 @@ from .pairs import (
     split_by_prompt,
     to_dataset,
 )
-from .results import Progress, TrainResult
+from .evaluation import completion_logps, dpo_metrics
+from .results import Progress, TrainResult, result_after_training, write_run_record
 from .runtime import Runtime, load_policy, lora_config, model_directory, select_runtime
 
 
@@ -33,19 +33,19 @@ def train_dpo(
     """Tune a causal LM on preference pairs; save it, evaluate it on held-out prompts.
 
     The held-out pairs are a split by prompt (``recipe.data.validation_fraction``), or
-    ``validation_pairs`` when given (then every pair in ``pairs`` trains). Writes under ``output_dir``: ``adapter/`` (LoRA) or ``model/`` (full), ``merged/`` (a full
-    checkpoint + tokenizer for ``arena.localmodel.load_causal_lm``), ``recipe.json`` and
-    ``result.json``. A cancelled run writes nothing and returns ``cancelled=True``.
+    ``validation_pairs`` when given (then every pair in ``pairs`` trains). Writes under
+    ``output_dir``: ``adapter/`` (LoRA) or ``model/`` (full), ``merged/`` (LoRA: the merged
+    checkpoint + tokenizer; with full fine-tuning ``model/`` is that checkpoint), loadable by
+    ``arena.localmodel.load_causal_lm``, and ``recipe.json``, ``result.json``. A cancelled
+    run writes nothing and returns ``cancelled=True``.
     """
     import torch
 
-    from .evaluation import completion_logps, dpo_metrics
     from .trainers import PosteriorWeights, ProgressCallback
 
     started = time.monotonic()
     recipe = recipe or TrainingRecipe()
     output_dir = Path(output_dir)
-    settings = recipe.training
 
     # Data
     split = _split(pairs, validation_pairs, recipe)
@@ -56,48 +56,38 @@ def train_dpo(
         train_pairs, n_filtered = drop_uncertain_pairs(train_pairs, recipe.data)
     flip_rate = resolve_flip_rate(train_pairs, recipe)
 
-    # Model
+    # Model, and the reference's log-probs on the held-out pairs before any step
     runtime = select_runtime(recipe.model)
     progress = ProgressCallback(on_progress, should_stop, accuracy_key="rewards/accuracies")
     trainer = build_dpo_trainer(train_pairs, recipe, output_dir, runtime=runtime, flip_rate=flip_rate,
                                 callbacks=[progress])
     tokenizer = trainer.processing_class
-
-    # The reference's log-probs on the held-out prompts, before any step changes the weights.
-    validation = None
+    validation = reference_logps = None
     if split.validation:
-        # TRL's own tokenization, so evaluation sees exactly the tokens training would.
+        # TRL's own tokenization (a private method, pinned by the tests to trl 1.16), so the
+        # evaluation sees exactly the tokens training would.
         validation = trainer._prepare_dataset(to_dataset(split.validation), tokenizer, trainer.args, "validation")
-        reference_logps = _logps(trainer, validation, runtime, recipe, completion_logps)
+        reference_logps = _logps(trainer, validation, runtime, recipe)
 
     # Train
     trainer.train()
-    state = trainer.state
-    result = TrainResult(
-        kind="dpo", cancelled=progress.cancelled, output_dir=str(output_dir), model_dir=None,
-        merged_dir=None, device=runtime.device, adapter=runtime.adapter, steps=state.global_step,
-        total_steps=state.max_steps,
-        train_loss=sum(progress.losses) / len(progress.losses) if progress.losses else None,
-        final_loss=progress.losses[-1] if progress.losses else None, metrics=None,
-        n_train=len(trainer.train_dataset), n_validation=len(validation) if validation is not None else 0,
+    result = result_after_training(
+        "dpo", trainer, progress, runtime, output_dir, started,
+        n_validation=len(validation) if validation is not None else 0,
         n_filtered_uncertain=n_filtered, flip_rate=flip_rate,
     )
-    weighting = getattr(trainer, "pair_weighting", None)
-    if isinstance(weighting, PosteriorWeights):
-        result.reliability = weighting.as_dict()
-    if progress.cancelled:
-        result.runtime_s = time.monotonic() - started
+    if isinstance(getattr(trainer, "pair_weighting", None), PosteriorWeights):
+        result.reliability = trainer.pair_weighting.as_dict()
+    if result.cancelled:
         return result
 
     # Evaluate, then save
     if validation is not None and len(validation):
-        policy_logps = _logps(trainer, validation, runtime, recipe, completion_logps)
-        result.metrics = dpo_metrics(policy_logps, reference_logps, settings.beta)
+        result.metrics = dpo_metrics(_logps(trainer, validation, runtime, recipe), reference_logps,
+                                     recipe.training.beta)
     with torch.no_grad():
         _save(trainer, tokenizer, runtime, output_dir, result)
-    result.runtime_s = time.monotonic() - started
-    (output_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
-    (output_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
+    write_run_record(result, recipe, output_dir, started)
     return result
 
 
@@ -109,7 +99,7 @@ def resolve_flip_rate(train_pairs: Sequence[PreferencePair], recipe: TrainingRec
     return settings.flip_rate if settings.flip_rate is not None else estimate_flip_rate(train_pairs)
 
 
-def _logps(trainer, rows, runtime: Runtime, recipe: TrainingRecipe, completion_logps):
+def _logps(trainer, rows, runtime: Runtime, recipe: TrainingRecipe):
     return completion_logps(
         trainer.model, rows, pad_token_id=trainer.processing_class.pad_token_id,
         max_length=recipe.data.max_length, batch_size=recipe.training.batch_size, bf16=runtime.bf16,
@@ -168,6 +158,7 @@ def build_dpo_trainer(train_pairs: Sequence[PreferencePair], recipe: TrainingRec
     if flip_rate is None:
         flip_rate = resolve_flip_rate(train_pairs, recipe)
     model, tokenizer = load_policy(model_directory(recipe.model.name_or_path))
+    _check_some_prompt_fits(train_pairs, tokenizer, recipe.data.max_length)
     train_dataset = to_dataset(train_pairs)
     kwargs = dict(
         model=model,
@@ -192,6 +183,21 @@ def build_dpo_trainer(train_pairs: Sequence[PreferencePair], recipe: TrainingRec
             trainer.add_callback(ReliabilityCallback(trainer, settings.em_every_steps))
     trainer.remove_callback(PrinterCallback)  # progress goes through on_progress, not stdout
     return trainer
+
+
+def _check_some_prompt_fits(pairs: Sequence[PreferencePair], tokenizer, max_length: int) -> None:
+    """TRL drops a pair whose prompt alone fills max_length; if that is every pair, say so
+    rather than fail inside TRL on an empty dataset."""
+    for pair in pairs:
+        if isinstance(pair.prompt, str):
+            ids = tokenizer(text=pair.prompt)["input_ids"]
+        else:
+            ids = tokenizer.apply_chat_template(pair.prompt, add_generation_prompt=True, tokenize=True,
+                                                return_dict=True)["input_ids"]
+        if len(ids) < max_length:
+            return
+    raise ValueError(f"every training prompt is at least data.max_length={max_length} tokens long "
+                     "(a chat template adds its system prompt); raise data.max_length")
 
 
 def _pair_weighting(train_pairs: Sequence[PreferencePair], settings, flip_rate: float | None):

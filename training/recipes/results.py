@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from .evaluation import PreferenceMetrics
 
@@ -45,3 +48,23 @@ class TrainResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def result_after_training(kind: str, trainer, progress, runtime, output_dir: Path, started: float,
+                          **fields) -> TrainResult:
+    """What every run reports once ``trainer.train()`` returns, finished or cancelled."""
+    losses = progress.losses
+    return TrainResult(
+        kind=kind, cancelled=progress.cancelled, output_dir=str(output_dir), model_dir=None, merged_dir=None,
+        device=runtime.device, adapter=runtime.adapter, steps=trainer.state.global_step,
+        total_steps=trainer.state.max_steps, train_loss=sum(losses) / len(losses) if losses else None,
+        final_loss=losses[-1] if losses else None, metrics=None, n_train=len(trainer.train_dataset),
+        runtime_s=time.monotonic() - started, **fields,
+    )
+
+
+def write_run_record(result: TrainResult, recipe, output_dir: Path, started: float) -> None:
+    """recipe.json and result.json next to the artifacts, so a run folder explains itself."""
+    result.runtime_s = time.monotonic() - started
+    (output_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
+    (output_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2))

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from .config import TrainingRecipe
 from .pairs import PairSplit, PreferencePair, normalise_pairs, split_by_prompt
-from .results import Progress, TrainResult
+from .evaluation import reward_margins, reward_metrics
+from .results import Progress, TrainResult, result_after_training, write_run_record
 from .runtime import Runtime, load_reward_backbone, lora_config, model_directory, select_runtime
 
 
@@ -51,14 +51,15 @@ def train_reward_model(
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
-    """Train r(x, y) with loss −log σ(r(c) − r(r) − margin) (+ centring); evaluate on held-out prompts.
+    """Train r(x, y) on −log σ(r(c) − r(r) − margin) (+ centring); evaluate on held-out prompts.
 
-    The held-out pairs are a split by prompt, or ``validation_pairs`` when given. Writes under ``output_dir``: ``adapter/`` (LoRA only), ``reward_model/`` (a full
-    AutoModelForSequenceClassification checkpoint + tokenizer), ``recipe.json``, ``result.json``.
+    The held-out pairs are a split by prompt, or ``validation_pairs`` when given. Writes under
+    ``output_dir``: ``adapter/`` (LoRA only), ``reward_model/`` (a full
+    AutoModelForSequenceClassification checkpoint + tokenizer, one label), ``recipe.json``,
+    ``result.json``. A cancelled run writes nothing and returns ``cancelled=True``.
     """
     import torch
 
-    from .evaluation import reward_metrics
     from .trainers import ProgressCallback
 
     started = time.monotonic()
@@ -75,25 +76,15 @@ def train_reward_model(
     base_margins = score(trainer.model, validation_rows) if validation_rows else None
 
     trainer.train()
-    state = trainer.state
-    result = TrainResult(
-        kind="reward", cancelled=progress.cancelled, output_dir=str(output_dir), model_dir=None,
-        merged_dir=None, device=runtime.device, adapter=runtime.adapter, steps=state.global_step,
-        total_steps=state.max_steps,
-        train_loss=sum(progress.losses) / len(progress.losses) if progress.losses else None,
-        final_loss=progress.losses[-1] if progress.losses else None, metrics=None,
-        n_train=len(trainer.train_dataset), n_validation=len(validation_rows),
-    )
-    if progress.cancelled:
-        result.runtime_s = time.monotonic() - started
+    result = result_after_training("reward", trainer, progress, runtime, output_dir, started,
+                                   n_validation=len(validation_rows))
+    if result.cancelled:
         return result
     if validation_rows:
         result.metrics = reward_metrics(score(trainer.model, validation_rows), base_margins)
     with torch.no_grad():
         _save(trainer.model, tokenizer, runtime, output_dir, result)
-    result.runtime_s = time.monotonic() - started
-    (output_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
-    (output_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
+    write_run_record(result, recipe, output_dir, started)
     return result
 
 
@@ -142,8 +133,6 @@ def build_reward_trainer(train_pairs: Sequence[PreferencePair], recipe: Training
 
 
 def _scorer(tokenizer, batch_size: int, runtime: Runtime):
-    from .evaluation import reward_margins
-
     def score(model, rows):
         return reward_margins(model, rows, tokenizer.pad_token_id, batch_size, runtime.bf16)[0]
 
