@@ -6,12 +6,12 @@ On the same PandaLM pairs, both orders each:
             every row shares (chat template and MT-Bench's instructions) run once;
   generate  GenerateJudge: model.generate() per pair and order (greedy, --max-new-tokens),
             the text parsed for [[A]]/[[B]]/[[C]], as MT-Bench judges do.
-generate() is ~10x slower, so it runs on the first --baseline-pairs of the --pairs; the
+generate() is 30-50x slower, so it runs on the first --baseline-pairs of the --pairs; the
 speed-up is quoted on exactly those pairs (logits re-timed on them alone, a smaller batch
 than it would get in production), and the agreement between the methods too. Model loading
 is not timed (both load the same cached model first). Prints figures; not a test.
 
-    .venv/bin/python bench/judging.py [--pairs 32] [--baseline-pairs 8] [--batch-size 16]
+    .venv/bin/python bench/judging.py [--pairs 32] [--baseline-pairs 4] [--batch-size 16]
                                       [--max-new-tokens 128] [--data PANDALM.json]
 """
 
@@ -54,7 +54,7 @@ def agreement(first, second) -> tuple[float | None, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=int, default=32)
-    parser.add_argument("--baseline-pairs", type=int, default=8)
+    parser.add_argument("--baseline-pairs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=16, help="pairs per forward pass")
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--data", default=str(DEFAULT_DATA if DEFAULT_DATA.exists() else SAMPLE_DATA))

@@ -91,7 +91,7 @@ class ExportJobsView(APIView):
         job = start_export(data, request.user)
         return Response(_job_payload(request, job, f"{request.path}{job.id}/"), status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(operation_id="annotation_exports_list", responses={200: dict})
     def get(self, request):
         return Response(
             {"results": [_job_payload(request, job, f"{request.path}{job.id}/") for job in jobs.recent_jobs()]}

@@ -157,6 +157,19 @@ def test_duets_losses_match_trls_on_a_real_batch(weighted_trainer, loss_type, fl
     assert duet_loss.item() == pytest.approx(trl_loss.item(), rel=1e-5)
 
 
+def test_evaluation_log_probs_match_trls_reference_log_probs(weighted_trainer):
+    from training.recipes.evaluation import completion_logps
+
+    # given TRL's precomputed reference log-probs of the training pairs (the policy is still the base)
+    trainer, _ = weighted_trainer
+    rows = trainer.train_dataset
+    # when the evaluation computes them its own way
+    logps = completion_logps(trainer.model, rows, trainer.processing_class.pad_token_id, max_length=32)
+    # then they agree
+    assert logps.chosen.tolist() == pytest.approx(rows["ref_chosen_logps"], rel=1e-4)
+    assert logps.rejected.tolist() == pytest.approx(rows["ref_rejected_logps"], rel=1e-4)
+
+
 def test_pair_weights_scale_the_loss_and_weight_zero_pairs_contribute_nothing(weighted_trainer):
     trainer, batch = weighted_trainer
     trainer.loss_terms, trainer.loss_params = (("sigmoid", 1.0),), LossParams(trainer.beta)

@@ -95,7 +95,7 @@ def _autocast(device: str, bf16: bool):
 
 
 def completion_logps(model, rows, pad_token_id: int, max_length: int | None, batch_size: int = 8,
-                     bf16: bool = False, disable_adapter: bool = False) -> SequenceLogps:
+                     bf16: bool = False) -> SequenceLogps:
     """Summed log π(completion|prompt) for rows tokenized by TRL (prompt_ids, chosen_ids, rejected_ids).
 
     Projects only the completion positions through the LM head: the full (batch, length,
@@ -107,11 +107,10 @@ def completion_logps(model, rows, pad_token_id: int, max_length: int | None, bat
     collate = DataCollatorForPreference(pad_token_id=pad_token_id, max_length=max_length)
     causal_lm = _unwrap(model)
     device = next(causal_lm.parameters()).device
-    adapter_off = model.disable_adapter() if disable_adapter else contextlib.nullcontext()
     sums, counts = [], []
     was_training = model.training
     model.eval()
-    with torch.no_grad(), adapter_off, _autocast(device.type, bf16):
+    with torch.no_grad(), _autocast(device.type, bf16):
         for start in range(0, len(rows), batch_size):
             batch = collate([rows[i] for i in range(start, min(start + batch_size, len(rows)))])
             input_ids = batch["input_ids"].to(device)
