@@ -104,7 +104,8 @@ def main() -> None:
     mass = [o.verdict_mass for v in all_verdicts for o in v.orders]
     print(f"\nSmolLM2-135M as a judge on these {report.n} pairs (human majority as gold): accuracy "
           f"{report.accuracy:.2f} (always the commonest label: {report.chance_accuracy:.2f}), without ties "
-          f"{report.accuracy_no_ties:.2f}, order consistency {report.order_consistency:.2f}; verdicts {verdict_counts}; "
+          f"{report.accuracy_no_ties:.2f}, order consistency {report.order_consistency:.2f} (a-over-b preference kept "
+          f"in both orders: {report.preference_consistency:.2f}); verdicts {verdict_counts}; "
           f"mean next-token mass on A/B/C {sum(mass) / len(mass):.2f}")
 
 

@@ -18,7 +18,10 @@ class JudgeReport:
     wrong). ``accuracy_no_ties``: the same over items whose gold is not a tie (a judge's tie
     is then wrong). ``chance_accuracy``: always answering the most common gold label.
     ``order_consistency``: share of items whose two orders agreed (None for judges that see
-    one order). ``confusion[gold][verdict]``: counts.
+    one order). A judge that says "tie" in every order is consistent without judging
+    anything, so ``preference_consistency`` asks only whether P(a) > P(b) held in both
+    orders (over items with probabilities in both): a pure position bias scores 0.
+    ``confusion[gold][verdict]``: counts.
     """
 
     judge: str
@@ -28,6 +31,7 @@ class JudgeReport:
     accuracy_no_ties: float | None
     chance_accuracy: float | None
     order_consistency: float | None
+    preference_consistency: float | None
     pairs_per_second: float | None
     seconds: float
     unparsable: int
@@ -60,6 +64,8 @@ def score_verdicts(judge: Judge, pairs: list[LabelledPair], verdicts: list[Judge
         confusion[gold][verdict] += 1
     no_ties = [(gold, verdict) for gold, verdict in zip(golds, said) if gold != TIE]
     consistency = [v.order_consistent for v in verdicts if v.order_consistent is not None]
+    preferences = [len({o.p_a > o.p_b for o in v.orders}) == 1 for v in verdicts
+                   if len(v.orders) == 2 and all(o.p_a is not None for o in v.orders)]
     most_common = Counter(golds).most_common(1)
     return JudgeReport(
         judge=judge.name,
@@ -69,6 +75,7 @@ def score_verdicts(judge: Judge, pairs: list[LabelledPair], verdicts: list[Judge
         accuracy_no_ties=_share(sum(g == v for g, v in no_ties), len(no_ties)),
         chance_accuracy=_share(most_common[0][1], len(pairs)) if most_common else None,
         order_consistency=_share(sum(consistency), len(consistency)),
+        preference_consistency=_share(sum(preferences), len(preferences)),
         pairs_per_second=len(pairs) / seconds if seconds > 0 and pairs else None,
         seconds=seconds,
         unparsable=sum(v in NO_VERDICT for v in said),

@@ -46,7 +46,8 @@ def _text_report(report: dict) -> str:
         f"judge {report['judge']} ({report['judge_version']}) on {report['n']} pairs",
         f"accuracy {_percent(report['accuracy'])}   without ties {_percent(report['accuracy_no_ties'])}   "
         f"always-the-commonest-label {_percent(report['chance_accuracy'])}",
-        f"order consistency {_percent(report['order_consistency'])}   unparsable {report['unparsable']}   "
+        f"order consistency {_percent(report['order_consistency'])} (a-over-b preference kept: "
+        f"{_percent(report['preference_consistency'])})   unparsable {report['unparsable']}   "
         f"pairs/s {speed}",
         "confusion (rows: gold, columns: judge)",
     ]
