@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from .judges.base import Judge
-from .judges.files import LabelledPair
+from .judges.files import LabelledPair, majority
 from .policies import HUMAN, JUDGE, Budget, LabelledCandidate, RoutingCandidate, RoutingPolicy, get_policy
 
 DEFAULT_BUDGETS = tuple(round(0.1 * step, 1) for step in range(11))
@@ -61,11 +61,16 @@ class RoutingCurve:
 
 
 def simulation_items(pairs: list[LabelledPair], judge: Judge) -> list[SimulationItem]:
-    """Items with a human majority and at least one human verdict, judged by ``judge``."""
-    usable = [pair for pair in pairs if pair.gold is not None and pair.human_verdicts]
-    verdicts = judge.judge([pair.item for pair in usable]) if usable else []
-    return [SimulationItem(RoutingCandidate.build(pair.item, verdict), pair.human_verdicts[0], pair.gold)
-            for pair, verdict in zip(usable, verdicts, strict=True)]
+    """Items whose human verdicts have a majority, judged by ``judge``.
+
+    Scored against that majority even where the file also names a gold label: the question
+    is how close routing gets to what more people would have said.
+    """
+    usable = [(pair, majority(pair.human_verdicts)) for pair in pairs]
+    usable = [(pair, label) for pair, label in usable if label is not None]
+    verdicts = judge.judge([pair.item for pair, _ in usable]) if usable else []
+    return [SimulationItem(RoutingCandidate.build(pair.item, verdict), pair.human_verdicts[0], label)
+            for (pair, label), verdict in zip(usable, verdicts, strict=True)]
 
 
 def run_policy(items: list[SimulationItem], policy: RoutingPolicy, budget: float, batch_size: int,

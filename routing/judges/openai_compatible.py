@@ -93,7 +93,7 @@ class OpenAICompatibleJudge(Judge):
         try:
             payload = self.endpoint._post_with_retries(json.dumps(body).encode(), headers)
         except ProviderError as error:
-            if self.logprobs and "logprobs" in str(error).lower():
+            if body.get("logprobs") and "logprobs" in str(error).lower():
                 # The endpoint refuses logprobs (some servers answer 400): parse text from now on.
                 self.logprobs = False
                 return self._judge_order(item, order, headers)

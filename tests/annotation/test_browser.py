@@ -9,7 +9,6 @@ import pytest
 from annotation import actions
 from annotation.models import Assignment, AssignmentStatus
 from arena.models import Judgment
-from tests.browser.conftest import browser, login, page  # noqa: F401 - the browser fixtures
 
 from .conftest import jsonl
 
@@ -32,7 +31,7 @@ def rate(page, helpfulness_a, helpfulness_b, harmlessness):
     page.check(f"input[name=aspect-harmlessness][value='{harmlessness}']")
 
 
-def test_annotator_works_through_two_items(page, live_server, login, annotator):  # noqa: F811
+def test_annotator_works_through_two_items(page, live_server, login, annotator):
     # given a project with guidelines, aspects and a rationale, one gold item and the PandaLM sample
     project = actions.create_project(
         name="PandaLM review",

@@ -13,7 +13,6 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import celery
 import pytest
 from django.conf import settings as django_settings
 
@@ -224,7 +223,7 @@ def test_votes_are_accepted_while_redis_restarts_and_the_board_catches_up(
 ):
     # given a web server and a worker on Redis, and two voters voting continuously
     url, stop_redis, start_redis = redis_server
-    arena_factory("text", n_systems=4, n_prompts=30)
+    arena_factory("text", n_systems=4, n_prompts=300)  # enough pairs for two minutes of voting
     env = {**subprocess_env, "CELERY_BROKER_URL": url, "DUET_LEADERBOARD_DEBOUNCE": "0.2"}
     worker = start_worker(processes, env)
     port = free_port()
@@ -281,13 +280,6 @@ def test_votes_are_accepted_while_redis_restarts_and_the_board_catches_up(
 
 
 @pytest.mark.redis
-@pytest.mark.xfail(
-    condition=celery.__version__.startswith("5.7.0"),
-    reason="celery 5.7.0/kombu 5.7.0: a Redis restart crashes the worker's consumer and leaves the process hanging "
-    "(Consumer.on_connection_error_after_connected closes a connection Connection.collect() already emptied); "
-    "passes on celery 5.6.3/kombu 5.6.2",
-    strict=False,
-)
 def test_worker_survives_a_redis_restart(subprocess_env, processes, redis_server):
     # given a worker on Redis holding a countdown task (as a debounced leaderboard refresh does)
     url, stop_redis, start_redis = redis_server

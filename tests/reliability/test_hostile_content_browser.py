@@ -8,7 +8,6 @@ import pytest
 
 from arena.leaderboard import default_arena, refresh_arena
 from arena.models import Battle, Output, Prompt, System
-from tests.browser.conftest import browser, login, page  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -67,13 +66,14 @@ def assert_inert(page, where: str) -> None:
 
 
 @pytest.fixture
-def watched(page):  # noqa: F811 - the browser conftest's page, with dialogs recorded
+def watched(page):
+    """The shared browser page, with dialogs recorded."""
     page.dialogs = []
     page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
     return page
 
 
-def test_arena_and_reveal_keep_hostile_text_inert(watched, live_server, login, annotator, hostile_arena):  # noqa: F811
+def test_arena_and_reveal_keep_hostile_text_inert(watched, live_server, login, annotator, hostile_arena):
     page = watched
     login(page, "ann")
     page.wait_for_selector("#body-a p")
@@ -88,7 +88,7 @@ def test_arena_and_reveal_keep_hostile_text_inert(watched, live_server, login, a
     assert_inert(page, "reveal")
 
 
-def test_leaderboard_keeps_hostile_names_inert(watched, live_server, login, annotator, hostile_arena):  # noqa: F811
+def test_leaderboard_keeps_hostile_names_inert(watched, live_server, login, annotator, hostile_arena):
     page = watched
     login(page, "ann")
     page.goto(f"{live_server.url}/leaderboard/")
@@ -100,7 +100,7 @@ def test_leaderboard_keeps_hostile_names_inert(watched, live_server, login, anno
 
 @pytest.mark.parametrize("path", ["/admin/arena/system/", "/admin/arena/output/", "/admin/arena/prompt/",
                                   "/admin/arena/output/{output}/change/", "/admin/arena/system/{system}/change/"])
-def test_admin_pages_keep_hostile_text_inert(watched, live_server, login, admin_user, hostile_arena, path):  # noqa: F811
+def test_admin_pages_keep_hostile_text_inert(watched, live_server, login, admin_user, hostile_arena, path):
     page = watched
     systems, prompt = hostile_arena
     login(page, "boss")
