@@ -105,6 +105,11 @@ def battles_for(arena: Arena, scope: Scope):
         queryset = queryset.filter(category=scope.category)
     if scope.anonymous_only:
         queryset = queryset.filter(anonymous=True)
+    if settings.EXCLUDE_FLAGGED_VOTERS:
+        # A subquery over the flagged voters' judgments (few) rather than a join of every
+        # battle to its judgment; imported battles have no judgment and always stay.
+        flagged = Judgment.objects.filter(judge__flagged_at__isnull=False).values("pk")
+        queryset = queryset.exclude(judgment_id__in=flagged)
     return queryset
 
 

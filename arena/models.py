@@ -198,9 +198,16 @@ class Judge(models.Model):
     )
     config = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Review of a voter whose votes disagree with the crowd beyond chance (arena.outliers):
+    # while flagged_at is set, their judgments are left out of the boards and, by default,
+    # of exports (DUET_EXCLUDE_FLAGGED_VOTERS). Written by arena.outliers only.
+    flagged_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    flag_reason = models.TextField(blank=True)
+    flagged_by = models.CharField(max_length=150, blank=True)  # "flag_outliers" or the reviewer's username
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["kind", "name", "version"], name="judge_identity")]
+        permissions = [("review_judge", "Can flag voters for review and clear their flags")]
 
     def __str__(self):
         return f"{self.name}@{self.version}" if self.version else self.name
@@ -208,6 +215,10 @@ class Judge(models.Model):
     @property
     def is_human(self) -> bool:
         return self.kind in HUMAN_JUDGE_KINDS
+
+    @property
+    def is_flagged(self) -> bool:
+        return self.flagged_at is not None
 
 
 class Judgment(models.Model):

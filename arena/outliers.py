@@ -1,8 +1,9 @@
 """Voters whose votes disagree with the crowd more than chance allows (LMArena's anomalous-
 user screening): each voter's decisive votes are tested against the win probabilities of
 the Bradley-Terry board fitted to everyone else's, and the p-values corrected for testing
-many voters at once. Flagged voters are listed for review; once marked, their judgments
-can be left out of leaderboards and exports with `exclude_flagged`.
+many voters at once. Flagged voters are listed for review; once marked (`Judge.flagged_at`),
+their judgments are left out of the leaderboards and, by default, of exports while
+DUET_EXCLUDE_FLAGGED_VOTERS is on, until a reviewer clears the flag in the admin.
 
 The test, per voter. Under the null hypothesis the voter's vote on battle k (system i vs
 j) says "i" with the crowd's probability p_k = sigmoid(s_i - s_j). The alternative gives
@@ -218,13 +219,12 @@ def find_outliers(
     return OutlierReport(results, untested, round_number, alpha, correction)
 
 
-# --- Django: rows from the database, marks on judges -----------------------------------------
-
-REVIEW_KEY = "review"
+# --- Django: rows from the database, flags on judges -----------------------------------------
 
 
 def vote_rows(arena, modality: str) -> list[VoteRow]:
-    """The arena's battles of one modality as VoteRows (imported battles by judge name)."""
+    """The arena's battles of one modality as VoteRows (imported battles by judge name).
+    Every battle, flagged voters' included: each voter is tested against everyone else."""
     from .models import Battle
 
     queryset = Battle.objects.filter(arena=arena, modality=modality).values_list(
@@ -237,47 +237,80 @@ def vote_rows(arena, modality: str) -> list[VoteRow]:
 
 
 def mark_flagged(results: Iterable[VoterResult], *, by: str = "flag_outliers") -> int:
-    """Record flags on the voters' Judge rows (imported voters have none and are only
-    listed). Returns how many judges were marked.
+    """Flag the voters' judges for review, each with the test's reason (imported voters
+    have no Judge row and are only listed). Returns how many judges were flagged."""
+    reasons = {int(r.voter.split(":", 1)[1]): r.reason for r in results if r.voter.startswith("judge:")}
+    return _set_flags(reasons, by=by)
 
-    Stored in `Judge.config["review"]` until Judge has review fields of its own."""
+
+def flag_judges(judges, *, reason: str, by: str) -> int:
+    """Flag judges by hand (a reviewer in the admin). Returns how many were flagged."""
+    return _set_flags({pk: reason for pk in judges.values_list("pk", flat=True)}, by=by)
+
+
+def clear_flag(judge) -> None:
+    """A reviewer found the voter honest: their judgments count again."""
+    from .models import Judge
+
+    clear_flags(Judge.objects.filter(pk=judge.pk))
+    judge.flagged_at, judge.flag_reason, judge.flagged_by = None, "", ""
+
+
+def clear_flags(judges) -> int:
+    """Clear the flags of a queryset of judges; returns how many were flagged."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        ids = list(judges.select_for_update().filter(flagged_at__isnull=False).values_list("pk", flat=True))
+        judges.model.objects.filter(pk__in=ids).update(flagged_at=None, flag_reason="", flagged_by="")
+        _refresh_boards_on_commit(ids)
+    return len(ids)
+
+
+def _set_flags(reasons: dict[int, str], *, by: str) -> int:
     from django.db import transaction
     from django.utils import timezone
 
     from .models import Judge
 
-    marked = 0
+    now = timezone.now()
     with transaction.atomic():
-        for result in results:
-            if not result.voter.startswith("judge:"):
-                continue
-            judge = Judge.objects.select_for_update().filter(pk=int(result.voter.split(":", 1)[1])).first()
-            if judge is None:
-                continue
-            judge.config = {
-                **judge.config,
-                REVIEW_KEY: {"flagged": True, "reason": result.reason, "p_value": result.p_value,
-                             "p_adjusted": result.p_adjusted, "by": by, "at": timezone.now().isoformat()},
-            }  # fmt: skip
-            judge.save(update_fields=["config"])
-            marked += 1
-    return marked
+        flagged = [
+            pk for pk, reason in reasons.items()
+            if Judge.objects.filter(pk=pk).update(flagged_at=now, flag_reason=reason, flagged_by=by[:150])
+        ]  # fmt: skip
+        _refresh_boards_on_commit(flagged)
+    return len(flagged)
 
 
-def clear_flag(judge) -> None:
-    """A reviewer found the voter honest: their judgments count again."""
-    judge.config = {key: value for key, value in judge.config.items() if key != REVIEW_KEY}
-    judge.save(update_fields=["config"])
+def _refresh_boards_on_commit(judge_ids: list[int]) -> None:
+    """Queue a refresh of every arena the judges voted in, once the flags are committed, so
+    the boards change without waiting for the next vote."""
+    from django.conf import settings
+    from django.db import transaction
+
+    from .models import Arena
+
+    if not judge_ids or not settings.EXCLUDE_FLAGGED_VOTERS:
+        return
+
+    def refresh():
+        from .leaderboard import request_refresh
+
+        for arena in Arena.objects.filter(battles__judgment__judge_id__in=judge_ids).distinct():
+            request_refresh(arena)
+
+    transaction.on_commit(refresh)
 
 
 def flagged_judges():
     from .models import Judge
 
-    return Judge.objects.filter(**{f"config__{REVIEW_KEY}__flagged": True})
+    return Judge.objects.filter(flagged_at__isnull=False)
 
 
 def exclude_flagged(queryset, judge_path: str):
     """Leave out rows whose judge is flagged: `exclude_flagged(Battle.objects.all(),
     "judgment__judge")`, `exclude_flagged(Judgment.objects.all(), "judge")`. Rows with no
     judge (imported battles) stay."""
-    return queryset.exclude(**{f"{judge_path}__in": flagged_judges()})
+    return queryset.exclude(**{f"{judge_path}__in": flagged_judges().values("pk")})

@@ -240,6 +240,9 @@ LEADERBOARD_DEBOUNCE_SECONDS = env_number("DUET_LEADERBOARD_DEBOUNCE", 0.5, floa
 LEADERBOARD_CI = env_str("DUET_LEADERBOARD_CI", "sandwich")
 LEADERBOARD_BOOTSTRAP_ROUNDS = env_number("DUET_LEADERBOARD_ROUNDS", 200)
 LEADERBOARD_MIN_VOTES = env_number("DUET_LEADERBOARD_MIN_VOTES", 20)
+# Voters flagged for review (manage.py flag_outliers --mark, or the admin) stay off the
+# boards, and out of exports unless an export asks for them, until their flag is cleared.
+EXCLUDE_FLAGGED_VOTERS = env_bool("DUET_EXCLUDE_FLAGGED_VOTERS", True)
 # How the arena picks the next pair of systems: "uniform" or "active" (most informative).
 MATCHMAKING = env_str("DUET_MATCHMAKING", "active")
 if MATCHMAKING not in ("uniform", "active"):

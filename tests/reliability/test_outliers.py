@@ -126,7 +126,7 @@ def test_flag_outliers_command_marks_and_judgments_can_be_excluded(voted_arena, 
     # with --mark it records the flag on the judge
     call_command("flag_outliers", "--mark", "--format", "json")
     assert list(outliers.flagged_judges()) == [judges["cheat"]]
-    assert "echo won" in Judge.objects.get(name="cheat").config["review"]["reason"]
+    assert "echo won" in Judge.objects.get(name="cheat").flag_reason
     # then the cheat's judgments and battles can be left out; imported battles stay
     battles = outliers.exclude_flagged(Battle.objects.filter(arena=arena), "judgment__judge")
     assert battles.count() == Battle.objects.count() - 60

@@ -9,8 +9,9 @@ from arena.models import Arena, Modality
 class Command(BaseCommand):
     help = (
         "List voters whose votes disagree with the crowd's leaderboard more than chance allows "
-        "(a score test per voter, corrected for testing many); --mark records the flags so "
-        "their judgments can be left out of leaderboards and exports."
+        "(a score test per voter, corrected for testing many); --mark flags them for review, which "
+        "leaves their judgments out of leaderboards and exports (DUET_EXCLUDE_FLAGGED_VOTERS) until "
+        "a reviewer clears the flag in the admin."
     )
 
     def add_arguments(self, parser):
@@ -19,7 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--alpha", type=float, default=outliers.DEFAULT_ALPHA)
         parser.add_argument("--min-votes", type=int, default=outliers.DEFAULT_MIN_VOTES)
         parser.add_argument("--correction", choices=["holm", "bh"], default="holm")
-        parser.add_argument("--mark", action="store_true", help="record the flags on the voters' judges")
+        parser.add_argument("--mark", action="store_true", help="flag the voters for review (Judge.flagged_at)")
         parser.add_argument("--format", choices=["table", "json"], default="table", dest="fmt")
 
     def handle(self, *args, arena, modality, alpha, min_votes, correction, mark, fmt, **options):
@@ -46,4 +47,4 @@ class Command(BaseCommand):
         for result in report.flagged:
             self.stdout.write(f"  {result.voter}: {result.reason}")
         if mark:
-            self.stdout.write(self.style.SUCCESS(f"Marked {marked} judges as flagged."))
+            self.stdout.write(self.style.SUCCESS(f"Flagged {marked} judges for review."))
