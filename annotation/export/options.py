@@ -31,8 +31,16 @@ class ExportOptions:
     min_confidence: float = 0.0
     include_ties: bool = False
     source: str = "human"
+    # Leave out judgments of voters flagged for review (arena.outliers). None: the
+    # installation's DUET_EXCLUDE_FLAGGED_VOTERS, resolved here so a queued job records
+    # the choice made when it was asked for.
+    exclude_flagged: bool | None = None
 
     def __post_init__(self):
+        if self.exclude_flagged is None:
+            from django.conf import settings
+
+            object.__setattr__(self, "exclude_flagged", bool(settings.EXCLUDE_FLAGGED_VOTERS))
         if self.format not in FORMATS:
             raise ExportError(f"format must be one of {', '.join(FORMATS)}")
         if (self.project is None) == (self.arena is None):

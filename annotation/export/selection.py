@@ -1,8 +1,9 @@
 """Which judgments an export, a quality report or the dashboard reads, and the quality
 math's input built from them.
 
-A selection is a scope (one project, one arena, or every arena comparison) and a source
-(human annotators, automatic judges, or both). Labels and exports read the current
+A selection is a scope (one project, one arena, or every arena comparison), a source
+(human annotators, automatic judges, or both) and whether voters flagged for review
+(arena.outliers) are left out. Labels and exports read the current
 judgments, those no other judgment supersedes; agreement and reliability read what each
 judge last said themselves (see `Selection.annotator_judgments`). Superseded judgments
 are history, kept for provenance but never counted twice.
@@ -42,6 +43,7 @@ class Selection:
     project: Project | None = None
     arena: str | None = None  # an Arena's name, or ALL_ARENAS
     source: str = "human"
+    exclude_flagged: bool = False  # quality reports keep flagged voters: reviewing them needs their figures
 
     def __post_init__(self):
         if (self.project is None) == (self.arena is None):
@@ -50,19 +52,22 @@ class Selection:
             raise SelectionError(f"source must be one of {', '.join(SOURCES)}")
 
     @classmethod
-    def resolve(cls, *, project: str | None = None, arena: str | None = None, source: str = "human") -> Selection:
+    def resolve(
+        cls, *, project: str | None = None, arena: str | None = None, source: str = "human",
+        exclude_flagged: bool = False,
+    ) -> Selection:
         """From names as a command line or an API request gives them."""
         if project is not None:
             found = Project.objects.filter(name=project).first()
             if found is None:
                 raise SelectionError(f"no project named {project!r}")
-            return cls(project=found, source=source)
+            return cls(project=found, source=source, exclude_flagged=exclude_flagged)
         if arena is not None and arena != ALL_ARENAS:
             from arena.models import Arena
 
             if not Arena.objects.filter(name=arena).exists():
                 raise SelectionError(f"no arena named {arena!r} (or {ALL_ARENAS!r} for every arena)")
-        return cls(arena=arena, source=source)
+        return cls(arena=arena, source=source, exclude_flagged=exclude_flagged)
 
     @property
     def label(self) -> str:
@@ -106,6 +111,8 @@ class Selection:
             queryset = queryset.filter(judge__kind__in=HUMAN_JUDGE_KINDS)
         elif self.source == "judge":
             queryset = queryset.exclude(judge__kind__in=HUMAN_JUDGE_KINDS)
+        if self.exclude_flagged:
+            queryset = queryset.filter(judge__flagged_at__isnull=True)
         return queryset
 
     def gold(self) -> dict[int, str]:

@@ -52,7 +52,9 @@ class ExportResult:
 
 def export_dataset(options: ExportOptions, progress: ProgressCallback | None = None) -> ExportResult:
     started = time.monotonic()
-    selection = Selection.resolve(project=options.project, arena=options.arena, source=options.source)
+    selection = Selection.resolve(
+        project=options.project, arena=options.arena, source=options.source, exclude_flagged=options.exclude_flagged
+    )
     selected = load_judgments(selection)
     preference = options.format in PREFERENCE_FORMATS
     model = None
@@ -230,7 +232,7 @@ def _preference_row(row, prefix, verdict, row_id, weight, confidence, n_judgment
 
 JUDGMENT_FIELDS = (
     "pk", "public_id", "verdict", "aspects", "rationale", "confidence", "time_to_vote_ms", "created_at",
-    "supersedes__public_id", "judge_id", "judge__kind", "judge__name", "judge__version",
+    "supersedes__public_id", "judge_id", "judge__kind", "judge__name", "judge__version", "judge__flagged_at",
     "comparison__public_id", "comparison__prompt__text", "comparison__prompt__categories",
     "comparison__output_a__system__name", "comparison__output_b__system__name",
     *_output_fields("comparison__output_a"), *_output_fields("comparison__output_b"),
@@ -300,6 +302,7 @@ def _judgment_rows(selection, selected, model, aggregate, options, media) -> tup
                         "source": "human" if is_human else "judge",
                         "judge_kind": judgment["judge__kind"],
                         "judge": "" if is_human else judge_name,
+                        "annotator_flagged": judgment["judge__flagged_at"] is not None,
                         "verdict": judgment["verdict"],
                         "aspects": judgment["aspects"],
                         "rationale": judgment["rationale"],

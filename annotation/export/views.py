@@ -2,7 +2,7 @@
 and serving the finished files. Researchers and admins only: an export carries every
 judgment (the `arena.view_judgment` permission).
 
-    POST /api/annotation/exports/                  {format, project | arena, aggregate, ...} -> 202 job
+    POST /api/annotation/exports/                  {format, project | arena, aggregate, exclude_flagged, ...} -> 202 job
     GET  /api/annotation/exports/                  recent jobs
     GET  /api/annotation/exports/<id>/             one job: status, progress, result
     GET  /api/annotation/exports/<id>/download/    the rows (?part=media: the media zip)
@@ -12,6 +12,7 @@ The admin page (`export_page`) offers the same with a form, and downloads at ?do
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
@@ -50,6 +51,10 @@ class ExportRequestSerializer(serializers.Serializer):
     min_confidence = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.0)
     include_ties = serializers.BooleanField(default=False)
     source = serializers.ChoiceField(choices=SOURCES, default="human")
+    exclude_flagged = serializers.BooleanField(
+        required=False, allow_null=True, default=None,
+        help_text="leave out judgments of voters flagged for review (default: DUET_EXCLUDE_FLAGGED_VOTERS)",
+    )  # fmt: skip
 
 
 def start_export(data: dict, user) -> jobs.ExportJob:
@@ -161,6 +166,7 @@ def export_page(request):
         "formats": FORMATS,
         "aggregations": AGGREGATIONS,
         "sources": SOURCES,
+        "exclude_flagged": settings.EXCLUDE_FLAGGED_VOTERS,
         "jobs": jobs.recent_jobs(),
         "target": request.GET.get("target", ""),
     }
@@ -172,6 +178,7 @@ def _form_data(post) -> dict:
     scope, _, name = post.get("target", "").partition(":")
     data = {key: post[key] for key in ("format", "aggregate", "min_confidence", "source") if post.get(key)}
     data["include_ties"] = post.get("include_ties") == "on"
+    data["exclude_flagged"] = post.get("exclude_flagged") == "on"
     if scope == "project":
         data["project"] = name
     elif scope == "arena":

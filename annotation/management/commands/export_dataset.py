@@ -16,6 +16,13 @@ class Command(BaseCommand):
         parser.add_argument("--min-confidence", type=float, default=0.0)
         parser.add_argument("--include-ties", action="store_true", help="trl/hf: keep comparisons judged a tie")
         parser.add_argument("--source", choices=SOURCES, default="human", help="people, automatic judges, or both")
+        flagged = parser.add_mutually_exclusive_group()
+        flagged.add_argument(
+            "--exclude-flagged", dest="exclude_flagged", action="store_true", default=None,
+            help="leave out judgments of voters flagged for review (default: DUET_EXCLUDE_FLAGGED_VOTERS)",
+        )  # fmt: skip
+        flagged.add_argument("--include-flagged", dest="exclude_flagged", action="store_false", default=None,
+                             help="keep them (the annotator_flagged column marks them in jsonl/csv/parquet)")
 
     def handle(self, *args, **options):
         from annotation.export import SelectionError, export_dataset  # the quality math: only when run
@@ -25,6 +32,7 @@ class Command(BaseCommand):
                 output=options["output"], format=options["fmt"], project=options["project"], arena=options["arena"],
                 aggregate=options["aggregate"], min_confidence=options["min_confidence"],
                 include_ties=options["include_ties"], source=options["source"],
+                exclude_flagged=options["exclude_flagged"],
             )
             result = export_dataset(request, progress=self._progress if options["verbosity"] > 1 else None)
         except (ExportError, SelectionError) as exc:
