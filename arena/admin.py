@@ -1,5 +1,6 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
+from . import outliers
 from .models import (
     Arena,
     Battle,
@@ -49,11 +50,49 @@ class ComparisonAdmin(admin.ModelAdmin):
     readonly_fields = ["public_id", "pair_key"]
 
 
+class FlaggedFilter(admin.SimpleListFilter):
+    title = "flagged for review"
+    parameter_name = "flagged"
+
+    def lookups(self, request, model_admin):
+        return [("1", "Flagged"), ("0", "Not flagged")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("0", "1"):
+            return queryset.filter(flagged_at__isnull=self.value() == "0")
+        return queryset
+
+
 @admin.register(Judge)
 class JudgeAdmin(admin.ModelAdmin):
-    list_display = ["name", "version", "kind", "user", "created_at"]
-    list_filter = ["kind"]
-    search_fields = ["name"]
+    """Voters flagged by `flag_outliers --mark` are reviewed here: filter on "flagged for
+    review", read the reason, and clear the flag of an honest voter (their votes count on
+    the boards again) or flag one by hand. Flags change only through the actions, which
+    queue a leaderboard refresh."""
+
+    list_display = ["name", "version", "kind", "user", "flagged", "flagged_at", "flagged_by", "created_at"]
+    list_filter = [FlaggedFilter, "kind"]
+    search_fields = ["name", "user__username"]
+    readonly_fields = ["flagged_at", "flag_reason", "flagged_by", "created_at"]
+    actions = ["clear_flag", "mark_flagged"]
+
+    @admin.display(boolean=True, ordering="flagged_at", description="flagged")
+    def flagged(self, judge):
+        return judge.is_flagged
+
+    def has_review_permission(self, request):
+        return request.user.has_perm("arena.review_judge")
+
+    @admin.action(description="Clear the flag (the voter's judgments count again)", permissions=["review"])
+    def clear_flag(self, request, queryset):
+        cleared = outliers.clear_flags(queryset)
+        self.message_user(request, f"Cleared the flag of {cleared} voter(s).", messages.SUCCESS)
+
+    @admin.action(description="Flag for review (leave the voter's judgments out)", permissions=["review"])
+    def mark_flagged(self, request, queryset):
+        by = request.user.get_username()
+        flagged = outliers.flag_judges(queryset, reason=f"flagged by hand by {by}", by=by)
+        self.message_user(request, f"Flagged {flagged} voter(s) for review.", messages.SUCCESS)
 
 
 @admin.register(Judgment)

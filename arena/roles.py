@@ -10,7 +10,7 @@ _RESEARCHER_PERMISSIONS = _ANNOTATOR_PERMISSIONS + [
     f"arena.{action}_{model}"
     for model in ("system", "prompt", "output", "comparison")
     for action in ("view", "add", "change")
-] + ["arena.view_judgment", "arena.view_judge"]
+] + ["arena.view_judgment", "arena.view_judge", "arena.review_judge"]
 # Admins manage every Duet record and the accounts; researchers never manage users.
 _ADMIN_APPS = ("arena", "annotation", "routing", "training", "authtoken")
 _ADMIN_EXTRA = [f"auth.{action}_{model}" for model in ("user", "group") for action in ("view", "add", "change", "delete")]

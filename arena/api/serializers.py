@@ -4,7 +4,7 @@ from django.db import transaction
 from rest_framework import serializers
 
 from arena import media
-from arena.models import Judgment, Modality, Output, Prompt, System, Verdict
+from arena.models import Judge, Judgment, Modality, Output, Prompt, System, Verdict
 from arena.textstats import markdown_counts
 
 
@@ -102,6 +102,24 @@ class JudgmentSerializer(serializers.ModelSerializer):
             "created_at",
         ]  # fmt: skip
         read_only_fields = fields
+
+
+class JudgeReviewSerializer(serializers.ModelSerializer):
+    """A voter for review: who (as `flag_outliers` names them), how many judgments, and the flag."""
+
+    voter = serializers.SerializerMethodField()
+    name = serializers.CharField(source="__str__", read_only=True)
+    flagged = serializers.BooleanField(source="is_flagged", read_only=True)
+    n_judgments = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Judge
+        fields = ["id", "voter", "name", "kind", "n_judgments", "flagged", "flagged_at", "flag_reason",
+                  "flagged_by", "created_at"]  # fmt: skip
+        read_only_fields = fields
+
+    def get_voter(self, judge) -> str:
+        return f"judge:{judge.pk}"
 
 
 class PlayEventSerializer(serializers.Serializer):

@@ -1,13 +1,14 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from . import live_views, views
+from . import live_views, review_views, views
 
 router = DefaultRouter()
 router.register("systems", views.SystemViewSet)
 router.register("prompts", views.PromptViewSet)
 router.register("outputs", views.OutputViewSet)
 router.register("judgments", views.JudgmentViewSet)
+router.register("arena/judges", review_views.JudgeReviewViewSet, basename="judge")
 
 urlpatterns = [
     path("arena/next/", views.NextComparisonView.as_view(), name="arena-next"),

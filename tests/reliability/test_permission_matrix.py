@@ -67,6 +67,8 @@ POLICY = [
     ("output-*", "GET", RESEARCHERS),
     ("output-list", "POST", RESEARCHERS),
     ("judgment-*", "GET", RESEARCHERS),
+    # Voters for review: a flag's reason describes how someone voted.
+    ("judge-*", "GET", RESEARCHERS),
     # Researchers never manage accounts, tokens or groups.
     ("admin:auth_*", "GET", ADMINS),
     ("admin:authtoken_*", "GET", ADMINS),
@@ -169,6 +171,7 @@ def world(make_user, arena_factory):
         "prompt-detail": {"pk": prompts[0].pk},
         "output-detail": {"pk": systems[0].outputs.first().pk},
         "judgment-detail": {"public_id": judgment.public_id},
+        "judge-detail": {"pk": judge.pk},
     }
     return users, values, object_id
 
