@@ -39,17 +39,25 @@ class ProjectViewSet(viewsets.ModelViewSet):
             return projects
         return projects.filter(memberships__user=user)
 
+    # The permission is checked before the body is validated, so an annotator gets 403
+    # whatever they send, never a 400 that tells them what a valid project looks like.
+    def create(self, request, *args, **kwargs):
+        _require(request.user, "annotation.add_project")
+        return super().create(request, *args, **kwargs)
+
+    def update(self, request, *args, **kwargs):  # PATCH too (partial_update calls update)
+        _require(request.user, "annotation.change_project")
+        return super().update(request, *args, **kwargs)
+
+    def destroy(self, request, *args, **kwargs):
+        _require(request.user, "annotation.delete_project")
+        return super().destroy(request, *args, **kwargs)
+
     def perform_create(self, serializer):
-        _require(self.request.user, "annotation.add_project")
         serializer.instance = actions.create_project(created_by=self.request.user, **serializer.validated_data)
 
     def perform_update(self, serializer):
-        _require(self.request.user, "annotation.change_project")
         serializer.instance = actions.update_project(serializer.instance, **serializer.validated_data)
-
-    def perform_destroy(self, instance):
-        _require(self.request.user, "annotation.delete_project")
-        instance.delete()
 
     # --- import -----------------------------------------------------------------------------
 

@@ -56,6 +56,22 @@ def test_annotators_see_only_their_projects(make_project, make_user, client_for,
     assert client.post(f"{BASE}{mine.pk}/members/", {"username": "ann"}, format="json").status_code == 403
 
 
+def test_annotators_get_403_whatever_body_they_send(make_project, make_user, client_for, annotator):
+    # The permission is checked before the body is validated: an invalid body is 403 too,
+    # never a 400 that explains what a valid project looks like.
+    mine = make_project("mine", members=[annotator])
+    client = client_for(annotator)
+    invalid = {"overlap": "many", "schema": {"verdicts": ["maybe"]}}
+    for response in (client.post(BASE, invalid, format="json"), client.post(BASE, {}, format="json"),
+                     client.patch(f"{BASE}{mine.pk}/", invalid, format="json")):  # fmt: skip
+        assert response.status_code == 403, response.content
+    assert client.delete(f"{BASE}{mine.pk}/").status_code == 403
+    assert Project.objects.filter(pk=mine.pk, overlap=mine.overlap).exists()
+    # a researcher's invalid body is still a 400 that names the problem
+    researcher = client_for(make_user("res-invalid", "researcher"))
+    assert researcher.post(BASE, invalid, format="json").status_code == 400
+
+
 def test_member_endpoints_for_researchers(make_project, researcher, make_user, client_for):
     project = make_project()
     newcomer = make_user("newcomer")

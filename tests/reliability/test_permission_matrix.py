@@ -102,9 +102,10 @@ POLICY = [
     ("routing_api:route", "POST", RESEARCHERS),
     # Annotation projects: membership decides (annotation's own tests cover who); only
     # researchers and admins create projects.
-    # (An annotator's invalid project gets 400 before the permission check's 403: the
-    # check sits in perform_create, after validation. Not a leak; see the report.)
-    ("annotation_api:project-list", "POST", {**RESEARCHERS, "annotator": None}),
+    # The permission is checked before the body is validated: an annotator's empty (invalid)
+    # body gets 403, not 400.
+    ("annotation_api:project-list", "POST", RESEARCHERS),
+    ("annotation_api:project-detail", "PATCH", RESEARCHERS),
     ("annotation:create", "GET", RESEARCHERS),
     ("annotation:*", "GET", MEMBERS),
     ("annotation_api:project-*", "GET", MEMBERS),
