@@ -6,6 +6,7 @@ it exactly once and announces it after the transaction commits.
 
 import hashlib
 import random
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -15,7 +16,8 @@ from django.db.models import Count
 from django.dispatch import Signal
 from django.utils import timezone
 
-from . import errors
+from . import errors, matchmaking, rows
+from .hotcache import Memo
 from .models import (
     Comparison,
     ComparisonOrigin,
@@ -24,7 +26,6 @@ from .models import (
     Judgment,
     Modality,
     Output,
-    PromptOrigin,
     Verdict,
 )
 
@@ -56,110 +57,28 @@ def judge_for_session(session_key: str) -> Judge:
     return judge
 
 
-# --- matchmaking v1 -----------------------------------------------------------------------
-
-
-# The open arena serves the shared prompt pool only: imported project data stays in its
-# project, and voters' own live prompts are not shown to other voters.
-POOL_ORIGINS = (PromptOrigin.SEED, PromptOrigin.API)
-
-
-def _eligible_outputs(modality: str):
-    queryset = Output.objects.filter(
-        system__is_active=True, system__modality=modality, prompt__modality=modality,
-        prompt__origin__in=POOL_ORIGINS, turn=0,
-    )  # fmt: skip
-    if modality == Modality.TEXT:
-        return queryset.exclude(text="")
-    return queryset.exclude(media="")
+# --- serving comparisons -----------------------------------------------------------------
 
 
 def _pending_comparison(judge: Judge, modality: str) -> Comparison | None:
-    """An arena comparison served to this judge and not yet answered, if still votable."""
+    """The arena comparison last served to this judge, if not answered and still votable
+    (its token not expired, both its systems still active).
+
+    Only the newest can be pending: a new comparison is made only when none is. One
+    statement, two index lookups whatever the voter's history."""
     since = timezone.now() - timezone.timedelta(seconds=settings.VOTE_TOKEN_MAX_AGE_SECONDS)
-    return (
-        Comparison.objects.filter(
-            served_to=judge,
-            origin=ComparisonOrigin.ARENA,
-            prompt__modality=modality,
-            created_at__gte=since,
-            output_a__system__is_active=True,
-            output_b__system__is_active=True,
-        )
-        .exclude(judgments__judge=judge)
-        .select_related("prompt", "output_a", "output_b")
-        .order_by("-created_at")
-        .first()
-    )
-
-
-def _available_pairs(judge: Judge, modality: str) -> dict[tuple[int, int], list[tuple[int, int, int]]]:
-    """For each pair of systems (lower id first), the (prompt, output, output) triples this
-    judge has not judged yet."""
-    judged_pairs = set(
-        Judgment.objects.filter(judge=judge, comparison__prompt__modality=modality).values_list(
-            "comparison__pair_key", flat=True
-        )
-    )
-    by_prompt: dict[int, list[tuple[int, int]]] = {}
-    for output_id, prompt_id, system_id in _eligible_outputs(modality).values_list("id", "prompt_id", "system_id"):
-        by_prompt.setdefault(prompt_id, []).append((system_id, output_id))
-    pairs: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
-    for prompt_id, entries in by_prompt.items():
-        entries.sort()
-        for i, (system_i, output_i) in enumerate(entries):
-            for system_j, output_j in entries[i + 1 :]:
-                if system_i != system_j and Comparison.make_pair_key(output_i, output_j) not in judged_pairs:
-                    pairs.setdefault((system_i, system_j), []).append((prompt_id, output_i, output_j))
-    return pairs
-
-
-def _choose_system_pair(pairs: list[tuple[int, int]], modality: str, rng: random.Random) -> tuple[int, int]:
-    """Uniform over system pairs, or (DUET_MATCHMAKING=active) weighted toward the pairs
-    whose order the current leaderboard is least sure of (arena.ratings.pair_weights)."""
-    if settings.MATCHMAKING != "active" or len(pairs) == 1:
-        return rng.choice(pairs)
-    from .leaderboard import Scope, default_arena, latest_snapshot
-
-    snapshot = latest_snapshot(default_arena(), Scope(modality))
-    if snapshot is None:
-        return rng.choice(pairs)
-    import numpy as np
-
-    from .models import System
-    from .ratings import MatchState, pair_weights
-
-    system_ids = sorted({system for pair in pairs for system in pair})
-    names = dict(System.objects.filter(id__in=system_ids).values_list("id", "name"))
-    rows = {row["system"]: row for row in snapshot.payload.get("systems", [])}
-    nan = float("nan")
-
-    def column(key, default):
-        return np.array([(rows.get(names[s]) or {}).get(key, default) for s in system_ids], dtype=float)
-
-    ci_low, ci_high = column("ci_low", nan), column("ci_high", nan)
-    state = MatchState.from_intervals(
-        column("rating", 1000.0),
-        np.where(np.isnan(ci_low), nan, ci_low),
-        np.where(np.isnan(ci_high), nan, ci_high),
-        column("votes", 0).astype(np.int64),
-        # Systems not on the board yet sit in a component of their own.
-        np.array([(rows.get(names[s]) or {}).get("component", 1000 + k) for k, s in enumerate(system_ids)]),
-    )
-    position = {system: k for k, system in enumerate(system_ids)}
-    allowed = {(position[i], position[j]) for i, j in pairs}
-    excluded = {
-        (i, j) for i in range(len(system_ids)) for j in range(i + 1, len(system_ids)) if (i, j) not in allowed
-    }
-    weights = pair_weights(state, exclude_pairs=excluded)
-    flat = np.random.default_rng(rng.getrandbits(64)).choice(weights.size, p=weights.ravel())
-    i, j = divmod(int(flat), weights.shape[1])
-    return system_ids[i], system_ids[j]
+    latest = rows.latest_served(judge.pk, modality, since)
+    if latest is None or not latest[1]:
+        return None
+    comparison = latest[0]
+    if not matchmaking.still_eligible(modality, comparison.output_a_id, comparison.output_b_id):
+        return None
+    return comparison
 
 
 def next_comparison(judge: Judge, modality: str = Modality.TEXT, rng: random.Random | None = None) -> Comparison:
     """Serve the judge one comparison: a prompt and outputs of two different systems, random
-    sides, never a pair of outputs this judge has already judged.
+    sides, never a pair of outputs this judge has already judged (arena.matchmaking).
 
     An unanswered comparison served earlier is served again, so reloading the page does not
     let a voter pick which systems they see.
@@ -170,10 +89,10 @@ def next_comparison(judge: Judge, modality: str = Modality.TEXT, rng: random.Ran
     if pending is not None:
         return pending
     rng = rng or random.SystemRandom()
-    pairs = _available_pairs(judge, modality)
-    if not pairs:
+    drawn = matchmaking.draw(judge, modality, rng)
+    if drawn is None:
         has_any = (
-            _eligible_outputs(modality).values("prompt_id")
+            matchmaking.eligible_outputs(modality).values("prompt_id")
             .annotate(n_systems=Count("system_id", distinct=True)).filter(n_systems__gte=2).exists()
         )  # fmt: skip
         if not has_any:
@@ -184,16 +103,11 @@ def next_comparison(judge: Judge, modality: str = Modality.TEXT, rng: random.Ran
         raise errors.NothingToCompare(
             f"There is nothing left for you to compare in {modality}: you have judged every available pair."
         )
-    system_pair = _choose_system_pair(sorted(pairs), modality, rng)
-    prompt_id, first, second = rng.choice(pairs[system_pair])
+    prompt_id, first, second = drawn
     if rng.random() < 0.5:
         first, second = second, first
-    return Comparison.objects.create(
-        prompt_id=prompt_id,
-        output_a_id=first,
-        output_b_id=second,
-        origin=ComparisonOrigin.ARENA,
-        served_to=judge,
+    return rows.insert_comparison(
+        prompt_id=prompt_id, output_a_id=first, output_b_id=second, origin=ComparisonOrigin.ARENA, served_to=judge
     )
 
 
@@ -294,11 +208,10 @@ def check_vote(
         raise errors.InvalidVoteToken("vote token is invalid (malformed)")
     if payload["j"] != judge.pk:
         raise errors.ForeignVoteToken("this vote token was issued to another voter")
-    comparison = (
-        Comparison.objects.select_related("prompt", "output_a__system", "output_b__system")
-        .filter(public_id=payload["c"])
-        .first()
-    )
+    try:
+        comparison = rows.comparison_for_vote(payload["c"])
+    except ValueError:  # not a UUID: only a token signed with our key gets here
+        raise errors.InvalidVoteToken("vote token is invalid (malformed)") from None
     if comparison is None:
         raise errors.NotFound(f"comparison {payload['c']} does not exist")
     if verdict not in Verdict.values:
@@ -320,34 +233,42 @@ def check_vote(
 
 def do_record_judgment(vote: Vote) -> tuple[Judgment, bool]:
     """Record the vote once. Returns (judgment, created); a repeated vote returns the
-    judgment recorded first and counts nothing twice."""
-    existing = Judgment.objects.filter(
-        comparison=vote.comparison, judge=vote.judge, supersedes__isnull=True
-    ).first()
-    if existing is not None:
-        return existing, False
-    from .leaderboard import record_battle, request_refresh
+    judgment recorded first and counts nothing twice: the unique constraint on (comparison,
+    judge) decides, so no read before the write (a repeat is rare; a read costs every vote).
 
+    The judgment and its battle are written together or not at all (`rows.insert_judgment_
+    and_battle`); on PostgreSQL that is one statement, atomic by itself, so a transaction
+    is opened only when the caller holds one (a savepoint, so a duplicate does not spoil
+    the caller's transaction) or the database needs two statements."""
+    from .leaderboard import battle_for, request_refresh_after_vote
+
+    judgment = Judgment(
+        comparison=vote.comparison,
+        judge=vote.judge,
+        verdict=vote.verdict,
+        time_to_vote_ms=vote.time_to_vote_ms,
+        play_events=vote.play_events,
+        aspects=vote.aspects,
+        rationale=vote.rationale,
+        metadata=vote.metadata,
+    )
+    connection = transaction.get_connection()
+    one_statement = connection.vendor == "postgresql" and not connection.in_atomic_block
     try:
-        with transaction.atomic():
-            judgment = Judgment.objects.create(
-                comparison=vote.comparison,
-                judge=vote.judge,
-                verdict=vote.verdict,
-                time_to_vote_ms=vote.time_to_vote_ms,
-                play_events=vote.play_events,
-                aspects=vote.aspects,
-                rationale=vote.rationale,
-                metadata=vote.metadata,
-            )
-            battle = record_battle(judgment)
+        with nullcontext() if one_statement else transaction.atomic():
+            battle = rows.insert_judgment_and_battle(judgment, battle_for)
+            # Outside a transaction (autocommit) on_commit runs these at once: the
+            # statement has committed.
             if battle is not None:
-                transaction.on_commit(lambda: request_refresh(battle.arena))
+                transaction.on_commit(lambda: request_refresh_after_vote(battle.arena))
             transaction.on_commit(lambda: judgment_recorded.send(sender=Judgment, judgment=judgment))
     except IntegrityError:
         # A concurrent duplicate won the unique constraint; it is the first judgment.
         return Judgment.objects.get(comparison=vote.comparison, judge=vote.judge, supersedes__isnull=True), False
     return judgment, True
+
+
+_identities = Memo("system identities", invalidated_by=("arena.System",))
 
 
 def reveal(comparison: Comparison) -> dict:
@@ -362,4 +283,7 @@ def reveal(comparison: Comparison) -> dict:
             "version": system.version,
         }
 
-    return {"a": describe(comparison.output_a), "b": describe(comparison.output_b)}
+    return {
+        side: dict(_identities.get(output.system_id, lambda output=output: describe(output)))
+        for side, output in (("a", comparison.output_a), ("b", comparison.output_b))
+    }

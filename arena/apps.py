@@ -7,6 +7,9 @@ class ArenaConfig(AppConfig):
     verbose_name = "Arena"
 
     def ready(self):
+        from . import hotcache
         from .roles import ensure_roles
+
+        hotcache.connect_signals()
 
         post_migrate.connect(ensure_roles, dispatch_uid="duet.ensure_roles")

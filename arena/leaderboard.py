@@ -6,6 +6,7 @@ at a million — and stores the results as snapshots the pages and the API read.
 """
 
 import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,7 @@ from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from . import ratings
+from .hotcache import Memo
 from .models import (
     Arena,
     Battle,
@@ -35,24 +37,31 @@ STALE_REFRESH_SECONDS = 30
 SNAPSHOTS_KEPT_PER_SCOPE = 20
 
 
+_arenas: Memo[Arena] = Memo("default arena", invalidated_by=("arena.Arena",))
+_styles: Memo[dict] = Memo("output styles", ttl=600, invalidated_by=("arena.Output",))
+
+
 def default_arena() -> Arena:
-    arena, _ = Arena.objects.get_or_create(name=settings.DEFAULT_ARENA)
-    return arena
+    def get_or_create():
+        return Arena.objects.get_or_create(name=settings.DEFAULT_ARENA)[0]
+
+    return _arenas.get(settings.DEFAULT_ARENA, get_or_create)
 
 
 def output_style(output: Output) -> dict[str, float]:
-    return ratings.text_style_features(output.text, output.metadata.get("tokens"))
+    # Counting markdown features costs about as much as the INSERT it goes into; an
+    # output's text does not change, so count once per process.
+    return _styles.get(output.pk, lambda: ratings.text_style_features(output.text, output.metadata.get("tokens")))
 
 
-def record_battle(judgment: Judgment) -> Battle | None:
-    """The battle a human vote on an arena comparison stands for; called inside the
-    transaction that writes the judgment, so the two exist together or not at all."""
+def battle_for(judgment: Judgment) -> Battle | None:
+    """The battle (unsaved) a human vote on an arena comparison stands for, or None."""
     comparison = judgment.comparison
     if comparison.origin not in ARENA_ORIGINS or not judgment.judge.is_human:
         return None
     output_a, output_b = comparison.output_a, comparison.output_b
     modality = comparison.prompt.modality
-    return Battle.objects.create(
+    return Battle(
         arena=default_arena(),
         system_a_id=output_a.system_id,
         system_b_id=output_b.system_id,
@@ -66,6 +75,15 @@ def record_battle(judgment: Judgment) -> Battle | None:
         style={"a": output_style(output_a), "b": output_style(output_b)} if modality == Modality.TEXT else None,
         tstamp=judgment.created_at,
     )
+
+
+def record_battle(judgment: Judgment) -> Battle | None:
+    """Save the battle a saved judgment stands for; call it inside the transaction that
+    wrote the judgment, so the two exist together or not at all."""
+    from .rows import insert_battle_row
+
+    battle = battle_for(judgment)
+    return None if battle is None else insert_battle_row.save(battle)
 
 
 # --- refresh --------------------------------------------------------------------------------
@@ -89,6 +107,34 @@ def request_refresh(arena: Arena) -> bool:
         Arena.objects.filter(pk=arena.pk, refresh_requested_at=now).update(refresh_requested_at=None)
         return False
     return True
+
+
+# Arena pk -> wall-clock time before which a refresh this process saw claimed cannot have
+# started yet (see request_refresh_after_vote).
+_refresh_pending_until: dict[int, float] = {}
+
+
+def request_refresh_after_vote(arena: Arena) -> bool:
+    """`request_refresh` for the vote path, where a claim per vote would cost a write.
+
+    A claimed refresh starts no earlier than its claim plus the debounce, and reads the
+    battles after it starts; so a vote committed while a claim stands is in it. Within
+    the debounce of a claim this process saw, a vote asks nothing; after it, one read of
+    the claim, and a new claim only when the last one has been taken by its task (or is
+    stale). Half the debounce is kept as a margin for clocks."""
+    now = time.time()
+    if now < _refresh_pending_until.get(arena.pk, 0.0):
+        return False
+    from .rows import refresh_claim
+
+    claimed_at = refresh_claim(arena.pk)
+    if claimed_at is not None and claimed_at.timestamp() > now - STALE_REFRESH_SECONDS:
+        _refresh_pending_until[arena.pk] = claimed_at.timestamp() + settings.LEADERBOARD_DEBOUNCE_SECONDS / 2
+        return False
+    queued = request_refresh(arena)
+    if queued:
+        _refresh_pending_until[arena.pk] = now + settings.LEADERBOARD_DEBOUNCE_SECONDS / 2
+    return queued
 
 
 @dataclass(frozen=True)

@@ -59,10 +59,10 @@ def _choose_pair(modality: str, rng: random.Random) -> tuple[System, System]:
     systems = list(live_candidates(modality).order_by("id"))
     if len(systems) < 2:
         raise errors.NothingToCompare(f"fewer than two {modality} systems can answer live right now; try again later")
-    from .actions import _choose_system_pair
+    from .matchmaking import choose_system_pair
 
     pairs = [(a.id, b.id) for i, a in enumerate(systems) for b in systems[i + 1 :]]
-    first, second = _choose_system_pair(pairs, modality, rng)
+    first, second = choose_system_pair(pairs, modality, rng)
     if rng.random() < 0.5:
         first, second = second, first
     by_id = {s.id: s for s in systems}

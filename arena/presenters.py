@@ -3,8 +3,15 @@ never anything that names or hints at a system (no names, ids, metadata or file 
 
 from django.conf import settings
 
+from .hotcache import Memo
 from .models import Comparison, Output
 from .rendering import render_markdown
+
+# An output's or prompt's HTML depends only on its text, and sanitising markdown is the
+# costliest step of serving a comparison (about 1 ms per output): render each once per
+# process (see arena.hotcache for how long a copy is trusted).
+_sides: Memo[dict] = Memo("rendered outputs", ttl=600, invalidated_by=("arena.Output",))
+_prompts: Memo[dict] = Memo("rendered prompts", ttl=600, invalidated_by=("arena.Prompt",))
 
 
 def _side(output: Output) -> dict:
@@ -17,14 +24,20 @@ def _side(output: Output) -> dict:
 
 
 def comparison_payload(comparison: Comparison, token: str) -> dict:
+    # The lambdas read the related rows only on a miss.
+    prompt = _prompts.get(
+        comparison.prompt_id,
+        lambda: {"modality": comparison.prompt.modality, "text": comparison.prompt.text,
+                 "html": render_markdown(comparison.prompt.text)},
+    )  # fmt: skip
     payload = {
         "comparison": str(comparison.public_id),
         "token": token,
-        "modality": comparison.prompt.modality,
-        "prompt": {"text": comparison.prompt.text, "html": render_markdown(comparison.prompt.text)},
-        "a": _side(comparison.output_a),
-        "b": _side(comparison.output_b),
+        "modality": prompt["modality"],
+        "prompt": {"text": prompt["text"], "html": prompt["html"]},
+        "a": dict(_sides.get(comparison.output_a_id, lambda: _side(comparison.output_a))),
+        "b": dict(_sides.get(comparison.output_b_id, lambda: _side(comparison.output_b))),
     }
-    if comparison.prompt.modality == "audio":
+    if prompt["modality"] == "audio":
         payload["audio_min_play_seconds"] = settings.AUDIO_MIN_PLAY_SECONDS
     return payload

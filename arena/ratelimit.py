@@ -90,12 +90,21 @@ class LocalStore:
         if connection is None or self._local.pid != os.getpid():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
+            # Switching a new file to WAL takes an exclusive lock that SQLite's busy
+            # timeout does not always wait for: processes starting together retry.
+            for attempt in range(50):
+                try:
+                    connection.execute("PRAGMA journal_mode=WAL")
+                    connection.execute(
+                        "CREATE TABLE IF NOT EXISTS hits (key TEXT PRIMARY KEY, window INTEGER NOT NULL, "
+                        "n INTEGER NOT NULL, expires REAL NOT NULL)"
+                    )
+                    break
+                except sqlite3.OperationalError as error:
+                    if "locked" not in str(error) or attempt == 49:
+                        raise
+                    time.sleep(0.02 * (1 + attempt % 5))
             connection.execute("PRAGMA synchronous=OFF")
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS hits (key TEXT PRIMARY KEY, window INTEGER NOT NULL, "
-                "n INTEGER NOT NULL, expires REAL NOT NULL)"
-            )
             self._local.connection, self._local.pid = connection, os.getpid()
         return connection
 

@@ -5,7 +5,11 @@ from django.conf import settings
 
 from . import errors
 from .actions import judge_for_session, judge_for_user
+from .hotcache import Memo
 from .models import Judge
+
+# A voter's judge row never changes hands; keeping it saves a query on every request.
+_judges: Memo[Judge] = Memo("voters' judges", ttl=600, invalidated_by=("arena.Judge",))
 
 
 def voter_judge(request) -> Judge:
@@ -13,7 +17,7 @@ def voter_judge(request) -> Judge:
     if user.is_authenticated:
         if not user.has_perm("arena.add_judgment"):
             raise errors.NotAllowed("your account may not vote: ask an admin for the annotator role")
-        return judge_for_user(user)
+        return _judges.get(user.pk, lambda: judge_for_user(user))
     if not settings.OPEN_ARENA:
         raise errors.NotLoggedIn("log in to vote (the open arena for anonymous voters is off)")
     session = request.session

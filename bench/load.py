@@ -61,8 +61,8 @@ def wait_for_port(port: int, timeout: float, process: subprocess.Popen | None = 
     raise TimeoutError(f"nothing listening on port {port}")
 
 
-def tree_cpu_seconds(root_pid: int | None) -> float:
-    """CPU seconds (user + system) used so far by a process and all its descendants."""
+def tree_cpu_seconds(root_pid: int | None, part: str = "both") -> float:
+    """CPU seconds (user, system or both) used so far by a process and all its descendants."""
     if root_pid is None:
         return 0.0
     parents, times = {}, {}
@@ -73,7 +73,8 @@ def tree_cpu_seconds(root_pid: int | None) -> float:
             continue
         pid = int(stat.parent.name)
         parents[pid] = int(fields[1])
-        times[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        user, system = int(fields[11]), int(fields[12])
+        times[pid] = {"user": user, "system": system, "both": user + system}[part] / os.sysconf("SC_CLK_TCK")
     tree, frontier = {root_pid}, [root_pid]
     while frontier:
         current = frontier.pop()
@@ -291,7 +292,8 @@ async def drive(port: int, tokens: list[str], seconds: float, warmup: float, cpu
     await asyncio.gather(*(voter(port, t, deadline, warm, random.Random(i), 3) for i, t in enumerate(tokens)))
     stats = {"next_ms": [], "vote_ms": [], "cycle_ms": [], "acked": [], "errors": Counter()}
     # CPU used by the server tree, the database and the voters, over the measured window only
-    cpu.update(web=-tree_cpu_seconds(web_pid), db=-tree_cpu_seconds(db_pid), voters=-time.process_time())
+    cpu.update(web=-tree_cpu_seconds(web_pid), db=-tree_cpu_seconds(db_pid), voters=-time.process_time(),
+               web_system=-tree_cpu_seconds(web_pid, "system"), db_system=-tree_cpu_seconds(db_pid, "system"))
     started = time.monotonic()
     deadline = started + seconds
     await asyncio.gather(*(voter(port, t, deadline, stats, random.Random(1000 + i)) for i, t in enumerate(tokens)))
@@ -299,6 +301,8 @@ async def drive(port: int, tokens: list[str], seconds: float, warmup: float, cpu
     cpu["web"] += tree_cpu_seconds(web_pid)
     cpu["db"] += tree_cpu_seconds(db_pid)
     cpu["voters"] += time.process_time()
+    cpu["web_system"] += tree_cpu_seconds(web_pid, "system")
+    cpu["db_system"] += tree_cpu_seconds(db_pid, "system")
     stats["warm_acked"] = warm["acked"]
     stats["warm_errors"] = warm["errors"]
     return stats
@@ -327,7 +331,7 @@ def profile_worker(server: subprocess.Popen, seconds: float, out: Path) -> subpr
     if not children:
         return None
     return subprocess.Popen(
-        [spy, "record", "-p", children[0], "-d", str(int(seconds)), "-f", "raw", "-o", str(out), "-r", "200",
+        [spy, "record", "-p", children[0], "-d", str(int(seconds)), "-f", "raw", "-o", str(out), "-r", "200", "--gil",
          "--nonblocking"],
         stdout=subprocess.DEVNULL, stderr=open(out.with_suffix(".log"), "w"),
     )  # fmt: skip
@@ -341,6 +345,8 @@ def top_frames(raw: Path, n: int = 25) -> str:
     inclusive, own, total = Counter(), Counter(), 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
         count = int(count)
         total += count
         frames = stack.split(";")
@@ -355,6 +361,9 @@ def top_frames(raw: Path, n: int = 25) -> str:
     duet = [(frame, count) for frame, count in inclusive.most_common() if f"{ROOT}/" in frame or "(arena/" in frame]
     for frame, count in duet[:n]:
         lines.append(f"  {100 * count / total:5.1f} {100 * own[frame] / total:5.1f}  {frame[:150]}")
+    lines.append("  -- most own time:")
+    for frame, count in own.most_common(n):
+        lines.append(f"  {100 * inclusive[frame] / total:5.1f} {100 * count / total:5.1f}  {frame[:150]}")
     return "\n".join(lines)
 
 
@@ -443,10 +452,11 @@ def report(result: dict, args) -> None:
     cpu = result["cpu"]
     if votes:
         per_vote = {part: 1000 * seconds / votes for part, seconds in cpu.items()}
-        total = sum(per_vote.values())
+        total = per_vote["web"] + per_vote["db"] + per_vote["voters"]
         print(f"  CPU per vote web {per_vote['web']:.1f} ms + database {per_vote['db']:.1f} ms + voters "
               f"{per_vote['voters']:.1f} ms = {total:.1f} ms: at most {1000 * (os.cpu_count() or 1) / total:.0f} "
               f"votes/s if this run had the machine to itself")  # fmt: skip
+        print(f"  of which in the kernel: web {per_vote['web_system']:.1f} ms, database {per_vote['db_system']:.1f} ms")
     print(f"  errors       {errors}" + "".join(f"\n    {n} x {what}" for what, n in stats["errors"].most_common(8)))
     print(f"  check        acknowledged {verify['acknowledged']} (incl. warm-up), stored {verify['stored']}, "
           f"lost {verify['lost']}, doubled judgments {verify['doubled_judgments']}, doubled battles "

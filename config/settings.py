@@ -119,6 +119,12 @@ DATABASES = {
         env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'duet.sqlite3'}"), conn_max_age=60
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DUET_DB_PREPARED_STATEMENTS", True):
+    # The vote loop's hand-written statements (arena/rows.py) are prepared once per
+    # connection, so PostgreSQL stops parsing and planning them on every request. The
+    # ORM's own queries bind on the client and are never prepared. Turn off behind a
+    # pooler that cannot keep prepared statements (PgBouncer before 1.21, transaction mode).
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers proceed during a write; IMMEDIATE transactions take the write lock
     # up front so two writers queue on the busy timeout instead of failing with
@@ -175,7 +181,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: its WWW-Authenticate header makes "not logged in" a 401, not a 403.
-        "rest_framework.authentication.TokenAuthentication",
+        "arena.api.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -247,6 +253,10 @@ EXCLUDE_FLAGGED_VOTERS = env_bool("DUET_EXCLUDE_FLAGGED_VOTERS", True)
 MATCHMAKING = env_str("DUET_MATCHMAKING", "active")
 if MATCHMAKING not in ("uniform", "active"):
     raise ImproperlyConfigured(f"DUET_MATCHMAKING must be 'uniform' or 'active', got {MATCHMAKING!r}")
+# How long each web process trusts its copy of rarely changing rows on the vote path
+# (tokens and roles, matchmaking index, rendered outputs, the board matchmaking reads):
+# see arena/hotcache.py. 0 reads everything from the database on every request.
+ARENA_CACHE_SECONDS = env_number("DUET_ARENA_CACHE_SECONDS", 5.0, float)
 # Live battles: voters' own prompts answered by two systems in the worker.
 LIVE_GENERATION_TIMEOUT_SECONDS = env_number("DUET_LIVE_TIMEOUT", 120.0, float)
 LIVE_MAX_CONCURRENT_PER_SYSTEM = env_number("DUET_LIVE_CONCURRENCY", 2)

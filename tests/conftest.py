@@ -13,6 +13,17 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 pytest_plugins = ["tests.conftest_models"]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_hot_caches():
+    """Each test starts with empty per-process caches (arena.hotcache): a test's rows are
+    rolled back without the signals that would clear them."""
+    from arena import hotcache
+
+    hotcache.clear_all()
+    yield
+    hotcache.clear_all()
+
+
 @pytest.fixture
 def make_user(db):
     from django.contrib.auth import get_user_model

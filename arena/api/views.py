@@ -1,11 +1,15 @@
+from collections.abc import Mapping
+
 from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from arena import actions
+from arena.errors import InvalidInput
 from arena.models import Judgment, Modality, Output, Prompt, PromptOrigin, System
 from arena.presenters import comparison_payload
 from arena.ratelimit import RateLimitedView
@@ -15,7 +19,17 @@ from . import serializers
 from .permissions import ModelPermissions
 
 
-class NextComparisonView(RateLimitedView, APIView):
+class JSONOnlyView(APIView):
+    """The vote loop's endpoints answer JSON only: no renderer negotiation per request."""
+
+    renderer_classes = [JSONRenderer]
+
+    def perform_content_negotiation(self, request, force=False):
+        renderer = self.renderer_classes[0]()
+        return renderer, renderer.media_type
+
+
+class NextComparisonView(RateLimitedView, JSONOnlyView):
     """The next comparison for the current voter, without any system identity."""
 
     permission_classes = [permissions.AllowAny]  # voter_judge decides, so the open arena works
@@ -32,7 +46,21 @@ class NextComparisonView(RateLimitedView, APIView):
         return Response(comparison_payload(comparison, actions.issue_vote_token(comparison, judge)))
 
 
-class VoteView(RateLimitedView, APIView):
+def _vote_shape(data) -> Mapping:
+    """The shape VoteRequestSerializer documents, checked by hand: on the vote path the
+    serializer cost more CPU than writing the judgment (bench/load.py). Values are
+    checked by `check_vote`."""
+    if not isinstance(data, Mapping):
+        raise InvalidInput("the request body must be an object with token and verdict")
+    for name in ("token", "verdict"):
+        if data.get(name) is not None and not isinstance(data.get(name), str):
+            raise InvalidInput(f"{name} must be a string")
+    if isinstance(data.get("time_to_vote_ms"), bool):
+        raise InvalidInput("time_to_vote_ms must be a whole number of milliseconds")
+    return data
+
+
+class VoteView(RateLimitedView, JSONOnlyView):
     """Record a verdict on a served comparison; the response reveals both systems."""
 
     permission_classes = [permissions.AllowAny]
@@ -46,15 +74,13 @@ class VoteView(RateLimitedView, APIView):
     )  # fmt: skip
     def post(self, request):
         judge = voter_judge(request)
-        shape = serializers.VoteRequestSerializer(data=request.data)
-        shape.is_valid(raise_exception=True)
-        data = shape.validated_data
+        data = _vote_shape(request.data)
         vote = actions.check_vote(
             token=data.get("token"),
             judge=judge,
             verdict=data.get("verdict"),
             time_to_vote_ms=data.get("time_to_vote_ms"),
-            play_events=[dict(event) for event in data.get("play_events", [])],
+            play_events=data.get("play_events"),
         )
         judgment, created = actions.do_record_judgment(vote)
         body = {

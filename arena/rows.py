@@ -1,0 +1,301 @@
+"""Hand-written SQL for the statements the vote loop runs on every request.
+
+Building a query through the ORM costs 250-1,600 µs of CPU on the 2-core machines Duet is
+benchmarked on (bench/load.py), a hand-written statement 50-200 µs, and "next comparison,
+vote" runs about eight of them per vote. So the vote loop's statements are written here
+once, portable between SQLite and PostgreSQL:
+
+- table and column names come from the models' metadata, so they follow the models;
+- values go through the model fields (`pre_save`, `get_db_prep_save`): defaults, UUIDs,
+  JSON and datetimes are stored exactly as the ORM would store them;
+- rows come back as model instances (`Model.from_db`); a column not read is deferred and
+  loads on first access, as with `.only()`.
+
+Inserts here send no model signals. Nothing in Duet listens for these models' saves: a
+judgment announces itself with `arena.actions.judgment_recorded`, after its transaction
+commits. Everything else keeps using the ORM.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import uuid
+from functools import cache
+
+from django.db import models, router, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from .models import Arena, Battle, Comparison, ComparisonOrigin, Judgment, Output, Prompt, System
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _table(model) -> str:
+    return _q(model._meta.db_table)
+
+
+def _col(model, name: str, alias: str) -> str:
+    """A column by field name ("prompt") or attribute name ("prompt_id")."""
+    for field in model._meta.concrete_fields:
+        if name in (field.name, field.attname):
+            return f"{alias}.{_q(field.column)}"
+    raise LookupError(f"{model.__name__} has no column for {name!r}")
+
+
+def _connection(model):
+    return transaction.get_connection(router.db_for_write(model))
+
+
+def _run(connection, sql: str, params: list, fetch: str):
+    """Execute and fetch ("one", "all" or "none").
+
+    On PostgreSQL the statement is prepared once per connection and then only executed:
+    Django binds parameters on the client, so PostgreSQL would parse and plan every
+    statement on every request (0.2-2 ms of its CPU for these). Where queries are being
+    recorded (DEBUG, tests counting queries) Django's own cursor runs it, so it shows."""
+    if connection.vendor == "postgresql" and not connection.queries_logged:
+        from django.db.backends.postgresql.base import ServerBindingCursor
+
+        connection.ensure_connection()
+        connection.validate_no_broken_transaction()
+        with connection.wrap_database_errors:
+            cursor = ServerBindingCursor(connection.connection)
+            try:
+                # prepare=True is ignored where the connection disables preparing
+                # (prepare_threshold None: DUET_DB_PREPARED_STATEMENTS=0).
+                cursor.execute(sql, params, prepare=True)
+                return cursor.fetchone() if fetch == "one" else cursor.fetchall() if fetch == "all" else None
+            finally:
+                cursor.close()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone() if fetch == "one" else cursor.fetchall() if fetch == "all" else None
+
+
+def _fetchone(connection, sql: str, params: list):
+    return _run(connection, sql, params, "one")
+
+
+# --- inserts ----------------------------------------------------------------------------------
+
+
+class Insert:
+    """``Insert(Judgment)(comparison=c, judge=j, verdict="a")`` -> the saved Judgment."""
+
+    def __init__(self, model: type[models.Model]):
+        self.model = model
+        self.fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+        self.pk = model._meta.pk
+        self.head = (
+            f"INSERT INTO {_table(model)} ({', '.join(_q(f.column) for f in self.fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(self.fields))})"
+        )
+
+    def __call__(self, **values) -> models.Model:
+        return self.save(self.model(**values))
+
+    def params(self, instance, connection) -> list:
+        return [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in self.fields]
+
+    def save(self, instance: models.Model) -> models.Model:
+        connection = _connection(self.model)
+        params = self.params(instance, connection)
+        if connection.features.can_return_columns_from_insert:
+            pk = _fetchone(connection, f"{self.head} RETURNING {_q(self.pk.column)}", params)[0]
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(self.head, params)
+                pk = cursor.lastrowid
+        return _saved(instance, pk, connection)
+
+
+insert_comparison_row = Insert(Comparison)
+insert_judgment_row = Insert(Judgment)
+insert_battle_row = Insert(Battle)
+
+
+def _saved(instance, pk, connection):
+    instance.pk = pk
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return instance
+
+
+@cache
+def _judgment_with_battle_sql() -> str:
+    judgment, battle = insert_judgment_row, insert_battle_row
+    battle_columns = [f for f in battle.fields if f.attname != "judgment_id"]
+    return (
+        f"WITH j AS ({judgment.head} RETURNING {_q(judgment.pk.column)}) "
+        f"INSERT INTO {_table(Battle)} ({', '.join(_q(f.column) for f in battle_columns)}, "
+        f"{_q(Battle._meta.get_field('judgment').column)}) "
+        f"SELECT {', '.join('%s' for _ in battle_columns)}, j.{_q(judgment.pk.column)} FROM j "
+        f"RETURNING {_q(battle.pk.column)}, {_q(Battle._meta.get_field('judgment').column)}"
+    )
+
+
+def insert_judgment_and_battle(judgment: Judgment, make_battle) -> Battle | None:
+    """Save a judgment and the battle `make_battle(judgment)` makes of it (None: no
+    battle), together or not at all. On PostgreSQL one statement (a data-modifying WITH),
+    so a vote is one round trip and needs no transaction of its own; elsewhere two
+    inserts, in a transaction the caller holds."""
+    connection = _connection(Judgment)
+    if connection.vendor != "postgresql":
+        insert_judgment_row.save(judgment)
+        battle = make_battle(judgment)
+        return None if battle is None else insert_battle_row.save(battle)
+    judgment_params = insert_judgment_row.params(judgment, connection)  # sets created_at, which the battle copies
+    battle = make_battle(judgment)
+    if battle is None:
+        _saved(judgment, _fetchone(connection, f"{insert_judgment_row.head} RETURNING {_q(insert_judgment_row.pk.column)}",
+                                   judgment_params)[0], connection)  # fmt: skip
+        return None
+    battle_params = [
+        f.get_db_prep_save(f.pre_save(battle, True), connection)
+        for f in insert_battle_row.fields if f.attname != "judgment_id"
+    ]  # fmt: skip
+    battle_pk, judgment_pk = _fetchone(connection, _judgment_with_battle_sql(), judgment_params + battle_params)
+    _saved(judgment, judgment_pk, connection)
+    battle.judgment = judgment
+    return _saved(battle, battle_pk, connection)
+
+
+def insert_comparison(*, prompt_id: int, output_a_id: int, output_b_id: int, origin: str, served_to) -> Comparison:
+    return insert_comparison_row(
+        prompt_id=prompt_id, output_a_id=output_a_id, output_b_id=output_b_id, origin=origin, served_to=served_to,
+        pair_key=Comparison.make_pair_key(output_a_id, output_b_id),
+    )  # fmt: skip
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+# Attribute names in the models' field order (Model.from_db expects that order).
+COMPARISON_FIELDS = ["id", "public_id", "prompt_id", "output_a_id", "output_b_id", "origin", "pair_key", "served_to_id"]
+OUTPUT_FIELDS = ["id", "system_id", "prompt_id", "media", "media_type", "metadata", "turn"]
+
+
+@cache
+def _comparison_columns(alias: str) -> str:
+    return ", ".join(_col(Comparison, name, alias) for name in COMPARISON_FIELDS)
+
+
+def _uuid(value) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _json(value):
+    # PostgreSQL hands jsonb to Django as text (Django registers a text loader), SQLite
+    # stores text: either way a string here.
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _comparison(connection, row) -> Comparison:
+    values = list(row)
+    values[1] = _uuid(values[1])
+    return Comparison.from_db(connection.alias, COMPARISON_FIELDS, values)
+
+
+@cache
+def _latest_served_sql() -> str:
+    # The newest comparison first (an index range scan on (served_to, created_at), one
+    # row), then its judgment looked up by comparison: whatever the voter's history, two
+    # index lookups. Three tables, not six: PostgreSQL planned the six-way join in 2 ms.
+    c, p, j = "c", "p", "j"
+    return (
+        f"SELECT {_comparison_columns(c)}, {c}.fresh, "
+        f"EXISTS (SELECT 1 FROM {_table(Judgment)} {j} WHERE {_col(Judgment, 'comparison', j)} = {c}.\"id\" "
+        f"AND {_col(Judgment, 'judge', j)} = %s) "
+        f"FROM (SELECT {_comparison_columns(c)}, {_col(Comparison, 'created_at', c)} >= %s AS fresh "
+        f"FROM {_table(Comparison)} {c} "
+        f"JOIN {_table(Prompt)} {p} ON {_col(Prompt, 'id', p)} = {_col(Comparison, 'prompt', c)} "
+        f"WHERE {_col(Comparison, 'served_to', c)} = %s AND {_col(Comparison, 'origin', c)} = %s "
+        f"AND {_col(Prompt, 'modality', p)} = %s "
+        f"ORDER BY {_col(Comparison, 'created_at', c)} DESC LIMIT 1) {c}"
+    )
+
+
+def latest_served(judge_id: int, modality: str, since) -> tuple[Comparison, bool] | None:
+    """The newest arena comparison served to a judge in a modality, and whether it is
+    still open: not judged by them and served after `since`."""
+    connection = _connection(Comparison)
+    since_value = Comparison._meta.get_field("created_at").get_db_prep_value(since, connection)
+    row = _fetchone(connection, _latest_served_sql(), [judge_id, since_value, judge_id, ComparisonOrigin.ARENA, modality])
+    if row is None:
+        return None
+    n = len(COMPARISON_FIELDS)
+    fresh, judged = row[n:]
+    return _comparison(connection, row[:n]), bool(fresh and not judged)
+
+
+def judged_pair_keys(judge_id: int, keys: list[str]) -> set[str]:
+    """Which of these output pairs ("low-high") the judge has judged."""
+    if not keys:
+        return set()
+    connection = _connection(Judgment)
+    return {key for (key,) in _run(connection, _judged_sql(len(keys)), [judge_id, *keys], "all")}
+
+
+@cache
+def _judged_sql(n_keys: int) -> str:
+    return (
+        f"SELECT {_col(Comparison, 'pair_key', 'c')} FROM {_table(Judgment)} j "
+        f"JOIN {_table(Comparison)} c ON c.\"id\" = {_col(Judgment, 'comparison', 'j')} "
+        f"WHERE {_col(Judgment, 'judge', 'j')} = %s AND {_col(Comparison, 'pair_key', 'c')} IN "
+        f"({', '.join(['%s'] * n_keys)})"
+    )
+
+
+@cache
+def _comparison_for_vote_sql() -> str:
+    def output_columns(alias):
+        return ", ".join(_col(Output, name, alias) for name in OUTPUT_FIELDS)
+
+    return (
+        f"SELECT {_comparison_columns('c')}, {_col(Prompt, 'modality', 'p')}, {_col(Prompt, 'categories', 'p')}, "
+        f"{output_columns('oa')}, {output_columns('ob')} "
+        f"FROM {_table(Comparison)} c "
+        f"JOIN {_table(Prompt)} p ON {_col(Prompt, 'id', 'p')} = {_col(Comparison, 'prompt', 'c')} "
+        f"JOIN {_table(Output)} oa ON {_col(Output, 'id', 'oa')} = {_col(Comparison, 'output_a', 'c')} "
+        f"JOIN {_table(Output)} ob ON {_col(Output, 'id', 'ob')} = {_col(Comparison, 'output_b', 'c')} "
+        f"WHERE {_col(Comparison, 'public_id', 'c')} = %s"
+    )
+
+
+def comparison_for_vote(public_id) -> Comparison | None:
+    """A comparison with its prompt (modality, categories) and both outputs (system,
+    media, metadata) loaded in one statement; the outputs' text is deferred."""
+    connection = _connection(Comparison)
+    key = Comparison._meta.get_field("public_id").get_db_prep_value(_uuid(public_id), connection)
+    row = _fetchone(connection, _comparison_for_vote_sql(), [key])
+    if row is None:
+        return None
+    n, m = len(COMPARISON_FIELDS), len(OUTPUT_FIELDS)
+    comparison = _comparison(connection, row[:n])
+    modality, categories = row[n], _json(row[n + 1])
+    prompt = Prompt.from_db(connection.alias, ["id", "modality", "categories"], [comparison.prompt_id, modality, categories])
+    comparison._state.fields_cache["prompt"] = prompt
+    for side, start in (("output_a", n + 2), ("output_b", n + 2 + m)):
+        values = list(row[start : start + m])
+        values[OUTPUT_FIELDS.index("metadata")] = _json(values[OUTPUT_FIELDS.index("metadata")])
+        comparison._state.fields_cache[side] = Output.from_db(connection.alias, OUTPUT_FIELDS, values)
+    return comparison
+
+
+@cache
+def _refresh_claim_sql() -> str:
+    return f"SELECT {_col(Arena, 'refresh_requested_at', 'a')} FROM {_table(Arena)} a WHERE a.\"id\" = %s"
+
+
+def refresh_claim(arena_id: int) -> datetime.datetime | None:
+    """When the arena's pending leaderboard refresh was requested, if one is."""
+    row = _fetchone(_connection(Arena), _refresh_claim_sql(), [arena_id])
+    value = row[0] if row else None
+    if isinstance(value, str):  # SQLite stores datetimes as text, in UTC
+        value = parse_datetime(value)
+        if value is not None and timezone.is_naive(value):
+            value = timezone.make_aware(value, datetime.timezone.utc)
+    return value
