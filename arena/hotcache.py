@@ -10,8 +10,9 @@ wired in `arena.apps`), a change made elsewhere (another web worker, the Celery 
 `.update()` that sends no signal) is seen at most ``DUET_ARENA_CACHE_SECONDS`` later.
 ``0`` turns caching off. What it means for users, at the default 5 s: a revoked token or
 role still works for up to 5 s in the web processes that had it, a deactivated system
-can still be matched for up to 5 s (a comparison already served with it is not served
-again: that check reads the database), new outputs join matchmaking within 5 s.
+can still be matched for up to 5 s (and a comparison already served with it served again:
+that check reads this process's matchmaking index too), new outputs join matchmaking
+within 5 s.
 
 Votes themselves are never cached: every judgment is written to the database before the
 response, and the checks that keep them single (the unique constraint) are the database's.

@@ -294,8 +294,10 @@ def refresh_claim(arena_id: int) -> datetime.datetime | None:
     """When the arena's pending leaderboard refresh was requested, if one is."""
     row = _fetchone(_connection(Arena), _refresh_claim_sql(), [arena_id])
     value = row[0] if row else None
-    if isinstance(value, str):  # SQLite stores datetimes as text, in UTC
+    # SQLite stores datetimes as text, in UTC, and its driver hands a "datetime" column
+    # back already parsed (Django registers a converter for the declared type), naive.
+    if isinstance(value, str):
         value = parse_datetime(value)
-        if value is not None and timezone.is_naive(value):
-            value = timezone.make_aware(value, datetime.timezone.utc)
+    if value is not None and timezone.is_naive(value):
+        value = timezone.make_aware(value, datetime.timezone.utc)
     return value

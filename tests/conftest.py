@@ -15,13 +15,16 @@ pytest_plugins = ["tests.conftest_models"]
 
 @pytest.fixture(autouse=True)
 def _fresh_hot_caches():
-    """Each test starts with empty per-process caches (arena.hotcache): a test's rows are
-    rolled back without the signals that would clear them."""
-    from arena import hotcache
+    """Each test starts with empty per-process caches (arena.hotcache) and no refresh claim
+    remembered (arena.leaderboard): a test's rows are rolled back without the signals that
+    would clear them, and the next test's arena may get the same primary key."""
+    from arena import hotcache, leaderboard
 
     hotcache.clear_all()
+    leaderboard._refresh_pending_until.clear()
     yield
     hotcache.clear_all()
+    leaderboard._refresh_pending_until.clear()
 
 
 @pytest.fixture
