@@ -60,20 +60,27 @@ def judge_for_session(session_key: str) -> Judge:
 # --- serving comparisons -----------------------------------------------------------------
 
 
-def _pending_comparison(judge: Judge, modality: str) -> Comparison | None:
-    """The arena comparison last served to this judge, if not answered and still votable
-    (its token not expired, both its systems still active).
-
-    Only the newest can be pending: a new comparison is made only when none is. One
-    statement, two index lookups whatever the voter's history."""
-    since = timezone.now() - timezone.timedelta(seconds=settings.VOTE_TOKEN_MAX_AGE_SECONDS)
-    latest = rows.latest_served(judge.pk, modality, since)
+def _open(latest: tuple[Comparison, bool] | None, modality: str) -> Comparison | None:
+    """The served comparison if it is still votable: not answered, its token not expired
+    (both checked by the query), both its systems still active."""
     if latest is None or not latest[1]:
         return None
     comparison = latest[0]
     if not matchmaking.still_eligible(modality, comparison.output_a_id, comparison.output_b_id):
         return None
     return comparison
+
+
+def _served_since() -> timezone.datetime:
+    return timezone.now() - timezone.timedelta(seconds=settings.VOTE_TOKEN_MAX_AGE_SECONDS)
+
+
+def _pending_comparison(judge: Judge, modality: str) -> Comparison | None:
+    """The arena comparison last served to this judge, if still votable.
+
+    Only the newest can be pending: a new comparison is made only when none is. One
+    statement, two index lookups whatever the voter's history."""
+    return _open(rows.latest_served(judge.pk, modality, _served_since()), modality)
 
 
 def next_comparison(judge: Judge, modality: str = Modality.TEXT, rng: random.Random | None = None) -> Comparison:
@@ -85,12 +92,17 @@ def next_comparison(judge: Judge, modality: str = Modality.TEXT, rng: random.Ran
     """
     if modality not in Modality.values:
         raise errors.InvalidInput(f"unknown modality {modality!r}; expected one of {', '.join(Modality.values)}")
-    pending = _pending_comparison(judge, modality)
+    rng = rng or random.SystemRandom()
+    # Candidates are drawn before knowing whether one is pending, so that one statement
+    # answers both questions (a vote is followed by a new comparison every time).
+    drawn = matchmaking.candidates(modality, rng)
+    keys = [Comparison.make_pair_key(first, second) for _, first, second in drawn]
+    latest, judged = rows.served_and_judged(judge.pk, modality, _served_since(), keys)
+    pending = _open(latest, modality)
     if pending is not None:
         return pending
-    rng = rng or random.SystemRandom()
-    drawn = matchmaking.draw(judge, modality, rng)
-    if drawn is None:
+    chosen = matchmaking.choose(judge, modality, drawn, judged, rng)
+    if chosen is None:
         has_any = (
             matchmaking.eligible_outputs(modality).values("prompt_id")
             .annotate(n_systems=Count("system_id", distinct=True)).filter(n_systems__gte=2).exists()
@@ -103,7 +115,7 @@ def next_comparison(judge: Judge, modality: str = Modality.TEXT, rng: random.Ran
         raise errors.NothingToCompare(
             f"There is nothing left for you to compare in {modality}: you have judged every available pair."
         )
-    prompt_id, first, second = drawn
+    prompt_id, first, second = chosen
     if rng.random() < 0.5:
         first, second = second, first
     return rows.insert_comparison(

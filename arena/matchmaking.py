@@ -198,21 +198,31 @@ def judged_pair_keys(judge, modality: str) -> set[str]:
     return set(judged.values_list("comparison__pair_key", flat=True))
 
 
-def draw(judge, modality: str, rng: random.Random) -> tuple[int, int, int] | None:
-    """(prompt, output, output) for this judge, sides not yet randomised; None when the
-    judge has judged every available pair."""
+def candidates(modality: str, rng: random.Random) -> list[tuple[int, int, int]]:
+    """A few (prompt, output, output) draws, for the caller to keep the first the voter
+    has not judged (see `choose`)."""
     index = match_index(modality)
     if not index.pairs:
         # Nothing in this process's copy: outputs may have appeared since it was made.
         index = match_index(modality, fresh=True)
-    candidates = [index.draw_triple(pair, rng) for pair in _draw_pairs(index, modality, rng, CANDIDATES)]
-    if candidates:
-        keys = [Comparison.make_pair_key(first, second) for _, first, second in candidates]
-        judged = rows.judged_pair_keys(judge.pk, keys)
-        for key, candidate in zip(keys, candidates, strict=True):
-            if key not in judged:
-                return candidate
+    return [index.draw_triple(pair, rng) for pair in _draw_pairs(index, modality, rng, CANDIDATES)]
+
+
+def choose(judge, modality: str, drawn: list[tuple[int, int, int]], judged: set[str], rng: random.Random):
+    """The first drawn triple whose pair of outputs is not in `judged`, or one from the
+    exact path; None when the judge has judged every available pair."""
+    for candidate in drawn:
+        if Comparison.make_pair_key(candidate[1], candidate[2]) not in judged:
+            return candidate
     return _draw_exact(judge, modality, match_index(modality, fresh=True), rng)
+
+
+def draw(judge, modality: str, rng: random.Random) -> tuple[int, int, int] | None:
+    """(prompt, output, output) for this judge, sides not yet randomised; None when the
+    judge has judged every available pair."""
+    drawn = candidates(modality, rng)
+    keys = [Comparison.make_pair_key(first, second) for _, first, second in drawn]
+    return choose(judge, modality, drawn, rows.judged_pair_keys(judge.pk, keys), rng)
 
 
 def _draw_exact(judge, modality: str, index: MatchIndex, rng: random.Random) -> tuple[int, int, int] | None:

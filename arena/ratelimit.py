@@ -110,17 +110,25 @@ class LocalStore:
 
     def hit(self, key: str, window: int, expires: float) -> int:
         """Count one request in ``window`` for ``key``; returns the count so far in it."""
+        return self.hit_many([(key, window, expires)])[0]
+
+    def hit_many(self, hits: list[tuple[str, int, float]]) -> list[int]:
+        """Count one request for each (key, window, expires) in one statement (one lock
+        of the file instead of one per subject); returns the counts in the same order."""
         connection = self._connection()
-        (count,) = connection.execute(
-            "INSERT INTO hits (key, window, n, expires) VALUES (?, ?, 1, ?) "
-            "ON CONFLICT (key) DO UPDATE SET "
-            "n = CASE WHEN hits.window = excluded.window THEN hits.n + 1 ELSE 1 END, "
-            "window = excluded.window, expires = excluded.expires RETURNING n",
-            (key, window, expires),
-        ).fetchone()
+        rows = ", ".join(["(?, ?, 1, ?)"] * len(hits))
+        counts = dict(
+            connection.execute(
+                f"INSERT INTO hits (key, window, n, expires) VALUES {rows} "
+                "ON CONFLICT (key) DO UPDATE SET "
+                "n = CASE WHEN hits.window = excluded.window THEN hits.n + 1 ELSE 1 END, "
+                "window = excluded.window, expires = excluded.expires RETURNING key, n",
+                [value for hit in hits for value in hit],
+            ).fetchall()
+        )
         if random.random() < 1 / PRUNE_ONE_IN:
             connection.execute("DELETE FROM hits WHERE expires < ?", (time.time(),))
-        return count
+        return [counts[key] for key, _, _ in hits]
 
 
 class RedisStore:
@@ -132,12 +140,16 @@ class RedisStore:
         self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
 
     def hit(self, key: str, window: int, expires: float) -> int:
-        window_key = f"{key}:{window}"
+        return self.hit_many([(key, window, expires)])[0]
+
+    def hit_many(self, hits: list[tuple[str, int, float]]) -> list[int]:
         pipeline = self.client.pipeline()
-        pipeline.incr(window_key)
-        pipeline.expireat(window_key, math.ceil(expires) + 1)
-        count, _ = pipeline.execute()
-        return int(count)
+        for key, window, expires in hits:
+            window_key = f"{key}:{window}"
+            pipeline.incr(window_key)
+            pipeline.expireat(window_key, math.ceil(expires) + 1)
+        results = pipeline.execute()
+        return [int(count) for count in results[::2]]
 
 
 _stores: dict[str, LocalStore | RedisStore] = {}
@@ -209,15 +221,20 @@ NOUNS = {"vote": "votes", "next": "requests for a comparison"}
 def check(request, scope: str) -> None:
     """Count this request; raise RateLimitExceeded (429) when any of its limits is spent."""
     now = time.time()
-    refusal: RateLimitExceeded | None = None
-    for key, label, rate in _subjects(request, scope):
+    subjects = _subjects(request, scope)
+    if not subjects:
+        return
+    hits = []
+    for key, _, rate in subjects:
         window = int(now // rate.period)
-        window_ends = (window + 1) * rate.period
-        try:
-            count = store().hit(f"{key}:{rate.period}", window, window_ends)
-        except Exception:  # noqa: BLE001 - sqlite3, redis or OS errors alike: fail open
-            logger.exception("rate-limit store failed; letting the request through")
-            return
+        hits.append((f"{key}:{rate.period}", window, (window + 1) * rate.period))
+    try:
+        counts = store().hit_many(hits)
+    except Exception:  # noqa: BLE001 - sqlite3, redis or OS errors alike: fail open
+        logger.exception("rate-limit store failed; letting the request through")
+        return
+    refusal: RateLimitExceeded | None = None
+    for (key, label, rate), (_, _, window_ends), count in zip(subjects, hits, counts, strict=True):
         if count > rate.limit:
             retry_after = max(1, math.ceil(window_ends - now))
             if refusal is None or retry_after > refusal.retry_after:

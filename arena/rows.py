@@ -208,7 +208,7 @@ def _latest_served_sql() -> str:
     return (
         f"SELECT {_comparison_columns(c)}, {c}.fresh, "
         f"EXISTS (SELECT 1 FROM {_table(Judgment)} {j} WHERE {_col(Judgment, 'comparison', j)} = {c}.\"id\" "
-        f"AND {_col(Judgment, 'judge', j)} = %s) "
+        f"AND {_col(Judgment, 'judge', j)} = %s) AS judged "
         f"FROM (SELECT {_comparison_columns(c)}, {_col(Comparison, 'created_at', c)} >= %s AS fresh "
         f"FROM {_table(Comparison)} {c} "
         f"JOIN {_table(Prompt)} {p} ON {_col(Prompt, 'id', p)} = {_col(Comparison, 'prompt', c)} "
@@ -231,6 +231,45 @@ def latest_served(judge_id: int, modality: str, since) -> tuple[Comparison, bool
     return _comparison(connection, row[:n]), bool(fresh and not judged)
 
 
+@cache
+def _served_and_judged_sql(n_keys: int, vendor: str) -> str:
+    # One row whatever there is: the judged keys among the candidates beside the newest
+    # served comparison (NULLs when there is none), so serving a comparison after a vote
+    # costs one round trip to the database, not two.
+    aggregate = "string_agg" if vendor == "postgresql" else "group_concat"
+    judged = _judged_sql(n_keys, f"{aggregate}({_col(Comparison, 'pair_key', 'c')}, ',')")
+    columns = ", ".join(f"l.{_q(field.column)}" for field in _comparison_field_objects())
+    return (
+        f"SELECT {columns}, l.fresh, l.judged, ({judged}) FROM (SELECT 1 AS one) o "
+        f"LEFT JOIN ({_latest_served_sql()}) l ON 1 = 1"
+    )
+
+
+def _comparison_field_objects():
+    by_name = {field.attname: field for field in Comparison._meta.concrete_fields}
+    return [by_name[name] for name in COMPARISON_FIELDS]
+
+
+def served_and_judged(
+    judge_id: int, modality: str, since, keys: list[str]
+) -> tuple[tuple[Comparison, bool] | None, set[str]]:
+    """`latest_served` and `judged_pair_keys(keys)` in one statement."""
+    if not keys:
+        return latest_served(judge_id, modality, since), set()
+    connection = _connection(Comparison)
+    since_value = Comparison._meta.get_field("created_at").get_db_prep_value(since, connection)
+    row = _fetchone(
+        connection, _served_and_judged_sql(len(keys), connection.vendor),
+        [judge_id, *keys, judge_id, since_value, judge_id, ComparisonOrigin.ARENA, modality],
+    )  # fmt: skip
+    n = len(COMPARISON_FIELDS)
+    fresh, judged, judged_keys = row[n:]
+    judged_set = set(judged_keys.split(",")) if judged_keys else set()
+    if row[0] is None:
+        return None, judged_set
+    return (_comparison(connection, row[:n]), bool(fresh and not judged)), judged_set
+
+
 def judged_pair_keys(judge_id: int, keys: list[str]) -> set[str]:
     """Which of these output pairs ("low-high") the judge has judged."""
     if not keys:
@@ -240,9 +279,9 @@ def judged_pair_keys(judge_id: int, keys: list[str]) -> set[str]:
 
 
 @cache
-def _judged_sql(n_keys: int) -> str:
+def _judged_sql(n_keys: int, select: str = "") -> str:
     return (
-        f"SELECT {_col(Comparison, 'pair_key', 'c')} FROM {_table(Judgment)} j "
+        f"SELECT {select or _col(Comparison, 'pair_key', 'c')} FROM {_table(Judgment)} j "
         f"JOIN {_table(Comparison)} c ON c.\"id\" = {_col(Judgment, 'comparison', 'j')} "
         f"WHERE {_col(Judgment, 'judge', 'j')} = %s AND {_col(Comparison, 'pair_key', 'c')} IN "
         f"({', '.join(['%s'] * n_keys)})"

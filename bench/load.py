@@ -13,9 +13,14 @@ counted twice on the leaderboard) must both be zero. Prints figures; not a test.
 
 The voters, gunicorn, the database and any other work on the machine share its cores:
 the script prints the load average before and after so a reader can judge contention.
-`--profile` samples one gunicorn worker with py-spy (pip install py-spy) and prints the
-top frames. `--settings MODULE` runs the server with another settings module, which is
-how an optimisation outside the arena's owned files is prototyped (see --prototype).
+`--profile` samples one gunicorn worker with py-spy (pip install py-spy) while it holds
+the GIL (so: its CPU) and prints the top frames. `--settings MODULE` runs the server with
+another settings module. `--limits off` measures what the rate limits cost.
+
+Each web process warms its own caches (arena/hotcache.py: rendered outputs, the
+matchmaking index, token owners) during the warm-up; the figures are steady state. No
+Celery worker runs, so leaderboard refreshes are requested but never run: each vote then
+reads the refresh claim once (with a worker it would be skipped within the debounce).
 """
 
 from __future__ import annotations
@@ -284,9 +289,9 @@ async def voter(port: int, token: str, deadline: float, stats: dict, rng: random
 
 async def drive(port: int, tokens: list[str], seconds: float, warmup: float, cpu: dict, web_pid: int,
                 db_pid: int | None) -> dict:
-    # Warm-up: every voter votes a few times so every worker thread has imported the
-    # lazily imported modules (numpy and scipy for matchmaking take seconds on a busy
-    # machine) and opened its connection; those figures are dropped.
+    # Warm-up: voters vote for `warmup` seconds (at least 3 times each) so every worker has
+    # opened its connection, prepared its statements and filled its caches (each process
+    # renders every output once); those figures are dropped.
     warm = {"next_ms": [], "vote_ms": [], "cycle_ms": [], "acked": [], "errors": Counter()}
     deadline = time.monotonic() + warmup
     await asyncio.gather(*(voter(port, t, deadline, warm, random.Random(i), 3) for i, t in enumerate(tokens)))
@@ -306,6 +311,16 @@ async def drive(port: int, tokens: list[str], seconds: float, warmup: float, cpu
     stats["warm_acked"] = warm["acked"]
     stats["warm_errors"] = warm["errors"]
     return stats
+
+
+def run_loop(coroutine):
+    """The voters share the machine's cores with the server they measure: uvloop spends
+    about half of asyncio's CPU per request, which leaves more for the server."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - in requirements.txt; asyncio works, slower
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
 
 
 def percentiles(values: list[float]) -> str:
@@ -385,11 +400,6 @@ def run(db: str, args) -> dict:
             "DUET_NEXT_RATE_LIMIT": "1000000/minute" if args.limits == "on" else "off",
             "DUET_CLIENT_RATE_LIMIT": "1000000/minute" if args.limits == "on" else "off",
         }
-        if args.prototype:
-            (workdir / "bench_prototype_settings.py").write_text(PROTOTYPE_SETTINGS)
-            (workdir / "bench_prototype_patches.py").write_text(PROTOTYPE_PATCHES)
-            env["DJANGO_SETTINGS_MODULE"] = "bench_prototype_settings"
-            env["DUET_BENCH_PROTOTYPE"] = "1"
         if db == "postgres":
             postgres = Postgres(workdir)
             env["DATABASE_URL"] = postgres.start()
@@ -404,7 +414,7 @@ def run(db: str, args) -> dict:
         (workdir / "bench_wsgi.py").write_text(PRELOADED_WSGI)
         server = subprocess.Popen(
             [PYTHON, "-m", "gunicorn", "bench_wsgi", "--preload", "-b", f"127.0.0.1:{port}", "-w", str(args.workers),
-             "-k", "gthread", "--threads", str(args.threads), "--keep-alive", "30", "--backlog", "2048",
+             "-k", args.worker_class, "--threads", str(args.threads), "--keep-alive", "30", "--backlog", "2048",
              "--timeout", "120"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
@@ -413,7 +423,7 @@ def run(db: str, args) -> dict:
         spy = profile_worker(server, args.seconds + 2, workdir / "profile.txt") if args.profile else None
         db_pid = postgres.pid() if postgres else None
         cpu = {"web": -tree_cpu_seconds(server.pid), "db": -tree_cpu_seconds(db_pid), "voters": -time.process_time()}
-        stats = asyncio.run(drive(port, tokens, args.seconds, args.warmup, cpu, server.pid, db_pid))
+        stats = run_loop(drive(port, tokens, args.seconds, args.warmup, cpu, server.pid, db_pid))
         after = load_average()
         if spy is not None:
             spy.wait(timeout=120)
@@ -442,8 +452,8 @@ def report(result: dict, args) -> None:
     stats, verify = result["stats"], result["verify"]
     votes = len(stats["acked"])
     errors = sum(stats["errors"].values())
-    print(f"\n== {result['db']}: {args.voters} voters, {stats['elapsed']:.1f} s, gunicorn {args.workers} workers x "
-          f"{args.threads} threads{' (prototype)' if args.prototype else ''}, rate limits {args.limits}")  # fmt: skip
+    print(f"\n== {result['db']}: {args.voters} voters, {stats['elapsed']:.1f} s, gunicorn {args.workers} {args.worker_class} workers x "
+          f"{args.threads} threads, rate limits {args.limits}")  # fmt: skip
     print(f"  load average before {result['load_before']}, after {result['load_after']} ({os.cpu_count()} cores)")
     print(f"  votes/s      {votes / stats['elapsed']:8.1f}   ({votes} votes acknowledged)")
     print(f"  next         {percentiles(stats['next_ms'])}")
@@ -469,187 +479,28 @@ def report(result: dict, args) -> None:
 # 1.3 s of CPU on an idle core, several seconds on a busy one); without this each worker
 # pays that on its first request, in the middle of the measurement.
 PRELOADED_WSGI = textwrap.dedent("""
-    import os
-
     from config.wsgi import application  # noqa: F401
     from django.urls import get_resolver
 
     get_resolver().url_patterns
     import arena.actions, arena.leaderboard, arena.ratings  # noqa: E401,F401
-
-    if os.environ.get("DUET_BENCH_PROTOTYPE"):
-        import bench_prototype_patches  # noqa: F401
 """)
-
-
-# --prototype: optimisations outside the files this benchmark's owner may edit, measured
-# before anyone changes the real code: a settings module (SQLite keeps its connections)
-# and a module that patches the running arena once the apps are loaded.
-PROTOTYPE_SETTINGS = textwrap.dedent("""
-    from config.settings import *  # noqa: F401,F403
-    from config.settings import DATABASES
-
-    # SQLite opens a connection per request (CONN_MAX_AGE=0) and re-runs its PRAGMAs.
-    if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-        DATABASES["default"]["CONN_MAX_AGE"] = 60
-""")
-
-PROTOTYPE_PATCHES = textwrap.dedent('''
-    """Prototype optimisations of the vote loop (see bench/load.py --prototype)."""
-
-    import random
-    import threading
-    import time
-    from collections import Counter
-    from functools import lru_cache
-
-    from arena import actions, leaderboard, presenters
-    from arena.api import views
-    from arena.models import Comparison, ComparisonOrigin, Judgment, Modality
-
-    TTL = 5.0  # seconds a process trusts its copy of rarely changing rows
-    _lock = threading.Lock()
-    _cached: dict = {}
-
-
-    def cached(key, ttl, compute):
-        now = time.monotonic()
-        entry = _cached.get(key)
-        if entry is None or now - entry[0] > ttl:
-            entry = (now, compute())
-            with _lock:
-                _cached[key] = entry
-        return entry[1]
-
-
-    # 1. matchmaking: the eligible outputs and every (prompt, output, output) triple per
-    #    system pair, built once per process every TTL seconds instead of per request;
-    #    a request only looks at the voter's own judged pairs.
-    def _index(modality):
-        by_prompt, system_of = {}, {}
-        rows = actions._eligible_outputs(modality).values_list("id", "prompt_id", "system_id")
-        for output_id, prompt_id, system_id in rows:
-            by_prompt.setdefault(prompt_id, []).append((system_id, output_id))
-            system_of[output_id] = system_id
-        pairs = {}
-        for prompt_id, entries in by_prompt.items():
-            entries.sort()
-            for i, (system_i, output_i) in enumerate(entries):
-                for system_j, output_j in entries[i + 1:]:
-                    if system_i != system_j:
-                        pairs.setdefault((system_i, system_j), []).append((prompt_id, output_i, output_j))
-        return pairs, system_of
-
-
-    original_next_comparison = actions.next_comparison
-
-
-    def next_comparison(judge, modality=Modality.TEXT, rng=None):
-        if modality not in Modality.values:
-            return original_next_comparison(judge, modality, rng)
-        pending = actions._pending_comparison(judge, modality)
-        if pending is not None:
-            return pending
-        rng = rng or random.SystemRandom()
-        pairs, system_of = cached(("index", modality), TTL, lambda: _index(modality))
-        judged = set(
-            Judgment.objects.filter(judge=judge, comparison__prompt__modality=modality)
-            .values_list("comparison__pair_key", flat=True)
-        )
-        used = Counter()
-        for key in judged:
-            low, high = (system_of.get(int(part)) for part in key.split("-"))
-            if low is not None and high is not None:
-                used[tuple(sorted((low, high)))] += 1
-        available = sorted(pair for pair, triples in pairs.items() if used[pair] < len(triples))
-        if not available:
-            return original_next_comparison(judge, modality, rng)  # its messages say why
-        system_pair = actions._choose_system_pair(available, modality, rng)
-        triples = pairs[system_pair]
-        for _ in range(32):  # rejection sampling: a voter has judged few of a pair's triples
-            prompt_id, first, second = rng.choice(triples)
-            if Comparison.make_pair_key(first, second) not in judged:
-                break
-        else:
-            prompt_id, first, second = rng.choice(
-                [t for t in triples if Comparison.make_pair_key(t[1], t[2]) not in judged]
-            )
-        if rng.random() < 0.5:
-            first, second = second, first
-        return Comparison.objects.create(prompt_id=prompt_id, output_a_id=first, output_b_id=second,
-                                         origin=ComparisonOrigin.ARENA, served_to=judge)
-
-
-    actions.next_comparison = next_comparison
-
-    # 2. the board matchmaking reads, and the arena row every vote's battle points at:
-    #    per process, for a few seconds (a refresh reaches matchmaking 2 s later).
-    original_latest_snapshot, original_default_arena = leaderboard.latest_snapshot, leaderboard.default_arena
-    leaderboard.latest_snapshot = lambda arena, scope: cached(
-        ("snapshot", arena.pk, scope), 2.0, lambda: original_latest_snapshot(arena, scope)
-    )
-    leaderboard.default_arena = lambda: cached("arena", 60.0, original_default_arena)
-
-    # 3. rendering: an output's text does not change, so neither does its HTML.
-    presenters.render_markdown = lru_cache(maxsize=8192)(presenters.render_markdown)
-
-    # 4. who may vote: the permission check costs two queries per request; keep the
-    #    answer per account for a few seconds (a revoked role takes effect TTL s later).
-    original_voter_judge = views.voter_judge
-
-
-    def voter_judge(request):
-        user = request.user
-        if not user.is_authenticated:
-            return original_voter_judge(request)
-        return cached(("voter", user.pk), TTL, lambda: original_voter_judge(request))
-
-
-    views.voter_judge = voter_judge
-
-
-    # 5. the pending comparison: arena.actions._pending_comparison excludes judged ones with
-    #    a correlated subquery over all of the voter's judgments for each comparison
-    #    served to them, quadratic in the voter's history (51 ms at 520 votes on SQLite).
-    #    Only the newest comparison served can be pending: a new one is made only when
-    #    none is, so look at that one row and its judgment (two index lookups).
-    def _pending_comparison(judge, modality):
-        from django.conf import settings
-        from django.utils import timezone
-
-        latest = (
-            Comparison.objects.filter(served_to=judge, origin=ComparisonOrigin.ARENA, prompt__modality=modality)
-            .select_related("prompt", "output_a__system", "output_b__system")
-            .order_by("-created_at")
-            .first()
-        )
-        since = timezone.now() - timezone.timedelta(seconds=settings.VOTE_TOKEN_MAX_AGE_SECONDS)
-        if latest is None or latest.created_at < since:
-            return None
-        if not (latest.output_a.system.is_active and latest.output_b.system.is_active):
-            return None
-        if Judgment.objects.filter(comparison=latest, judge=judge).exists():
-            return None
-        return latest
-
-
-    actions._pending_comparison = _pending_comparison
-''')
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--voters", type=int, default=64)
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=4)
+    # One thread per worker measured best on 2 cores (4 x 4 threads: -40%, GIL hand-offs).
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class: gthread (keep-alive) or sync")
     parser.add_argument("--systems", type=int, default=8)
     parser.add_argument("--prompts", type=int, default=100)
     parser.add_argument("--settings", default="config.settings")
     parser.add_argument("--limits", choices=["on", "off"], default="on", help="rate limits counted (far above the load) or off")
-    parser.add_argument("--prototype", action="store_true", help="measure the proposed optimisations (see PROTOTYPE_SETTINGS)")
     parser.add_argument("--profile", action="store_true", help="sample one gunicorn worker with py-spy")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, database)")
     args = parser.parse_args()
