@@ -116,7 +116,11 @@ WSGI_APPLICATION = "config.wsgi.application"
 # SQLite by default, PostgreSQL (or anything dj-database-url reads) through DATABASE_URL.
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'duet.sqlite3'}"), conn_max_age=60
+        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'duet.sqlite3'}"),
+        # Connections live ten minutes, checked before reuse: a new PostgreSQL connection
+        # costs a backend process and re-preparing the vote loop's statements.
+        conn_max_age=600,
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DUET_DB_PREPARED_STATEMENTS", True):
