@@ -2,7 +2,7 @@
 
 Building a query through the ORM costs 250-1,600 µs of CPU on the 2-core machines Duet is
 benchmarked on (bench/load.py), a hand-written statement 50-200 µs, and "next comparison,
-vote" runs about eight of them per vote. So the vote loop's statements are written here
+vote" runs five of them per vote (the ORM version ran fifteen). So the vote loop's statements are written here
 once, portable between SQLite and PostgreSQL:
 
 - table and column names come from the models' metadata, so they follow the models;
@@ -151,8 +151,7 @@ def insert_judgment_and_battle(judgment: Judgment, make_battle) -> Battle | None
     judgment_params = insert_judgment_row.params(judgment, connection)  # sets created_at, which the battle copies
     battle = make_battle(judgment)
     if battle is None:
-        _saved(judgment, _fetchone(connection, f"{insert_judgment_row.head} RETURNING {_q(insert_judgment_row.pk.column)}",
-                                   judgment_params)[0], connection)  # fmt: skip
+        insert_judgment_row.save(judgment)
         return None
     battle_params = [
         f.get_db_prep_save(f.pre_save(battle, True), connection)
