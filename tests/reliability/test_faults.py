@@ -360,7 +360,6 @@ def test_import_killed_half_way_leaves_nothing(subprocess_env, processes, tmp_pa
 
 
 def test_comparison_import_killed_half_way_leaves_nothing(subprocess_env, processes, tmp_path):
-    pytest.importorskip("annotation.actions")
     from annotation.models import Project, ProjectItem
 
     # given a large comparison file being imported into a new project in one transaction

@@ -121,7 +121,6 @@ def import_with_zip(client, project_id: int, rows: bytes, archive: bytes):
 
 @pytest.fixture
 def project(db):
-    pytest.importorskip("annotation.actions")
     from annotation.actions import create_project
 
     return create_project(name="hostile-zips")
