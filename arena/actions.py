@@ -75,14 +75,6 @@ def _served_since() -> timezone.datetime:
     return timezone.now() - timezone.timedelta(seconds=settings.VOTE_TOKEN_MAX_AGE_SECONDS)
 
 
-def _pending_comparison(judge: Judge, modality: str) -> Comparison | None:
-    """The arena comparison last served to this judge, if still votable.
-
-    Only the newest can be pending: a new comparison is made only when none is. One
-    statement, two index lookups whatever the voter's history."""
-    return _open(rows.latest_served(judge.pk, modality, _served_since()), modality)
-
-
 def next_comparison(judge: Judge, modality: str = Modality.TEXT, rng: random.Random | None = None) -> Comparison:
     """Serve the judge one comparison: a prompt and outputs of two different systems, random
     sides, never a pair of outputs this judge has already judged (arena.matchmaking).

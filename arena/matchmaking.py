@@ -217,14 +217,6 @@ def choose(judge, modality: str, drawn: list[tuple[int, int, int]], judged: set[
     return _draw_exact(judge, modality, match_index(modality, fresh=True), rng)
 
 
-def draw(judge, modality: str, rng: random.Random) -> tuple[int, int, int] | None:
-    """(prompt, output, output) for this judge, sides not yet randomised; None when the
-    judge has judged every available pair."""
-    drawn = candidates(modality, rng)
-    keys = [Comparison.make_pair_key(first, second) for _, first, second in drawn]
-    return choose(judge, modality, drawn, rows.judged_pair_keys(judge.pk, keys), rng)
-
-
 def _draw_exact(judge, modality: str, index: MatchIndex, rng: random.Random) -> tuple[int, int, int] | None:
     judged = judged_pair_keys(judge, modality)
     open_triples = {}

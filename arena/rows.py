@@ -98,8 +98,10 @@ class Insert:
     def __call__(self, **values) -> models.Model:
         return self.save(self.model(**values))
 
-    def params(self, instance, connection) -> list:
-        return [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in self.fields]
+    def params(self, instance, connection, leave_out: str = "") -> list:
+        """The row's values as the database takes them; `leave_out`: an attribute name
+        whose value the statement supplies itself."""
+        return [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in self.fields if f.attname != leave_out]
 
     def save(self, instance: models.Model) -> models.Model:
         connection = _connection(self.model)
@@ -153,10 +155,7 @@ def insert_judgment_and_battle(judgment: Judgment, make_battle) -> Battle | None
     if battle is None:
         insert_judgment_row.save(judgment)
         return None
-    battle_params = [
-        f.get_db_prep_save(f.pre_save(battle, True), connection)
-        for f in insert_battle_row.fields if f.attname != "judgment_id"
-    ]  # fmt: skip
+    battle_params = insert_battle_row.params(battle, connection, leave_out="judgment_id")
     battle_pk, judgment_pk = _fetchone(connection, _judgment_with_battle_sql(), judgment_params + battle_params)
     _saved(judgment, judgment_pk, connection)
     battle.judgment = judgment
@@ -237,22 +236,17 @@ def _served_and_judged_sql(n_keys: int, vendor: str) -> str:
     # costs one round trip to the database, not two.
     aggregate = "string_agg" if vendor == "postgresql" else "group_concat"
     judged = _judged_sql(n_keys, f"{aggregate}({_col(Comparison, 'pair_key', 'c')}, ',')")
-    columns = ", ".join(f"l.{_q(field.column)}" for field in _comparison_field_objects())
     return (
-        f"SELECT {columns}, l.fresh, l.judged, ({judged}) FROM (SELECT 1 AS one) o "
+        f"SELECT {_comparison_columns('l')}, l.fresh, l.judged, ({judged}) FROM (SELECT 1 AS one) o "
         f"LEFT JOIN ({_latest_served_sql()}) l ON 1 = 1"
     )
-
-
-def _comparison_field_objects():
-    by_name = {field.attname: field for field in Comparison._meta.concrete_fields}
-    return [by_name[name] for name in COMPARISON_FIELDS]
 
 
 def served_and_judged(
     judge_id: int, modality: str, since, keys: list[str]
 ) -> tuple[tuple[Comparison, bool] | None, set[str]]:
-    """`latest_served` and `judged_pair_keys(keys)` in one statement."""
+    """`latest_served`, and which of these output pairs ("low-high") the judge has
+    judged, in one statement."""
     if not keys:
         return latest_served(judge_id, modality, since), set()
     connection = _connection(Comparison)
@@ -267,14 +261,6 @@ def served_and_judged(
     if row[0] is None:
         return None, judged_set
     return (_comparison(connection, row[:n]), bool(fresh and not judged)), judged_set
-
-
-def judged_pair_keys(judge_id: int, keys: list[str]) -> set[str]:
-    """Which of these output pairs ("low-high") the judge has judged."""
-    if not keys:
-        return set()
-    connection = _connection(Judgment)
-    return {key for (key,) in _run(connection, _judged_sql(len(keys)), [judge_id, *keys], "all")}
 
 
 @cache

@@ -283,6 +283,15 @@ def test_fast_path_rejects_judged_candidates_and_never_serves_them(arena_factory
     assert len(served) + 1 - len(fallbacks) >= 1
 
 
+def draw(judge, rng):
+    """What next_comparison does when nothing is pending: candidates, the judged ones among
+    them from the database, the first open one."""
+    drawn = matchmaking.candidates("text", rng)
+    keys = [Comparison.make_pair_key(first, second) for _, first, second in drawn]
+    _, judged = rows.served_and_judged(judge.pk, "text", timezone.now(), keys)
+    return matchmaking.choose(judge, "text", drawn, judged, rng)
+
+
 def test_fast_path_draws_are_never_judged_pairs(arena_factory, judge, monkeypatch):
     # given an arena where 26 of 30 pairs are judged
     arena_factory("text", n_systems=3, n_prompts=10)
@@ -290,7 +299,7 @@ def test_fast_path_draws_are_never_judged_pairs(arena_factory, judge, monkeypatc
     left_to_exact = object()
     monkeypatch.setattr(matchmaking, "_draw_exact", lambda *args: left_to_exact)
     # when the fast path alone draws many times
-    draws = [matchmaking.draw(judge, "text", random.Random(seed)) for seed in range(60)]
+    draws = [draw(judge, random.Random(seed)) for seed in range(60)]
     # then what it returned is open, and it did return something (and rejected something)
     fast = [Comparison.make_pair_key(drawn[1], drawn[2]) for drawn in draws if drawn is not left_to_exact]
     assert fast and not set(fast) & judged

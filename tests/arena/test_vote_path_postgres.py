@@ -149,7 +149,7 @@ class TestOnPostgreSQL:
             for _ in range(8):
                 rows.latest_served(judge.pk, "text", since)
                 rows.comparison_for_vote(comparison.public_id)
-                rows.judged_pair_keys(judge.pk, [comparison.pair_key])
+                rows.served_and_judged(judge.pk, "text", since, [comparison.pair_key])
             # then none is prepared
             assert prepared_statements() == []
         finally:
