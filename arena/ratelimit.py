@@ -196,36 +196,43 @@ def _digest(value: str) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), value.encode(), hashlib.sha256).hexdigest()[:24]
 
 
-def _subjects(request, scope: str) -> list[tuple[str, str, Rate]]:
-    """(key, what the message calls it, rate) for each limit this request counts against."""
+def _subjects(request, scopes: tuple[str, ...]) -> list[tuple[str, str, Rate, str]]:
+    """(key, what the message calls it, rate, noun) for each limit this request counts
+    against: the voter's limit of each scope, and the client's once per request."""
     subjects = []
-    voter_rate = Rate.parse({"vote": settings.VOTE_RATE_LIMIT, "next": settings.NEXT_RATE_LIMIT}[scope])
-    if voter_rate is not None:
-        user = getattr(request, "user", None)
+    user = getattr(request, "user", None)
+    for scope in scopes:
+        voter_rate = Rate.parse({"vote": settings.VOTE_RATE_LIMIT, "next": settings.NEXT_RATE_LIMIT}[scope])
+        if voter_rate is None:
+            continue
         if user is not None and user.is_authenticated:
-            subjects.append((f"{scope}:user:{user.pk}", "this account", voter_rate))
+            subjects.append((f"{scope}:user:{user.pk}", "this account", voter_rate, NOUNS[scope]))
         else:
             session_key = request.session.session_key if hasattr(request, "session") else None
             if session_key:
-                subjects.append((f"{scope}:session:{_digest(session_key)}", "this browser session", voter_rate))
+                subjects.append((f"{scope}:session:{_digest(session_key)}", "this browser session", voter_rate,
+                                 NOUNS[scope]))  # fmt: skip
     client_rate = Rate.parse(settings.CLIENT_RATE_LIMIT)
     if client_rate is not None:
         # One budget for next and vote together: a client's whole arena traffic.
-        subjects.append((f"client:{_digest(client_address(request))}", "your network address", client_rate))
+        subjects.append((f"client:{_digest(client_address(request))}", "your network address", client_rate,
+                         "requests to the arena"))  # fmt: skip
     return subjects
 
 
 NOUNS = {"vote": "votes", "next": "requests for a comparison"}
 
 
-def check(request, scope: str) -> None:
-    """Count this request; raise RateLimitExceeded (429) when any of its limits is spent."""
+def check(request, scopes: str | tuple[str, ...]) -> None:
+    """Count this request against each scope's limits ("vote", "next": a vote that asks
+    for the next comparison counts against both); raise RateLimitExceeded (429) when any
+    of them is spent."""
     now = time.time()
-    subjects = _subjects(request, scope)
+    subjects = _subjects(request, (scopes,) if isinstance(scopes, str) else tuple(scopes))
     if not subjects:
         return
     hits = []
-    for key, _, rate in subjects:
+    for key, _, rate, _ in subjects:
         window = int(now // rate.period)
         hits.append((f"{key}:{rate.period}", window, (window + 1) * rate.period))
     try:
@@ -234,11 +241,10 @@ def check(request, scope: str) -> None:
         logger.exception("rate-limit store failed; letting the request through")
         return
     refusal: RateLimitExceeded | None = None
-    for (key, label, rate), (_, _, window_ends), count in zip(subjects, hits, counts, strict=True):
+    for (_, label, rate, noun), (_, _, window_ends), count in zip(subjects, hits, counts, strict=True):
         if count > rate.limit:
             retry_after = max(1, math.ceil(window_ends - now))
             if refusal is None or retry_after > refusal.retry_after:
-                noun = "requests to the arena" if key.startswith("client:") else NOUNS[scope]
                 refusal = RateLimitExceeded(
                     f"Too many {noun} from {label}: the limit is {rate.limit} per {rate.unit}. "
                     f"Try again in {retry_after} s.",
@@ -250,13 +256,17 @@ def check(request, scope: str) -> None:
 
 class RateLimitedView:
     """DRF view mixin: ``rate_limit_scope = "vote"`` counts every request to the view
-    (after authentication, before the handler) and adds ``Retry-After`` to a refusal."""
+    (after authentication, before the handler) and adds ``Retry-After`` to a refusal;
+    a view whose requests count against more scopes says so in `rate_limit_scopes`."""
 
     rate_limit_scope = ""
 
+    def rate_limit_scopes(self, request) -> tuple[str, ...]:
+        return (self.rate_limit_scope,)
+
     def check_throttles(self, request):
         super().check_throttles(request)
-        check(request, self.rate_limit_scope)
+        check(request, self.rate_limit_scopes(request))
 
     def handle_exception(self, exc):
         response = super().handle_exception(exc)

@@ -136,30 +136,39 @@ def _judgment_with_battle_sql() -> str:
         f"INSERT INTO {_table(Battle)} ({', '.join(_q(f.column) for f in battle_columns)}, "
         f"{_q(Battle._meta.get_field('judgment').column)}) "
         f"SELECT {', '.join('%s' for _ in battle_columns)}, j.{_q(judgment.pk.column)} FROM j "
-        f"RETURNING {_q(battle.pk.column)}, {_q(Battle._meta.get_field('judgment').column)}"
+        f"RETURNING {_q(battle.pk.column)}, {_q(Battle._meta.get_field('judgment').column)}, "
+        f"({_refresh_claim_sql()})"
     )
 
 
-def insert_judgment_and_battle(judgment: Judgment, make_battle) -> Battle | None:
+# What insert_judgment_and_battle returns for the refresh claim when it did not read it.
+UNREAD = object()
+
+
+def insert_judgment_and_battle(judgment: Judgment, make_battle) -> tuple[Battle | None, object]:
     """Save a judgment and the battle `make_battle(judgment)` makes of it (None: no
-    battle), together or not at all. On PostgreSQL one statement (a data-modifying WITH),
-    so a vote is one round trip and needs no transaction of its own; elsewhere two
-    inserts, in a transaction the caller holds."""
+    battle), together or not at all. Returns (battle, claim): `claim` is the battle's
+    arena's pending refresh claim (`refresh_claim`) where the statement read it, else
+    UNREAD. On PostgreSQL one statement (a data-modifying WITH) that also reads the
+    claim, so a vote is one round trip and needs no transaction of its own; elsewhere
+    two inserts, in a transaction the caller holds."""
     connection = _connection(Judgment)
     if connection.vendor != "postgresql":
         insert_judgment_row.save(judgment)
         battle = make_battle(judgment)
-        return None if battle is None else insert_battle_row.save(battle)
+        return (None if battle is None else insert_battle_row.save(battle)), UNREAD
     judgment_params = insert_judgment_row.params(judgment, connection)  # sets created_at, which the battle copies
     battle = make_battle(judgment)
     if battle is None:
         insert_judgment_row.save(judgment)
-        return None
+        return None, UNREAD
     battle_params = insert_battle_row.params(battle, connection, leave_out="judgment_id")
-    battle_pk, judgment_pk = _fetchone(connection, _judgment_with_battle_sql(), judgment_params + battle_params)
+    battle_pk, judgment_pk, claim = _fetchone(
+        connection, _judgment_with_battle_sql(), judgment_params + battle_params + [battle.arena_id]
+    )
     _saved(judgment, judgment_pk, connection)
     battle.judgment = judgment
-    return _saved(battle, battle_pk, connection)
+    return _saved(battle, battle_pk, connection), _claim_value(claim)
 
 
 def insert_comparison(*, prompt_id: int, output_a_id: int, output_b_id: int, origin: str, served_to) -> Comparison:
@@ -311,13 +320,16 @@ def comparison_for_vote(public_id) -> Comparison | None:
 
 @cache
 def _refresh_claim_sql() -> str:
-    return f"SELECT {_col(Arena, 'refresh_requested_at', 'a')} FROM {_table(Arena)} a WHERE a.\"id\" = %s"
+    return f"SELECT {_col(Arena, 'refresh_requested_at', 'a')} FROM {_table(Arena)} a WHERE {_col(Arena, 'id', 'a')} = %s"
 
 
 def refresh_claim(arena_id: int) -> datetime.datetime | None:
     """When the arena's pending leaderboard refresh was requested, if one is."""
     row = _fetchone(_connection(Arena), _refresh_claim_sql(), [arena_id])
-    value = row[0] if row else None
+    return _claim_value(row[0] if row else None)
+
+
+def _claim_value(value) -> datetime.datetime | None:
     # SQLite stores datetimes as text, in UTC, and its driver hands a "datetime" column
     # back already parsed (Django registers a converter for the declared type), naive.
     if isinstance(value, str):

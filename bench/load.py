@@ -3,13 +3,21 @@
 Duet runs under gunicorn (several workers) on PostgreSQL (a throwaway cluster this script
 starts with initdb/pg_ctl on a free loopback port) and on SQLite. Simulated voters (one
 asyncio task each, keep-alive HTTP over loopback, token authentication) repeat "next
-comparison, vote" for a fixed time. Reported: votes per second, p50/p95/p99 of each
-request and of the whole next+vote cycle, errors by kind; then every acknowledged vote is
-looked up in the database: lost (acknowledged, not stored) and doubled (stored twice, or
-counted twice on the leaderboard) must both be zero. Prints figures; not a test.
+comparison, vote" for a fixed time, in two flows (`--flow`, both by default):
 
-    .venv/bin/python bench/load.py [--db sqlite|postgres|both] [--seconds 60] [--voters 64]
-        [--workers 4] [--threads 4] [--systems 8] [--prompts 100] [--profile]
+- separate: GET next, then POST vote; two round trips per vote (the loop the issue's
+  target, 400 votes/s with p99 < 150 ms, is set for);
+- chained: each vote asks for the following comparison (POST vote/?next=1), as the arena
+  page does; one round trip per vote, so with the same 64 voters each round trip waits
+  for twice as many others (Little's law: mean latency = voters / votes per second).
+
+Reported: votes per second, p50/p95/p99 of each request and of the whole next+vote
+cycle, errors by kind, CPU per vote (web, database, voters); then every acknowledged
+vote is looked up in the database: lost (acknowledged, not stored) and doubled (stored
+twice, or counted twice on the leaderboard) must both be zero. Prints figures; not a test.
+
+    .venv/bin/python bench/load.py [--db sqlite|postgres|both] [--flow separate|chained|both]
+        [--seconds 60] [--voters 64] [--workers 4] [--systems 8] [--prompts 100] [--profile]
 
 The voters, gunicorn, the database and any other work on the machine share its cores:
 the script prints the load average before and after so a reader can judge contention.
@@ -19,8 +27,9 @@ another settings module. `--limits off` measures what the rate limits cost.
 
 Each web process warms its own caches (arena/hotcache.py: rendered outputs, the
 matchmaking index, token owners) during the warm-up; the figures are steady state. No
-Celery worker runs, so leaderboard refreshes are requested but never run: each vote then
-reads the refresh claim once (with a worker it would be skipped within the debounce).
+Celery worker runs, so leaderboard refreshes are requested but never run: past the
+debounce each vote looks at the refresh claim again (on PostgreSQL in the statement that
+writes the vote; with a worker the claim is taken and renewed).
 """
 
 from __future__ import annotations
@@ -92,6 +101,40 @@ def tree_cpu_seconds(root_pid: int | None, part: str = "both") -> float:
         tree.update(children)
         frontier.extend(children)
     return sum(times.get(pid, 0.0) for pid in tree)
+
+
+def tree_cpu_by_role(root_pid: int | None) -> Counter:
+    """CPU seconds so far of each live process under root_pid, summed by role (for
+    PostgreSQL its process title without the client address: "postgres: postgres duet",
+    "postgres: autovacuum worker", "postgres: walwriter"...), plus "exited" for what the
+    reaped children used."""
+    roles: Counter = Counter()
+    if root_pid is None:
+        return roles
+    parents, info = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            title = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        tick = os.sysconf("SC_CLK_TCK")
+        role = " ".join(word for word in title.split()[:4] if "(" not in word and "." not in word)
+        info[pid] = (role or "?", (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick)
+    tree, frontier = {root_pid}, [root_pid]
+    while frontier:
+        current = frontier.pop()
+        children = [pid for pid, parent in parents.items() if parent == current and pid not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    for pid in tree:
+        if pid in info:
+            role, own, reaped = info[pid]
+            roles[role] += own
+            roles["exited"] += reaped
+    return roles
 
 
 def load_average() -> str:
@@ -256,31 +299,41 @@ class Connection:
         self.reader = self.writer = None
 
 
-async def voter(port: int, token: str, deadline: float, stats: dict, rng: random.Random, min_votes: int = 0) -> None:
+async def voter(port: int, token: str, deadline: float, stats: dict, rng: random.Random, min_votes: int = 0,
+                flow: str = "chained") -> None:
+    """One voter's loop. "chained" (what the arena page does): GET next once, then each
+    vote asks for the following comparison (POST vote/?next=1), one round trip per vote.
+    "separate": GET next, then POST vote, two round trips per vote."""
     connection = Connection(port)
     auth = {"Authorization": f"Token {token}", "Accept": "application/json"}
-    voted = 0
+    vote_path = "/api/arena/vote/?next=1" if flow == "chained" else "/api/arena/vote/"
+    voted, served = 0, None  # served: the vote token of the comparison in hand
     while time.monotonic() < deadline or voted < min_votes:
         cycle_start = time.perf_counter()
         try:
+            if served is None:
+                start = time.perf_counter()
+                status, payload = await connection.request("GET", "/api/arena/next/?modality=text", auth)
+                stats["next_ms"].append((time.perf_counter() - start) * 1000)
+                if status != 200:
+                    stats["errors"][f"next {status}: {payload[:120]!r}"] += 1
+                    await asyncio.sleep(0.05)
+                    continue
+                served = json.loads(payload)["token"]
+            body = json.dumps({"token": served, "verdict": rng.choice(VERDICTS), "time_to_vote_ms": 1500}).encode()
+            served = None
             start = time.perf_counter()
-            status, payload = await connection.request("GET", "/api/arena/next/?modality=text", auth)
-            stats["next_ms"].append((time.perf_counter() - start) * 1000)
-            if status != 200:
-                stats["errors"][f"next {status}: {payload[:120]!r}"] += 1
-                await asyncio.sleep(0.05)
-                continue
-            token_value = json.loads(payload)["token"]
-            body = json.dumps({"token": token_value, "verdict": rng.choice(VERDICTS), "time_to_vote_ms": 1500}).encode()
-            start = time.perf_counter()
-            status, payload = await connection.request(
-                "POST", "/api/arena/vote/", {**auth, "Content-Type": "application/json"}, body
-            )
+            status, payload = await connection.request("POST", vote_path, {**auth, "Content-Type": "application/json"}, body)
             stats["vote_ms"].append((time.perf_counter() - start) * 1000)
             if status == 201:
                 voted += 1
-                stats["acked"].append(json.loads(payload)["judgment"])
+                answer = json.loads(payload)
+                stats["acked"].append(answer["judgment"])
                 stats["cycle_ms"].append((time.perf_counter() - cycle_start) * 1000)
+                if answer.get("next"):
+                    served = answer["next"]["token"]
+                elif flow == "chained":
+                    stats["errors"][f"vote without next: {answer.get('next_error')}"[:160]] += 1
             elif status == 200:
                 stats["errors"]["vote 200 duplicate (unexpected)"] += 1
             else:
@@ -288,31 +341,35 @@ async def voter(port: int, token: str, deadline: float, stats: dict, rng: random
         except (OSError, asyncio.IncompleteReadError, ValueError) as error:
             stats["errors"][f"{type(error).__name__}: {error}"[:160]] += 1
             connection.close()
+            served = None
             await asyncio.sleep(0.05)
     connection.close()
 
 
 async def drive(port: int, tokens: list[str], seconds: float, warmup: float, cpu: dict, web_pid: int,
-                db_pid: int | None) -> dict:
+                db_pid: int | None, flow: str) -> dict:
     # Warm-up: voters vote for `warmup` seconds (at least 3 times each) so every worker has
     # opened its connection, prepared its statements and filled its caches (each process
     # renders every output once); those figures are dropped.
     warm = {"next_ms": [], "vote_ms": [], "cycle_ms": [], "acked": [], "errors": Counter()}
     deadline = time.monotonic() + warmup
-    await asyncio.gather(*(voter(port, t, deadline, warm, random.Random(i), 3) for i, t in enumerate(tokens)))
+    await asyncio.gather(*(voter(port, t, deadline, warm, random.Random(i), 3, flow) for i, t in enumerate(tokens)))
     stats = {"next_ms": [], "vote_ms": [], "cycle_ms": [], "acked": [], "errors": Counter()}
     # CPU used by the server tree, the database and the voters, over the measured window only
+    db_roles = tree_cpu_by_role(db_pid)
     cpu.update(web=-tree_cpu_seconds(web_pid), db=-tree_cpu_seconds(db_pid), voters=-time.process_time(),
                web_system=-tree_cpu_seconds(web_pid, "system"), db_system=-tree_cpu_seconds(db_pid, "system"))
     started = time.monotonic()
     deadline = started + seconds
-    await asyncio.gather(*(voter(port, t, deadline, stats, random.Random(1000 + i)) for i, t in enumerate(tokens)))
+    await asyncio.gather(*(voter(port, t, deadline, stats, random.Random(1000 + i), flow=flow) for i, t in enumerate(tokens)))
     stats["elapsed"] = time.monotonic() - started
     cpu["web"] += tree_cpu_seconds(web_pid)
     cpu["db"] += tree_cpu_seconds(db_pid)
     cpu["voters"] += time.process_time()
     cpu["web_system"] += tree_cpu_seconds(web_pid, "system")
     cpu["db_system"] += tree_cpu_seconds(db_pid, "system")
+    db_roles = tree_cpu_by_role(db_pid) - db_roles
+    stats["db_roles"] = db_roles
     stats["warm_acked"] = warm["acked"]
     stats["warm_errors"] = warm["errors"]
     return stats
@@ -428,7 +485,7 @@ def run(db: str, args) -> dict:
         spy = profile_worker(server, args.seconds + 2, workdir / "profile.txt") if args.profile else None
         db_pid = postgres.pid() if postgres else None
         cpu = {"web": -tree_cpu_seconds(server.pid), "db": -tree_cpu_seconds(db_pid), "voters": -time.process_time()}
-        stats = run_loop(drive(port, tokens, args.seconds, args.warmup, cpu, server.pid, db_pid))
+        stats = run_loop(drive(port, tokens, args.seconds, args.warmup, cpu, server.pid, db_pid, args.flow))
         after = load_average()
         if spy is not None:
             spy.wait(timeout=120)
@@ -458,12 +515,19 @@ def report(result: dict, args) -> None:
     votes = len(stats["acked"])
     errors = sum(stats["errors"].values())
     print(f"\n== {result['db']}: {args.voters} voters, {stats['elapsed']:.1f} s, gunicorn {args.workers} {args.worker_class} workers x "
-          f"{args.threads} threads, rate limits {args.limits}")  # fmt: skip
+          f"{args.threads} threads, rate limits {args.limits}, {args.flow} flow")  # fmt: skip
     print(f"  load average before {result['load_before']}, after {result['load_after']} ({os.cpu_count()} cores)")
     print(f"  votes/s      {votes / stats['elapsed']:8.1f}   ({votes} votes acknowledged)")
-    print(f"  next         {percentiles(stats['next_ms'])}")
-    print(f"  vote         {percentiles(stats['vote_ms'])}")
-    print(f"  next+vote    {percentiles(stats['cycle_ms'])}")
+    if args.flow == "chained":
+        # Each vote's round trip also serves the next comparison; GET next runs once per
+        # voter (in the warm-up) and after an error.
+        print(f"  vote+next    {percentiles(stats['vote_ms'])}   (one round trip per vote)")
+        if stats["next_ms"]:
+            print(f"  GET next     {percentiles(stats['next_ms'])}   ({len(stats['next_ms'])} in the measured window)")
+    else:
+        print(f"  next         {percentiles(stats['next_ms'])}")
+        print(f"  vote         {percentiles(stats['vote_ms'])}")
+        print(f"  next+vote    {percentiles(stats['cycle_ms'])}")
     cpu = result["cpu"]
     if votes:
         per_vote = {part: 1000 * seconds / votes for part, seconds in cpu.items()}
@@ -472,6 +536,9 @@ def report(result: dict, args) -> None:
               f"{per_vote['voters']:.1f} ms = {total:.1f} ms: at most {1000 * (os.cpu_count() or 1) / total:.0f} "
               f"votes/s if this run had the machine to itself")  # fmt: skip
         print(f"  of which in the kernel: web {per_vote['web_system']:.1f} ms, database {per_vote['db_system']:.1f} ms")
+        if stats.get("db_roles"):
+            print("  database CPU per vote by process: " + ", ".join(
+                f"{role} {1000 * seconds / votes:.2f} ms" for role, seconds in stats["db_roles"].most_common(6)))
     print(f"  errors       {errors}" + "".join(f"\n    {n} x {what}" for what, n in stats["errors"].most_common(8)))
     print(f"  check        acknowledged {verify['acknowledged']} (incl. warm-up), stored {verify['stored']}, "
           f"lost {verify['lost']}, doubled judgments {verify['doubled_judgments']}, doubled battles "
@@ -508,11 +575,16 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=100)
     parser.add_argument("--settings", default="config.settings")
     parser.add_argument("--limits", choices=["on", "off"], default="on", help="rate limits counted (far above the load) or off")
+    parser.add_argument("--flow", choices=["separate", "chained", "both"], default="both",
+                        help="separate: GET next then POST vote, two round trips per vote (the loop the load target "
+                             "is set for); chained: each vote brings the next comparison (POST vote/?next=1, what "
+                             "the arena page does), one round trip per vote")  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="sample one gunicorn worker with py-spy")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, database)")
     args = parser.parse_args()
     for db in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
-        run(db, args)
+        for flow in (["separate", "chained"] if args.flow == "both" else [args.flow]):
+            run(db, argparse.Namespace(**{**vars(args), "flow": flow}))
 
 
 if __name__ == "__main__":

@@ -150,13 +150,6 @@ class RevealSerializer(serializers.Serializer):
     b = SideRevealSerializer()
 
 
-class VoteResponseSerializer(serializers.Serializer):
-    judgment = serializers.UUIDField()
-    verdict = serializers.CharField()
-    duplicate = serializers.BooleanField()
-    reveal = RevealSerializer()
-
-
 class ComparisonSideSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["text", "image", "audio"])
     html = serializers.CharField(required=False)
@@ -170,6 +163,11 @@ class ComparisonPromptSerializer(serializers.Serializer):
     html = serializers.CharField()
 
 
+class ErrorSerializer(serializers.Serializer):
+    error = serializers.CharField()
+    detail = serializers.CharField()
+
+
 class NextComparisonSerializer(serializers.Serializer):
     comparison = serializers.UUIDField()
     token = serializers.CharField()
@@ -180,9 +178,18 @@ class NextComparisonSerializer(serializers.Serializer):
     audio_min_play_seconds = serializers.FloatField(required=False)
 
 
-class ErrorSerializer(serializers.Serializer):
-    error = serializers.CharField()
-    detail = serializers.CharField()
+class VoteResponseSerializer(serializers.Serializer):
+    judgment = serializers.UUIDField()
+    verdict = serializers.CharField()
+    duplicate = serializers.BooleanField()
+    reveal = RevealSerializer()
+    next = NextComparisonSerializer(
+        required=False, allow_null=True,
+        help_text="with ?next=1: the voter's next comparison in the same modality, null when there is none",
+    )  # fmt: skip
+    next_error = ErrorSerializer(
+        required=False, help_text="with ?next=1 when `next` is null: why (what GET /api/arena/next/ would answer)"
+    )
 
 
 class LeaderboardRowSerializer(serializers.Serializer):

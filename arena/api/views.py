@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from arena import actions
-from arena.errors import InvalidInput
+from arena.errors import DuetError, InvalidInput
 from arena.models import Judgment, Modality, Output, Prompt, PromptOrigin, System
 from arena.presenters import comparison_payload
 from arena.ratelimit import RateLimitedView
@@ -60,14 +60,27 @@ def _vote_shape(data) -> Mapping:
     return data
 
 
+def _wants_next(request) -> bool:
+    return request.query_params.get("next", "").lower() in ("1", "true", "yes")
+
+
 class VoteView(RateLimitedView, JSONOnlyView):
-    """Record a verdict on a served comparison; the response reveals both systems."""
+    """Record a verdict on a served comparison; the response reveals both systems. With
+    ``?next=1`` it also carries the voter's next comparison, as GET /api/arena/next/ would
+    answer it, so the arena page shows the next pair without another round trip."""
 
     permission_classes = [permissions.AllowAny]
     rate_limit_scope = "vote"  # DUET_VOTE_RATE_LIMIT per voter, DUET_CLIENT_RATE_LIMIT per address
 
+    def rate_limit_scopes(self, request) -> tuple[str, ...]:
+        # A vote that asks for the next comparison counts against both voter limits (and
+        # once against the client's: it is one request).
+        return ("vote", "next") if _wants_next(request) else ("vote",)
+
     @extend_schema(
         request=serializers.VoteRequestSerializer,
+        parameters=[OpenApiParameter("next", bool, default=False,
+                                     description="also serve the voter's next comparison in the same modality")],
         responses={201: serializers.VoteResponseSerializer, 200: serializers.VoteResponseSerializer,
                    400: serializers.ErrorSerializer, 403: serializers.ErrorSerializer,
                    404: serializers.ErrorSerializer, 429: serializers.ErrorSerializer},
@@ -89,6 +102,15 @@ class VoteView(RateLimitedView, JSONOnlyView):
             "duplicate": not created,
             "reveal": actions.reveal(vote.comparison),
         }
+        if _wants_next(request):
+            # The vote is stored whatever happens here: a refusal to serve another
+            # comparison goes in the body, not the status.
+            try:
+                following = actions.next_comparison(judge, vote.comparison.modality)
+            except DuetError as exc:
+                body["next"], body["next_error"] = None, {"error": exc.code, "detail": exc.message}
+            else:
+                body["next"] = comparison_payload(following, actions.issue_vote_token(following, judge))
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 

@@ -1,4 +1,5 @@
-// The arena vote loop: fetch a comparison, show it, gate audio, vote, reveal, move on.
+// The arena vote loop: fetch a comparison, show it, gate audio, vote (the answer brings the
+// next comparison), reveal, move on.
 // Served by Duet itself (no CDN); the HTML it inserts was sanitised on the server.
 (function () {
   "use strict";
@@ -12,6 +13,9 @@
   const VERDICT_TEXT = { a: "You preferred A", b: "You preferred B", tie: "You called it a tie", both_bad: "You found both bad" };
 
   let state = null; // { payload, shownAt, events, tracks, voted }
+  // The next comparison, served with the answer to the last vote (POST vote?next=1), so
+  // "Next" shows it without another round trip. GET next would serve the same one.
+  let prefetched = null;
 
   function csrfToken() {
     const input = root.querySelector("input[name=csrfmiddlewaretoken]");
@@ -41,6 +45,12 @@
       identity.hidden = true;
       identity.textContent = "";
     });
+    if (prefetched) {
+      const payload = prefetched;
+      prefetched = null;
+      render(payload);
+      return;
+    }
     setStatus("Loading a comparison…");
     const url = root.dataset.nextUrl + "?modality=" + encodeURIComponent(root.dataset.modality);
     let response;
@@ -176,7 +186,7 @@
     });
     let response, body;
     try {
-      response = await fetch(root.dataset.voteUrl, {
+      response = await fetch(root.dataset.voteUrl + "?next=1", {
         method: "POST",
         credentials: "same-origin",
         headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
@@ -200,6 +210,7 @@
       setStatus(body.detail || "Your vote was not recorded (" + response.status + ")", true);
       return;
     }
+    prefetched = body.next || null; // null: nothing left, or refused; GET next says why
     revealIdentities(body.reveal, verdict);
   }
 

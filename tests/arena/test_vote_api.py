@@ -246,3 +246,67 @@ def test_concurrent_duplicate_votes_count_once(arena_factory, annotator):
     assert statuses.count(201) == 1
     assert statuses.count(200) == 11
     assert Judgment.objects.count() == 1
+
+
+# --- a vote that also serves the next comparison (?next=1, what the arena page does) -------------
+
+
+def test_vote_with_next_serves_the_following_comparison(arena_factory, annotator, client_for):
+    # given a voter served a comparison
+    systems, _ = arena_factory("text", n_systems=3, n_prompts=2)
+    client = client_for(annotator)
+    first = next_comparison(client)
+    # when they vote asking for the next one
+    response = client.post(VOTE + "?next=1", {"token": first["token"], "verdict": "a"}, format="json")
+    # then the vote is recorded and revealed, and a different comparison comes with it,
+    # as anonymous as GET next's
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["duplicate"] is False and Judgment.objects.count() == 1
+    assert set(body["reveal"]) == {"a", "b"}
+    following = body["next"]
+    assert following["comparison"] != first["comparison"] and "next_error" not in body
+    assert set(following) >= {"comparison", "token", "prompt", "a", "b", "modality"}
+    assert following["modality"] == "text" and following["a"]["kind"] == "text"
+    assert not any(system.name in json.dumps(following) for system in systems)
+    # and it was served: reloading gives the same one, and its token records a vote
+    assert next_comparison(client)["comparison"] == following["comparison"]
+    second = client.post(VOTE + "?next=1", {"token": following["token"], "verdict": "b"}, format="json")
+    assert second.status_code == 201, second.content
+    judged = {str(j.comparison.public_id): j.verdict for j in Judgment.objects.select_related("comparison")}
+    assert judged == {first["comparison"]: "a", following["comparison"]: "b"}
+
+
+def test_vote_without_next_has_no_next(arena_factory, annotator, client_for):
+    arena_factory("text")
+    client = client_for(annotator)
+    body = client.post(VOTE, {"token": next_comparison(client)["token"], "verdict": "tie"}, format="json").json()
+    assert "next" not in body and "next_error" not in body
+
+
+def test_vote_with_next_when_nothing_is_left_keeps_the_vote_and_says_why(arena_factory, annotator, client_for):
+    # given an arena with a single pair
+    arena_factory("text", n_systems=2, n_prompts=1)
+    client = client_for(annotator)
+    served = next_comparison(client)
+    # when the voter judges it asking for the next one
+    response = client.post(VOTE + "?next=true", {"token": served["token"], "verdict": "b"}, format="json")
+    # then the vote stands and the body says why there is no next comparison
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["next"] is None
+    assert body["next_error"]["error"] == "nothing_to_compare"
+    assert "judged every available pair" in body["next_error"]["detail"]
+    assert Judgment.objects.get().verdict == "b"
+
+
+def test_a_repeated_vote_with_next_still_counts_once(arena_factory, annotator, client_for):
+    arena_factory("text", n_systems=3, n_prompts=2)
+    client = client_for(annotator)
+    served = next_comparison(client)
+    first = client.post(VOTE + "?next=1", {"token": served["token"], "verdict": "a"}, format="json").json()
+    again = client.post(VOTE + "?next=1", {"token": served["token"], "verdict": "b"}, format="json")
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    # the comparison served with the first answer is still the pending one
+    assert again.json()["next"]["comparison"] == first["next"]["comparison"]
+    assert Judgment.objects.count() == 1

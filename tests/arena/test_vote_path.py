@@ -381,7 +381,7 @@ def test_insert_judgment_and_battle_writes_what_the_orm_writes(duel, judge, make
     # when
     judgment = Judgment(comparison=rows.comparison_for_vote(comparison.public_id), judge=judge, **VOTE_DATA)
     with transaction.atomic():
-        battle = rows.insert_judgment_and_battle(judgment, battle_for)
+        battle, _ = rows.insert_judgment_and_battle(judgment, battle_for)
     # then both rows exist, linked, as the returned instances say
     assert judgment.pk is not None and battle.pk is not None and battle.judgment_id == judgment.pk
     stored = Judgment.objects.get(pk=judgment.pk)
@@ -405,6 +405,24 @@ def test_insert_judgment_and_battle_writes_what_the_orm_writes(duel, judge, make
     assert type(mine["tstamp"]) is type(theirs["tstamp"])
     # and the ORM reads back the data it was given
     assert {name: getattr(stored, name) for name in VOTE_DATA} == VOTE_DATA
+
+
+def test_the_vote_write_reads_the_refresh_claim_on_postgresql(duel, judge):
+    # given an arena whose refresh was claimed a moment ago
+    arena = leaderboard.default_arena()
+    claimed = timezone.now() - datetime.timedelta(seconds=3)
+    Arena.objects.filter(pk=arena.pk).update(refresh_requested_at=claimed)
+    comparison = actions.next_comparison(judge, "text")
+    # when a judgment and its battle are written
+    with transaction.atomic():
+        battle, claim = rows.insert_judgment_and_battle(Judgment(comparison=comparison, judge=judge, verdict="a"), battle_for)
+    # then on PostgreSQL the same statement read the claim (no read of its own after the
+    # vote); elsewhere it says it did not read it
+    assert battle.arena_id == arena.pk
+    if transaction.get_connection().vendor == "postgresql":
+        assert claim == claimed
+    else:
+        assert claim is rows.UNREAD
 
 
 def test_duplicate_judgment_raises_and_leaves_no_battle(duel, judge):

@@ -68,6 +68,9 @@ class TestOnPostgreSQL:
     test_insert_judgment_and_battle_writes_what_the_orm_writes = staticmethod(
         on_any_database.test_insert_judgment_and_battle_writes_what_the_orm_writes
     )
+    test_the_vote_write_reads_the_refresh_claim_on_postgresql = staticmethod(
+        on_any_database.test_the_vote_write_reads_the_refresh_claim_on_postgresql
+    )
     test_duplicate_judgment_raises_and_leaves_no_battle = staticmethod(
         on_any_database.test_duplicate_judgment_raises_and_leaves_no_battle
     )
@@ -110,6 +113,9 @@ class TestOnPostgreSQL:
         writes = [q["sql"] for q in statements.captured_queries if "INSERT" in q["sql"].upper()]
         assert len(writes) == 1 and writes[0].startswith("WITH j AS (INSERT INTO")
         assert not [q for q in statements.captured_queries if "SAVEPOINT" in q["sql"].upper()]
+        # and the refresh claim came back with the write: no read of its own
+        assert not [q for q in statements.captured_queries
+                    if q["sql"].startswith("SELECT") and "refresh_requested_at" in q["sql"]]  # fmt: skip
         assert created and Battle.objects.get().judgment_id == judgment.pk
         assert len(queued) == 1  # its leaderboard refresh asked for at once: the write committed
         # when it comes again, then the first stands and nothing was added

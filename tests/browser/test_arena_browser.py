@@ -79,6 +79,8 @@ def test_vote_with_keyboard_on_text_image_and_audio(page, live_server, login, an
 
 def test_mouse_vote_and_enter_moves_on(page, live_server, login, annotator, arena_factory):
     arena_factory("text", n_systems=3, n_prompts=1)
+    requests = []
+    page.on("request", lambda request: requests.append((request.method, request.url)))
     login(page, "ann")
     page.wait_for_selector("#body-a p")
     first = page.evaluate("document.getElementById('body-a').innerText")
@@ -91,3 +93,12 @@ def test_mouse_vote_and_enter_moves_on(page, live_server, login, annotator, aren
     assert Judgment.objects.get().verdict == "both_bad"
     second = page.evaluate("document.getElementById('body-a').innerText")
     assert first and second  # both comparisons rendered their text
+    # the second comparison came with the answer to the vote: one GET next in all
+    api = [(method, url.split("/api/arena/", 1)[1]) for method, url in requests if "/api/arena/" in url]
+    assert api == [("GET", "next/?modality=text"), ("POST", "vote/?next=1")], api
+    # and voting on it records a judgment of a different comparison
+    page.click("button.vote[data-verdict=a]")
+    page.wait_for_selector("#identity-a:not([hidden])")
+    assert sorted(Judgment.objects.values_list("verdict", flat=True)) == ["a", "both_bad"]
+    assert len(set(Judgment.objects.values_list("comparison", flat=True))) == 2
+    assert page.errors == []

@@ -248,3 +248,24 @@ def test_a_vote_token_cannot_be_pointed_at_another_comparison(arena_factory, ann
     response = client_for(annotator).post(VOTE, {"token": forged, "verdict": "a"}, format="json")
     assert response.status_code == 400 and response.json()["error"] == "invalid_token"
     assert Judgment.objects.count() == 0
+
+
+def test_a_vote_asking_for_the_next_comparison_counts_against_both_limits(
+    arena_factory, annotator, client_for, settings, clock
+):
+    # given limits of 2 comparisons and 5 votes a minute
+    settings.NEXT_RATE_LIMIT, settings.VOTE_RATE_LIMIT = "2/minute", "5/minute"
+    arena_factory("text", n_systems=4, n_prompts=3)
+    client = client_for(annotator)
+    served = client.get(NEXT).json()
+    # when votes ask for the next comparison each time
+    chained = client.post(VOTE + "?next=1", {"token": served["token"], "verdict": "a"}, format="json")
+    assert chained.status_code == 201, chained.content
+    refused = client.post(VOTE + "?next=1", {"token": chained.json()["next"]["token"], "verdict": "a"}, format="json")
+    # then the third comparison of the minute is refused, and with it that vote: nothing
+    # half done (the second vote is not stored without its answer)
+    assert_refused(refused, "Too many requests for a comparison from this account: the limit is 2 per minute")
+    assert Judgment.objects.count() == 1
+    # and the same vote without asking for more goes through: the vote limit is not spent
+    assert client.post(VOTE, {"token": chained.json()["next"]["token"], "verdict": "a"}, format="json").status_code == 201
+    assert Judgment.objects.count() == 2
