@@ -147,8 +147,10 @@ class Comparison(models.Model):
     pair_key = models.CharField(max_length=50, db_index=True, editable=False)
     # Arena comparisons are served to one voter; an unanswered one is served again rather
     # than re-rolled, so a voter cannot fish for the comparison they want.
+    # No index of its own: the (served_to, created_at) index serves lookups by voter, and
+    # "the voter's newest comparison" walks it backwards, one row whatever the history.
     served_to = models.ForeignKey(
-        "Judge", null=True, blank=True, on_delete=models.SET_NULL, related_name="served_comparisons"
+        "Judge", null=True, blank=True, on_delete=models.SET_NULL, related_name="served_comparisons", db_index=False
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -25,6 +25,10 @@ the script prints the load average before and after so a reader can judge conten
 the GIL (so: its CPU) and prints the top frames. `--settings MODULE` runs the server with
 another settings module. `--limits off` measures what the rate limits cost.
 
+After the warm-up the PostgreSQL tables are analysed, as autovacuum does within a minute
+on a running server: they were empty when the warm-up began, and without statistics the
+planner may sort a voter's whole history to find their newest comparison.
+
 Each web process warms its own caches (arena/hotcache.py: rendered outputs, the
 matchmaking index, token owners) during the warm-up; the figures are steady state. No
 Celery worker runs, so leaderboard refreshes are requested but never run: past the
@@ -174,6 +178,12 @@ class Postgres:
         )  # fmt: skip
         self._as_postgres(self.bin / "createdb", "-h", "127.0.0.1", "-p", self.port, "-U", "postgres", "duet")
         return f"postgres://postgres@127.0.0.1:{self.port}/duet"
+
+    def analyze(self) -> None:
+        """What autovacuum does within a minute of a table's growth: the tables were empty
+        when the warm-up began, and a server that has been running has statistics."""
+        self._as_postgres(self.bin / "psql", "-h", "127.0.0.1", "-p", self.port, "-U", "postgres", "-d", "duet",
+                          "-q", "-c", "ANALYZE")  # fmt: skip
 
     def pid(self) -> int | None:
         pid_file = self.dir / "data" / "postmaster.pid"
@@ -347,13 +357,15 @@ async def voter(port: int, token: str, deadline: float, stats: dict, rng: random
 
 
 async def drive(port: int, tokens: list[str], seconds: float, warmup: float, cpu: dict, web_pid: int,
-                db_pid: int | None, flow: str) -> dict:
+                db_pid: int | None, flow: str, after_warmup=None) -> dict:
     # Warm-up: voters vote for `warmup` seconds (at least 3 times each) so every worker has
     # opened its connection, prepared its statements and filled its caches (each process
     # renders every output once); those figures are dropped.
     warm = {"next_ms": [], "vote_ms": [], "cycle_ms": [], "acked": [], "errors": Counter()}
     deadline = time.monotonic() + warmup
     await asyncio.gather(*(voter(port, t, deadline, warm, random.Random(i), 3, flow) for i, t in enumerate(tokens)))
+    if after_warmup is not None:
+        after_warmup()
     stats = {"next_ms": [], "vote_ms": [], "cycle_ms": [], "acked": [], "errors": Counter()}
     # CPU used by the server tree, the database and the voters, over the measured window only
     db_roles = tree_cpu_by_role(db_pid)
@@ -485,7 +497,8 @@ def run(db: str, args) -> dict:
         spy = profile_worker(server, args.seconds + 2, workdir / "profile.txt") if args.profile else None
         db_pid = postgres.pid() if postgres else None
         cpu = {"web": -tree_cpu_seconds(server.pid), "db": -tree_cpu_seconds(db_pid), "voters": -time.process_time()}
-        stats = run_loop(drive(port, tokens, args.seconds, args.warmup, cpu, server.pid, db_pid, args.flow))
+        stats = run_loop(drive(port, tokens, args.seconds, args.warmup, cpu, server.pid, db_pid, args.flow,
+                                     postgres.analyze if postgres else None))
         after = load_average()
         if spy is not None:
             spy.wait(timeout=120)

@@ -9,19 +9,21 @@ DUET_TEST_POSTGRES_URL) and runs this file again in a subprocess on it, where
 
 import datetime
 import os
+import random
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from arena import actions, leaderboard, rows
-from arena.models import Battle, Judgment, Prompt, System
+from arena import actions, leaderboard, matchmaking, rows
+from arena.models import Battle, Comparison, Judgment, Prompt, System
 from tests.annotation.test_concurrency import throwaway_postgres
 from tests.arena import test_vote_path as on_any_database
 from tests.arena.test_vote_path import duel, judge, queued, vote, wall_clock  # noqa: F401 - fixtures
@@ -160,3 +162,42 @@ class TestOnPostgreSQL:
             assert prepared_statements() == []
         finally:
             connection.close()  # the next test connects with the settings' OPTIONS again
+
+    @pytest.mark.django_db(transaction=True)
+    def test_serving_reads_no_more_rows_as_the_voter_history_grows(self, arena_factory, judge):  # noqa: F811
+        # given a voter with 400 judged comparisons, and statistics (as autovacuum keeps them)
+        arena_factory("text", n_systems=6, n_prompts=30)
+        rng = random.Random(3)
+        for _ in range(400):
+            vote(judge, actions.next_comparison(judge, "text", rng=rng))
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+        drawn = matchmaking.candidates("text", rng)
+        keys = [Comparison.make_pair_key(first, second) for _, first, second in drawn]
+        since = timezone.now() - datetime.timedelta(hours=1)
+        # when the statement that serves the next comparison is planned as a prepared one
+        params = [*keys, judge.pk, judge.pk, since, judge.pk, "arena", "text"]
+        plan = explain_prepared(rows._served_and_judged_sql(len(keys), "postgresql"), params)
+        # then the newest comparison comes from walking the (served_to, created_at) index
+        # backwards, the judged pairs from the pair keys: neither reads the voter's history
+        assert "Index Scan Backward using arena_compa_served_" in plan, plan
+        assert "arena_judgment_judge_id" not in plan, plan
+        rows_read = [int(n) for n in re.findall(r"actual time=\S+ rows=(\d+)", plan)]
+        assert max(rows_read) < 100, plan
+
+
+def explain_prepared(sql: str, params: list) -> str:
+    """EXPLAIN ANALYZE of the statement prepared server-side, with its generic plan (what a
+    connection settles on after a few executions)."""
+    numbered = iter(range(1, len(params) + 1))
+    statement = re.sub(r"%s", lambda _: f"${next(numbered)}", sql)
+    raw = connection.connection
+    raw.execute("SET plan_cache_mode = force_generic_plan")
+    try:
+        raw.execute("PREPARE served_and_judged AS " + statement)
+        arguments = ", ".join(psycopg.sql.Literal(value).as_string(raw) for value in params)
+        plan = raw.execute(f"EXPLAIN (ANALYZE) EXECUTE served_and_judged({arguments})").fetchall()
+        raw.execute("DEALLOCATE served_and_judged")
+    finally:
+        raw.execute("RESET plan_cache_mode")
+    return "\n".join(line for (line,) in plan)
