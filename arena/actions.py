@@ -6,6 +6,7 @@ it exactly once and announces it after the transaction commits.
 
 import hashlib
 import random
+import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ from .models import (
     Judgment,
     Modality,
     Output,
+    Prompt,
     Verdict,
 )
 
@@ -116,7 +118,43 @@ def next_comparison(judge: Judge, modality: str = Modality.TEXT, rng: random.Ran
 
 
 def issue_vote_token(comparison: Comparison, judge: Judge) -> str:
-    return signing.dumps({"c": comparison.public_id.hex, "j": judge.pk}, salt=VOTE_TOKEN_SALT, compress=True)
+    """A signed token for one vote on this comparison by this judge. It carries the
+    comparison's own columns ("k": id, prompt, outputs, origin: none of them ever
+    changes), so the vote does not read the comparison back (`check_vote`)."""
+    facts = [comparison.pk, comparison.prompt_id, comparison.output_a_id, comparison.output_b_id, comparison.origin]
+    return signing.dumps({"c": comparison.public_id.hex, "j": judge.pk, "k": facts}, salt=VOTE_TOKEN_SALT,
+                         compress=True)  # fmt: skip
+
+
+# What a vote reads of a comparison's prompt and outputs, per process (arena.hotcache):
+# a prompt's modality and categories, an output's system and metadata.
+_vote_prompts = Memo("prompts as votes read them", invalidated_by=("arena.Prompt",))
+_vote_outputs = Memo("outputs as votes read them", invalidated_by=("arena.Output",))
+_TOKEN_COMPARISON_FIELDS = ["id", "public_id", "prompt_id", "output_a_id", "output_b_id", "origin", "pair_key"]
+
+
+def _comparison_from_token(payload: dict) -> Comparison | None:
+    """The comparison a token names, from the columns it carries (signed by us, so as
+    trustworthy as the id), with its prompt and outputs from this process's copies: no
+    statement. None when the prompt or an output no longer exists; a comparison deleted
+    since is caught by the judgment's foreign key (`do_record_judgment`)."""
+    pk, prompt_id, output_a_id, output_b_id, origin = payload["k"]
+    comparison = Comparison.from_db(
+        transaction.get_connection().alias, _TOKEN_COMPARISON_FIELDS,
+        [int(pk), uuid.UUID(payload["c"]), int(prompt_id), int(output_a_id), int(output_b_id), str(origin),
+         Comparison.make_pair_key(int(output_a_id), int(output_b_id))],
+    )  # fmt: skip
+    prompt = _vote_prompts.get(comparison.prompt_id, lambda: Prompt.objects.only(
+        "modality", "categories").filter(pk=comparison.prompt_id).first())  # fmt: skip
+    outputs = [
+        _vote_outputs.get(output_id, lambda output_id=output_id: Output.objects.only(
+            *rows.OUTPUT_FIELDS).filter(pk=output_id).first())  # fmt: skip
+        for output_id in (comparison.output_a_id, comparison.output_b_id)
+    ]
+    if prompt is None or None in outputs:
+        return None
+    comparison._state.fields_cache.update(prompt=prompt, output_a=outputs[0], output_b=outputs[1])
+    return comparison
 
 
 # --- votes --------------------------------------------------------------------------------
@@ -213,8 +251,9 @@ def check_vote(
     if payload["j"] != judge.pk:
         raise errors.ForeignVoteToken("this vote token was issued to another voter")
     try:
-        comparison = rows.comparison_for_vote(payload["c"])
-    except ValueError:  # not a UUID: only a token signed with our key gets here
+        # Tokens issued before they carried the comparison ("k") read it back.
+        comparison = _comparison_from_token(payload) if "k" in payload else rows.comparison_for_vote(payload["c"])
+    except (ValueError, TypeError):  # only a token signed with our key gets here
         raise errors.InvalidVoteToken("vote token is invalid (malformed)") from None
     if comparison is None:
         raise errors.NotFound(f"comparison {payload['c']} does not exist")
@@ -268,8 +307,12 @@ def do_record_judgment(vote: Vote) -> tuple[Judgment, bool]:
                     battle.arena, None if claim is rows.UNREAD else claim, claim_read=claim is not rows.UNREAD))
             transaction.on_commit(lambda: judgment_recorded.send(sender=Judgment, judgment=judgment))
     except IntegrityError:
-        # A concurrent duplicate won the unique constraint; it is the first judgment.
-        return Judgment.objects.get(comparison=vote.comparison, judge=vote.judge, supersedes__isnull=True), False
+        # A concurrent duplicate won the unique constraint; it is the first judgment. Or
+        # the comparison was deleted after its token was issued (the foreign key).
+        first = Judgment.objects.filter(comparison=vote.comparison, judge=vote.judge, supersedes__isnull=True).first()
+        if first is None:
+            raise errors.NotFound(f"comparison {vote.comparison.public_id} does not exist") from None
+        return first, False
     return judgment, True
 
 

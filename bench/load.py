@@ -411,7 +411,9 @@ def percentiles(values: list[float]) -> str:
 # --- one run --------------------------------------------------------------------------------
 
 
-def profile_worker(server: subprocess.Popen, seconds: float, out: Path) -> subprocess.Popen | None:
+def profile_worker(server: subprocess.Popen, seconds: float, out: Path, delay: float = 0.0) -> subprocess.Popen | None:
+    """py-spy on one worker for `seconds`, starting after `delay` (the warm-up: its first
+    renders and loads are not the steady state)."""
     spy = shutil.which("py-spy") or str(Path(PYTHON).with_name("py-spy"))
     if not Path(spy).exists():
         print("  (py-spy not installed: pip install py-spy; skipping the profile)")
@@ -419,9 +421,10 @@ def profile_worker(server: subprocess.Popen, seconds: float, out: Path) -> subpr
     children = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True).stdout.split()
     if not children:
         return None
+    record = [spy, "record", "-p", children[0], "-d", str(int(seconds)), "-f", "raw", "-o", str(out), "-r", "200",
+              "--gil", "--nonblocking"]  # fmt: skip
     return subprocess.Popen(
-        [spy, "record", "-p", children[0], "-d", str(int(seconds)), "-f", "raw", "-o", str(out), "-r", "200", "--gil",
-         "--nonblocking"],
+        ["sh", "-c", f'sleep {delay:.1f} && exec "$@"', "py-spy", *record],
         stdout=subprocess.DEVNULL, stderr=open(out.with_suffix(".log"), "w"),
     )  # fmt: skip
 
@@ -494,7 +497,7 @@ def run(db: str, args) -> dict:
         )  # fmt: skip
         wait_for_port(port, 60, server)
         before = load_average()
-        spy = profile_worker(server, args.seconds + 2, workdir / "profile.txt") if args.profile else None
+        spy = profile_worker(server, args.seconds - 2, workdir / "profile.txt", args.warmup + 2) if args.profile else None
         db_pid = postgres.pid() if postgres else None
         cpu = {"web": -tree_cpu_seconds(server.pid), "db": -tree_cpu_seconds(db_pid), "voters": -time.process_time()}
         stats = run_loop(drive(port, tokens, args.seconds, args.warmup, cpu, server.pid, db_pid, args.flow,

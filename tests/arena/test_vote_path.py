@@ -11,7 +11,9 @@ from urllib.parse import urlencode
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core import signing
 from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
@@ -471,6 +473,52 @@ def served_at(judge, outputs, when, *, origin=ComparisonOrigin.ARENA) -> Compari
     )
     Comparison.objects.filter(pk=comparison.pk).update(created_at=when)
     return comparison
+
+
+def test_a_vote_reads_no_comparison_back_its_token_carries_it(duel, judge, settings):
+    # given a served comparison, its prompt and outputs already read once in this process
+    settings.ARENA_CACHE_SECONDS = 3600
+    comparison = actions.next_comparison(judge, "text")
+    leaderboard.default_arena()
+    token = actions.issue_vote_token(comparison, judge)
+    warm = actions.check_vote(token=token, judge=judge, verdict="a")
+    assert warm.comparison.prompt.categories == ["code", "sql"]
+    battle_for(Judgment(comparison=warm.comparison, judge=judge, verdict="a"))  # the outputs' style counted
+    # when the vote is checked and written
+    with CaptureQueriesContext(connection) as statements:
+        recorded = actions.check_vote(token=token, judge=judge, verdict="b")
+        judgment, created = actions.do_record_judgment(recorded)
+    # then no statement read the comparison, its prompt or its outputs: only writes (and
+    # the refresh claim), and the judgment and battle are what the comparison says
+    reads = [q["sql"] for q in statements.captured_queries if q["sql"].lstrip().upper().startswith("SELECT")]
+    assert not [sql for sql in reads if "arena_comparison" in sql or "arena_output" in sql or "arena_prompt" in sql]
+    assert created and judgment.comparison_id == comparison.pk
+    battle = Battle.objects.get(judgment=judgment)
+    assert (battle.system_a_id, battle.system_b_id) == (comparison.output_a.system_id, comparison.output_b.system_id)
+    assert (battle.category, battle.modality, battle.outcome) == ("code", "text", "b")
+
+
+def test_a_token_from_before_tokens_carried_the_comparison_still_votes(duel, judge):
+    # given a token in the earlier format: the comparison's public id and the judge only
+    comparison = actions.next_comparison(judge, "text")
+    token = signing.dumps({"c": comparison.public_id.hex, "j": judge.pk}, salt=actions.VOTE_TOKEN_SALT, compress=True)
+    # when it is used, then the vote is recorded on that comparison
+    judgment, created = actions.do_record_judgment(actions.check_vote(token=token, judge=judge, verdict="tie"))
+    assert created and judgment.comparison_id == comparison.pk
+    assert Battle.objects.get(judgment=judgment).category == "code"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_vote_on_a_comparison_deleted_after_its_token_is_404_and_writes_nothing(duel, judge):
+    # given a token for a comparison that is then deleted
+    comparison = actions.next_comparison(judge, "text")
+    token = actions.issue_vote_token(comparison, judge)
+    actions.check_vote(token=token, judge=judge, verdict="a")  # its prompt and outputs now cached
+    Comparison.objects.filter(pk=comparison.pk).delete()
+    # when the vote comes, then it is refused as not found, and nothing was written
+    with pytest.raises(errors.NotFound, match=f"comparison {comparison.public_id} does not exist"):
+        actions.do_record_judgment(actions.check_vote(token=token, judge=judge, verdict="a"))
+    assert (Judgment.objects.count(), Battle.objects.count()) == (0, 0)
 
 
 def test_latest_served_is_the_newest_only_and_says_whether_it_is_open(duel, judge, make_user):

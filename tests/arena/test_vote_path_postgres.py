@@ -79,6 +79,12 @@ class TestOnPostgreSQL:
     test_comparison_for_vote_loads_what_the_vote_reads_in_one_statement = staticmethod(
         on_any_database.test_comparison_for_vote_loads_what_the_vote_reads_in_one_statement
     )
+    test_a_vote_reads_no_comparison_back_its_token_carries_it = staticmethod(
+        on_any_database.test_a_vote_reads_no_comparison_back_its_token_carries_it
+    )
+    test_a_vote_on_a_comparison_deleted_after_its_token_is_404_and_writes_nothing = staticmethod(
+        on_any_database.test_a_vote_on_a_comparison_deleted_after_its_token_is_404_and_writes_nothing
+    )
     test_latest_served_is_the_newest_only_and_says_whether_it_is_open = staticmethod(
         on_any_database.test_latest_served_is_the_newest_only_and_says_whether_it_is_open
     )
