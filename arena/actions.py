@@ -127,9 +127,10 @@ def issue_vote_token(comparison: Comparison, judge: Judge) -> str:
 
 
 # What a vote reads of a comparison's prompt and outputs, per process (arena.hotcache):
-# a prompt's modality and categories, an output's system and metadata.
-_vote_prompts = Memo("prompts as votes read them", invalidated_by=("arena.Prompt",))
-_vote_outputs = Memo("outputs as votes read them", invalidated_by=("arena.Output",))
+# a prompt's modality and categories, an output's system and metadata. They are edited
+# rarely if ever, and every edit clears them: kept as long as rendered outputs are.
+_vote_prompts = Memo("prompts as votes read them", ttl=600, invalidated_by=("arena.Prompt",))
+_vote_outputs = Memo("outputs as votes read them", ttl=600, invalidated_by=("arena.Output",))
 _TOKEN_COMPARISON_FIELDS = ["id", "public_id", "prompt_id", "output_a_id", "output_b_id", "origin", "pair_key"]
 
 
