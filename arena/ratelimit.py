@@ -180,6 +180,12 @@ def client_address(request) -> str:
         # client's own claim and can be forged.
         if len(forwarded) >= hops:
             address = forwarded[-hops]
+    return _normalised(address)
+
+
+@lru_cache(maxsize=4096)
+def _normalised(address: str) -> str:
+    # Parsed once per address and process: a voter sends many requests.
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -193,7 +199,12 @@ def client_address(request) -> str:
 
 def _digest(value: str) -> str:
     # Keyed, so the counter store never holds an address or session key a leak could use.
-    return hmac.new(settings.SECRET_KEY.encode(), value.encode(), hashlib.sha256).hexdigest()[:24]
+    return _keyed_digest(settings.SECRET_KEY, value)
+
+
+@lru_cache(maxsize=4096)
+def _keyed_digest(secret: str, value: str) -> str:
+    return hmac.new(secret.encode(), value.encode(), hashlib.sha256).hexdigest()[:24]
 
 
 def _subjects(request, scopes: tuple[str, ...]) -> list[tuple[str, str, Rate, str]]:
