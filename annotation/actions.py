@@ -21,6 +21,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from arena import actions as arena_actions
+from arena import hotcache
 from arena.models import (
     HUMAN_JUDGE_KINDS,
     Comparison,
@@ -307,6 +308,11 @@ def _write_items(project: Project, specs: list[ItemSpec], archive) -> ImportSumm
                 batch = fresh[start : start + IMPORT_BATCH]
                 created = _create_items(project, batch, lookups, route, saved_files, summary)
                 items.update((item.external_id, item) for item in created)
+            if fresh:
+                # bulk_create sends no signal. Imported prompts stay out of the arena's pool
+                # today, but one stamp per import keeps every process's copies of prompts and
+                # outputs honest without relying on that.
+                hotcache.changed("arena.Prompt", "arena.Output")
             summary.items_created = len(fresh)
             summary.items_existing = len(prepared) - len(fresh)
             summary.check_items = sum(bool(entry.spec.check_kind) for entry in fresh)

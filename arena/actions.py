@@ -132,8 +132,8 @@ def issue_vote_token(comparison: Comparison, judge: Judge) -> str:
 # What a vote reads of a comparison's prompt and outputs, per process (arena.hotcache):
 # a prompt's modality and categories, an output's system and metadata. They are edited
 # rarely if ever, and every edit clears them: kept as long as rendered outputs are.
-_vote_prompts = Memo("prompts as votes read them", ttl=600, invalidated_by=("arena.Prompt",))
-_vote_outputs = Memo("outputs as votes read them", ttl=600, invalidated_by=("arena.Output",))
+_vote_prompts = Memo("prompts as votes read them", ttl=600, invalidated_by=("arena.Prompt:edited",))
+_vote_outputs = Memo("outputs as votes read them", ttl=600, invalidated_by=("arena.Output:edited",))
 _TOKEN_COMPARISON_FIELDS = ["id", "public_id", "prompt_id", "output_a_id", "output_b_id", "origin", "pair_key"]
 
 
@@ -320,7 +320,7 @@ def do_record_judgment(vote: Vote) -> tuple[Judgment, bool]:
     return judgment, True
 
 
-_identities = Memo("system identities", invalidated_by=("arena.System",))
+_identities = Memo("system identities", invalidated_by=("arena.System:edited",))
 
 
 def reveal(comparison: Comparison) -> dict:

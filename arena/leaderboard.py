@@ -38,7 +38,7 @@ SNAPSHOTS_KEPT_PER_SCOPE = 20
 
 
 _arenas: Memo[Arena] = Memo("default arena", invalidated_by=("arena.Arena",))
-_styles: Memo[dict] = Memo("output styles", ttl=600, invalidated_by=("arena.Output",))
+_styles: Memo[dict] = Memo("output styles", ttl=600, invalidated_by=("arena.Output:edited",))
 
 
 def default_arena() -> Arena:

@@ -263,6 +263,7 @@ def clear_flags(judges) -> int:
     with transaction.atomic():
         ids = list(judges.select_for_update().filter(flagged_at__isnull=False).values_list("pk", flat=True))
         judges.model.objects.filter(pk__in=ids).update(flagged_at=None, flag_reason="", flagged_by="")
+        _judges_changed(ids)
         _refresh_boards_on_commit(ids)
     return len(ids)
 
@@ -279,8 +280,18 @@ def _set_flags(reasons: dict[int, str], *, by: str) -> int:
             pk for pk, reason in reasons.items()
             if Judge.objects.filter(pk=pk).update(flagged_at=now, flag_reason=reason, flagged_by=by[:150])
         ]  # fmt: skip
+        _judges_changed(flagged)
         _refresh_boards_on_commit(flagged)
     return len(flagged)
+
+
+def _judges_changed(judge_ids: list[int]) -> None:
+    """`.update()` sends no signal: tell every process's copies of voters' judges
+    (arena.voters keeps them ten minutes) that flags changed, once committed."""
+    from . import hotcache
+
+    if judge_ids:
+        hotcache.changed("arena.Judge", "arena.Judge:edited")
 
 
 def _refresh_boards_on_commit(judge_ids: list[int]) -> None:

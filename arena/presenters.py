@@ -10,8 +10,8 @@ from .rendering import render_markdown
 # An output's or prompt's HTML depends only on its text, and sanitising markdown is the
 # costliest step of serving a comparison (about 1 ms per output): render each once per
 # process (see arena.hotcache for how long a copy is trusted).
-_sides: Memo[dict] = Memo("rendered outputs", ttl=600, invalidated_by=("arena.Output",))
-_prompts: Memo[dict] = Memo("rendered prompts", ttl=600, invalidated_by=("arena.Prompt",))
+_sides: Memo[dict] = Memo("rendered outputs", ttl=600, invalidated_by=("arena.Output:edited",))
+_prompts: Memo[dict] = Memo("rendered prompts", ttl=600, invalidated_by=("arena.Prompt:edited",))
 
 
 def _side(output: Output) -> dict:

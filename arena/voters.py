@@ -9,7 +9,7 @@ from .hotcache import Memo
 from .models import Judge
 
 # A voter's judge row never changes hands; keeping it saves a query on every request.
-_judges: Memo[Judge] = Memo("voters' judges", ttl=600, invalidated_by=("arena.Judge",))
+_judges: Memo[Judge] = Memo("voters' judges", ttl=600, invalidated_by=("arena.Judge:edited",))
 
 
 def voter_judge(request) -> Judge:

@@ -259,9 +259,14 @@ MATCHMAKING = env_str("DUET_MATCHMAKING", "active")
 if MATCHMAKING not in ("uniform", "active"):
     raise ImproperlyConfigured(f"DUET_MATCHMAKING must be 'uniform' or 'active', got {MATCHMAKING!r}")
 # How long each web process trusts its copy of rarely changing rows on the vote path
-# (tokens and roles, matchmaking index, rendered outputs, the board matchmaking reads):
-# see arena/hotcache.py. 0 reads everything from the database on every request.
-ARENA_CACHE_SECONDS = env_number("DUET_ARENA_CACHE_SECONDS", 5.0, float)
+# (tokens and roles, matchmaking index, rendered outputs, the board matchmaking reads)
+# when nothing reports a change: see arena/hotcache.py. Changes made by Django processes
+# on this host are reported at once through the stamps file below, so this only bounds
+# raw SQL, unreported .update()s and other hosts. 0 reads everything on every request.
+ARENA_CACHE_SECONDS = env_number("DUET_ARENA_CACHE_SECONDS", 60.0, float)
+# The change stamps every Duet process on this host shares (a 4 KiB memory-mapped file);
+# empty: none, changes made in other processes show within ARENA_CACHE_SECONDS.
+ARENA_CACHE_STAMPS = env_str("DUET_ARENA_CACHE_STAMPS", str(VAR_DIR / "hotcache.stamps"))
 # Live battles: voters' own prompts answered by two systems in the worker.
 LIVE_GENERATION_TIMEOUT_SECONDS = env_number("DUET_LIVE_TIMEOUT", 120.0, float)
 LIVE_MAX_CONCURRENT_PER_SYSTEM = env_number("DUET_LIVE_CONCURRENCY", 2)

@@ -1,9 +1,11 @@
 """DRF token authentication that keeps who a token belongs to, with their permissions,
-for a few seconds per process (arena.hotcache): the vote loop authenticates every request,
-and the token and permission lookups were three of its queries.
+per process (arena.hotcache): the vote loop authenticates every request, and the token and
+permission lookups were three of its queries.
 
-A deleted token, a deactivated account or a changed role takes effect at once in the
-process that made the change and within ``DUET_ARENA_CACHE_SECONDS`` in the others."""
+A deleted token, a deactivated account or a changed role takes effect at once in every
+Duet process on the host where it was made, whichever process made it (a web worker, the
+Celery worker, ``manage.py shell``): the change stamps. Web processes on other hosts, or
+without a usable stamps file, see it within ``DUET_ARENA_CACHE_SECONDS`` (60 s)."""
 
 import copy
 
@@ -13,12 +15,23 @@ from arena.hotcache import Memo
 
 _tokens = Memo(
     "api tokens",
-    invalidated_by=("authtoken.Token", "auth.User", "auth.Group", "auth.User.groups", "auth.User.user_permissions",
-                    "auth.Group.permissions"),
+    # A refused token is not kept, so a new token, user or group changes no entry.
+    invalidated_by=("authtoken.Token:edited", "auth.User:edited", "auth.Group:edited", "auth.User.groups",
+                    "auth.User.user_permissions", "auth.Group.permissions"),
 )  # fmt: skip
 
 
 class CachedTokenAuthentication(TokenAuthentication):
+    def authenticate(self, request):
+        # DRF reads the header through request.headers, which copies every header of the
+        # request into a new mapping; the common case needs one lookup in META. Anything
+        # unusual (other schemes, spaces, non-ASCII) goes through DRF's own checks.
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        keyword, _, key = header.partition(" ")
+        if keyword == self.keyword and key and header.isascii() and " " not in key:
+            return self.authenticate_credentials(key)
+        return super().authenticate(request)
+
     def authenticate_credentials(self, key):
         def load():
             user, token = super(CachedTokenAuthentication, self).authenticate_credentials(key)

@@ -47,8 +47,9 @@ def test_each_vote_is_one_battle(arena_factory, annotator):
 def test_imported_comparisons_make_no_arena_battles(arena_factory, annotator):
     arena_factory("text")
     judge = actions.judge_for_user(annotator)
-    comparison = actions.next_comparison(judge, "text")
-    Comparison.objects.filter(pk=comparison.pk).update(origin=ComparisonOrigin.IMPORT)
+    served = actions.next_comparison(judge, "text")
+    Comparison.objects.filter(pk=served.pk).update(origin=ComparisonOrigin.IMPORT)
+    comparison = Comparison.objects.get(pk=served.pk)  # an imported comparison, as its token names it
     token = actions.issue_vote_token(comparison, judge)
     actions.do_record_judgment(actions.check_vote(token=token, judge=judge, verdict="a"))
     assert Judgment.objects.count() == 1 and Battle.objects.count() == 0

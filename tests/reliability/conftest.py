@@ -54,6 +54,8 @@ def subprocess_env(tmp_path):
         "DATABASE_URL": f"sqlite:///{db['NAME']}",
         "DUET_VAR_DIR": str(tmp_path / "subvar"),
         "DUET_MEDIA_ROOT": str(tmp_path / "media"),
+        # The test's own change stamps: its committed changes reach these processes at once.
+        "DUET_ARENA_CACHE_STAMPS": str(django_settings.ARENA_CACHE_STAMPS),
         "DUET_LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",
         # These tests push many votes from 127.0.0.1 on purpose; the limits have their own tests.
