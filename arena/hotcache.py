@@ -99,9 +99,10 @@ class Memo(Generic[T]):
         _memos.append(self)
 
     def lifetime(self) -> float:
-        if settings.ARENA_CACHE_SECONDS <= 0:
+        seconds = _cache_seconds if _cache_seconds is not None else _read_cache_seconds()
+        if seconds <= 0:
             return 0.0
-        return settings.ARENA_CACHE_SECONDS if self.ttl is None else self.ttl
+        return seconds if self.ttl is None else self.ttl
 
     def get(self, key: Hashable, compute: Callable[[], T]) -> T:
         ttl = self.lifetime()
@@ -139,6 +140,16 @@ class Memo(Generic[T]):
 
 
 _memos: list[Memo] = []
+
+# settings.ARENA_CACHE_SECONDS, read once (a settings lookup costs more than the rest of
+# a hit) and again when a test overrides it.
+_cache_seconds: float | None = None
+
+
+def _read_cache_seconds() -> float:
+    global _cache_seconds
+    _cache_seconds = settings.ARENA_CACHE_SECONDS
+    return _cache_seconds
 
 
 def clear_all() -> None:
@@ -294,8 +305,11 @@ def _forget_after_fork() -> None:
 
 
 def _on_setting_changed(setting: str, **kwargs) -> None:
+    global _cache_seconds
     if setting == "ARENA_CACHE_STAMPS":
         forget_stamps()
+    elif setting == "ARENA_CACHE_SECONDS":
+        _cache_seconds = None
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

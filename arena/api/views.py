@@ -1,6 +1,9 @@
+import json
 from collections.abc import Mapping
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -20,13 +23,21 @@ from .permissions import ModelPermissions
 
 
 class JSONOnlyView(APIView):
-    """The vote loop's endpoints answer JSON only: no renderer negotiation per request."""
+    """The vote loop's endpoints answer JSON only: no renderer negotiation per request,
+    and their answers are encoded here, as DRF's JSONRenderer would (compact, UTF-8, the
+    two JavaScript line separators escaped), without its per-response machinery."""
 
     renderer_classes = [JSONRenderer]
 
     def perform_content_negotiation(self, request, force=False):
         renderer = self.renderer_classes[0]()
         return renderer, renderer.media_type
+
+    @staticmethod
+    def answer(body: dict, code: int = status.HTTP_200_OK) -> HttpResponse:
+        text = json.dumps(body, cls=DjangoJSONEncoder, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+        return HttpResponse(text.encode(), status=code, content_type="application/json")
 
 
 class NextComparisonView(RateLimitedView, JSONOnlyView):
@@ -43,7 +54,7 @@ class NextComparisonView(RateLimitedView, JSONOnlyView):
     def get(self, request):
         judge = voter_judge(request)
         comparison = actions.next_comparison(judge, request.query_params.get("modality", Modality.TEXT))
-        return Response(comparison_payload(comparison, actions.issue_vote_token(comparison, judge)))
+        return self.answer(comparison_payload(comparison, actions.issue_vote_token(comparison, judge)))
 
 
 def _vote_shape(data) -> Mapping:
@@ -111,7 +122,7 @@ class VoteView(RateLimitedView, JSONOnlyView):
                 body["next"], body["next_error"] = None, {"error": exc.code, "detail": exc.message}
             else:
                 body["next"] = comparison_payload(following, actions.issue_vote_token(following, judge))
-        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return self.answer(body, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class SystemViewSet(viewsets.ModelViewSet):

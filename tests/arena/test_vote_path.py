@@ -726,3 +726,18 @@ def test_form_encoded_vote_is_recorded(voter):
     judgment = Judgment.objects.get()
     assert (judgment.verdict, judgment.time_to_vote_ms) == ("b", 1500)
     assert response.json()["reveal"]["a"]["system"] != response.json()["reveal"]["b"]["system"]
+
+
+def test_the_vote_loop_answers_the_bytes_drf_would_render():
+    # given a body with what a comparison can hold: a UUID, non-ASCII text, the two
+    # JavaScript line separators, numbers, None
+    body = {"comparison": uuid.UUID(int=7), "prompt": {"html": "<p>caf\u00e9 \u2028 \u2029 \U0001f600</p>"},
+            "duration": 1.5, "url": None, "ok": True}  # fmt: skip
+    # when the hot endpoints encode it, then the bytes are JSONRenderer's
+    from rest_framework.renderers import JSONRenderer
+
+    from arena.api.views import JSONOnlyView
+
+    response = JSONOnlyView.answer(body, 201)
+    assert response.content == JSONRenderer().render(body)
+    assert (response.status_code, response["Content-Type"]) == (201, "application/json")
