@@ -79,43 +79,12 @@ def wait_for_port(port: int, timeout: float, process: subprocess.Popen | None = 
     raise TimeoutError(f"nothing listening on port {port}")
 
 
-def tree_cpu_seconds(root_pid: int | None, part: str = "both") -> float:
-    """CPU seconds (user, system or both) used so far by a process and all its descendants,
-    those that have exited included (a process's children's times count once they are
-    reaped: Django reconnects every CONN_MAX_AGE seconds, and PostgreSQL's backend for the
-    old connection exits)."""
+def process_tree(root_pid: int | None) -> dict[int, tuple[list[str], str]]:
+    """Each process under root_pid (itself included): its /proc stat fields after the
+    command name, and its command line (for PostgreSQL, the process title)."""
     if root_pid is None:
-        return 0.0
-    parents, times = {}, {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(stat.parent.name)
-        parents[pid] = int(fields[1])
-        # utime, stime, then cutime, cstime: the reaped children's
-        user = int(fields[11]) + int(fields[13])
-        system = int(fields[12]) + int(fields[14])
-        times[pid] = {"user": user, "system": system, "both": user + system}[part] / os.sysconf("SC_CLK_TCK")
-    tree, frontier = {root_pid}, [root_pid]
-    while frontier:
-        current = frontier.pop()
-        children = [pid for pid, parent in parents.items() if parent == current and pid not in tree]
-        tree.update(children)
-        frontier.extend(children)
-    return sum(times.get(pid, 0.0) for pid in tree)
-
-
-def tree_cpu_by_role(root_pid: int | None) -> Counter:
-    """CPU seconds so far of each live process under root_pid, summed by role (for
-    PostgreSQL its process title without the client address: "postgres: postgres duet",
-    "postgres: autovacuum worker", "postgres: walwriter"...), plus "exited" for what the
-    reaped children used."""
-    roles: Counter = Counter()
-    if root_pid is None:
-        return roles
-    parents, info = {}, {}
+        return {}
+    parents, found = {}, {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
@@ -124,20 +93,42 @@ def tree_cpu_by_role(root_pid: int | None) -> Counter:
             continue
         pid = int(stat.parent.name)
         parents[pid] = int(fields[1])
-        tick = os.sysconf("SC_CLK_TCK")
-        role = " ".join(word for word in title.split()[:4] if "(" not in word and "." not in word)
-        info[pid] = (role or "?", (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick)
+        found[pid] = (fields, title)
     tree, frontier = {root_pid}, [root_pid]
     while frontier:
         current = frontier.pop()
         children = [pid for pid, parent in parents.items() if parent == current and pid not in tree]
         tree.update(children)
         frontier.extend(children)
-    for pid in tree:
-        if pid in info:
-            role, own, reaped = info[pid]
-            roles[role] += own
-            roles["exited"] += reaped
+    return {pid: found[pid] for pid in tree if pid in found}
+
+
+def tree_cpu_seconds(root_pid: int | None, part: str = "both") -> float:
+    """CPU seconds (user, system or both) used so far by a process and all its descendants,
+    those that have exited included (a process's children's times count once they are
+    reaped: Django reconnects every CONN_MAX_AGE seconds, and PostgreSQL's backend for the
+    old connection exits)."""
+    total = 0
+    for fields, _ in process_tree(root_pid).values():
+        # utime, stime, then cutime, cstime: the reaped children's
+        user = int(fields[11]) + int(fields[13])
+        system = int(fields[12]) + int(fields[14])
+        total += {"user": user, "system": system, "both": user + system}[part]
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_by_role(root_pid: int | None) -> Counter:
+    """CPU seconds so far of each live process under root_pid, summed by role (for
+    PostgreSQL its process title without the client address: "postgres: postgres duet",
+    "postgres: autovacuum worker", "postgres: walwriter"...; the server itself as
+    "postmaster"), plus "exited" for what the reaped children used."""
+    roles: Counter = Counter()
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid, (fields, title) in process_tree(root_pid).items():
+        role = " ".join(word for word in title.split()[:4] if "(" not in word and "." not in word)
+        role = "postmaster" if pid == root_pid else role or "?"
+        roles[role] += (int(fields[11]) + int(fields[12])) / tick
+        roles["exited"] += (int(fields[13]) + int(fields[14])) / tick
     return roles
 
 
