@@ -90,6 +90,7 @@ class Insert:
         self.model = model
         self.fields = [f for f in model._meta.concrete_fields if not f.primary_key]
         self.pk = model._meta.pk
+        self.columns = [(f.attname, _plain_type(f), f) for f in self.fields]
         self.head = (
             f"INSERT INTO {_table(model)} ({', '.join(_q(f.column) for f in self.fields)}) "
             f"VALUES ({', '.join(['%s'] * len(self.fields))})"
@@ -100,8 +101,20 @@ class Insert:
 
     def params(self, instance, connection, leave_out: str = "") -> list:
         """The row's values as the database takes them; `leave_out`: an attribute name
-        whose value the statement supplies itself."""
-        return [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in self.fields if f.attname != leave_out]
+        whose value the statement supplies itself. A value a plain field (text, number,
+        boolean, a key to an integer id) would pass through unchanged, being already of
+        its type or None, is taken as it is; every other goes through the field."""
+        values = []
+        for attname, plain, field in self.columns:
+            if attname == leave_out:
+                continue
+            if plain is not None:
+                value = getattr(instance, attname)
+                if value is None or type(value) is plain:
+                    values.append(value)
+                    continue
+            values.append(field.get_db_prep_save(field.pre_save(instance, True), connection))
+        return values
 
     def save(self, instance: models.Model) -> models.Model:
         connection = _connection(self.model)
@@ -113,6 +126,25 @@ class Insert:
                 cursor.execute(self.head, params)
                 pk = cursor.lastrowid
         return _saved(instance, pk, connection)
+
+
+_PLAIN_TYPES = {
+    models.CharField: str, models.TextField: str, models.IntegerField: int, models.BigIntegerField: int,
+    models.PositiveIntegerField: int, models.PositiveSmallIntegerField: int, models.SmallIntegerField: int,
+    models.FloatField: float, models.BooleanField: bool,
+    models.AutoField: int, models.BigAutoField: int, models.SmallAutoField: int,  # as foreign keys' targets
+}  # fmt: skip
+
+
+def _plain_type(field) -> type | None:
+    """The Python type whose values `field` stores as they are (its get_db_prep_save
+    returns them unchanged and its pre_save only reads them), or None. Exact classes
+    only: a subclass may convert."""
+    if type(field).pre_save is not models.Field.pre_save:
+        return None
+    if field.is_relation:
+        return _plain_type(field.target_field) if field.many_to_one or field.one_to_one else None
+    return _PLAIN_TYPES.get(type(field))
 
 
 insert_comparison_row = Insert(Comparison)

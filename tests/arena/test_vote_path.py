@@ -741,3 +741,21 @@ def test_the_vote_loop_answers_the_bytes_drf_would_render():
     response = JSONOnlyView.answer(body, 201)
     assert response.content == JSONRenderer().render(body)
     assert (response.status_code, response["Content-Type"]) == (201, "application/json")
+
+
+def test_insert_params_convert_values_not_already_of_the_field_type(db):
+    # given a judgment with values of other types than its fields' (a numeric string for
+    # a key, an enum member for text, a bool for an integer)
+    from arena.models import Verdict
+
+    connection = transaction.get_connection()
+    judgment = Judgment(comparison_id="3", judge_id=4, verdict=Verdict.A, time_to_vote_ms=True, confidence=0.5)
+    # when it is turned into statement parameters
+    params = rows.insert_judgment_row.params(judgment, connection)
+    # then each is what the field itself makes of it, as the ORM would write it
+    expected = [f.get_db_prep_save(f.pre_save(judgment, True), connection) for f in rows.insert_judgment_row.fields]
+    names = [attname for attname, _, _ in rows.insert_judgment_row.columns]
+    del params[names.index("created_at")], expected[names.index("created_at")]  # "now", each time
+    assert params == expected
+    assert [type(value) for value in params] == [type(value) for value in expected]
+    assert params[names.index("comparison_id")] == 3 and params[names.index("time_to_vote_ms")] == 1
