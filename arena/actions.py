@@ -307,8 +307,7 @@ def do_record_judgment(vote: Vote) -> tuple[Judgment, bool]:
             # Outside a transaction (autocommit) on_commit runs these at once: the
             # statement has committed.
             if battle is not None:
-                transaction.on_commit(lambda: request_refresh_after_vote(
-                    battle.arena, None if claim is rows.UNREAD else claim, claim_read=claim is not rows.UNREAD))
+                transaction.on_commit(lambda: request_refresh_after_vote(battle.arena, claim))
             transaction.on_commit(lambda: judgment_recorded.send(sender=Judgment, judgment=judgment))
     except IntegrityError:
         # A concurrent duplicate won the unique constraint; it is the first judgment. Or

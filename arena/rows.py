@@ -2,8 +2,8 @@
 
 Building a query through the ORM costs 250-1,600 µs of CPU on the 2-core machines Duet is
 benchmarked on (bench/load.py), a hand-written statement 50-200 µs, and "next comparison,
-vote" runs five of them per vote (the ORM version ran fifteen). So the vote loop's statements are written here
-once, portable between SQLite and PostgreSQL:
+vote" runs three of them per vote on PostgreSQL (the ORM version ran fifteen). So the
+vote loop's statements are written here once, portable between SQLite and PostgreSQL:
 
 - table and column names come from the models' metadata, so they follow the models;
 - values go through the model fields (`pre_save`, `get_db_prep_save`): defaults, UUIDs,
@@ -27,7 +27,7 @@ from django.db import models, router, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from .models import Arena, Battle, Comparison, ComparisonOrigin, Judgment, Output, Prompt, System
+from .models import Arena, Battle, Comparison, ComparisonOrigin, Judgment, Output, Prompt
 
 
 def _q(name: str) -> str:
@@ -315,14 +315,14 @@ def served_and_judged(
 
 
 @cache
-def _judged_sql(n_keys: int, select: str = "") -> str:
+def _judged_sql(n_keys: int, select: str) -> str:
     # Driven by the candidates' pair keys (the pair_key index), then one probe per
     # comparison of those pairs for this judge's judgment: the cost does not grow with
     # the voter's history, as a scan of the voter's judgments did (2.6 ms of PostgreSQL's
     # time at 500 votes). The probe is a scalar subquery, not EXISTS, because PostgreSQL
     # turns EXISTS into a join that again reads every judgment of the voter.
     return (
-        f"SELECT {select or _col(Comparison, 'pair_key', 'c')} FROM {_table(Comparison)} c "
+        f"SELECT {select} FROM {_table(Comparison)} c "
         f"WHERE {_col(Comparison, 'pair_key', 'c')} IN ({', '.join(['%s'] * n_keys)}) "
         f"AND (SELECT 1 FROM {_table(Judgment)} j WHERE {_col(Judgment, 'comparison', 'j')} = c.\"id\" "
         f"AND {_judge_probe('j')} LIMIT 1) = 1"

@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 from django.conf import settings
 
@@ -23,11 +24,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def test_database_url() -> str:
+    """The test database as DATABASE_URL, for a subprocess to share it: the SQLite file,
+    or the PostgreSQL test database where the suite runs on PostgreSQL."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.postgresql":
+        credentials = quote(db["USER"] or "", safe="") + (":" + quote(db["PASSWORD"], safe="") if db["PASSWORD"] else "")
+        return f"postgres://{credentials}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{quote(db['NAME'], safe='')}"
+    return f"sqlite:///{db['NAME']}"
+
+
 def process_env(tmp_path: Path, **overrides) -> dict:
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
+        "DATABASE_URL": test_database_url(),
         "DUET_VAR_DIR": str(tmp_path / "var"),
         "DUET_MEDIA_ROOT": str(tmp_path / "media"),
         # The test's own change stamps: its committed changes reach these processes at once.
