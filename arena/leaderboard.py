@@ -16,10 +16,12 @@ from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from . import ratings, rows
+from .battle_logs import BattleLog, describe_skipped
 from .hotcache import Memo
 from .models import (
     Arena,
     Battle,
+    BattleImport,
     BattleSource,
     ComparisonOrigin,
     Judgment,
@@ -249,6 +251,7 @@ def compute_snapshot(arena: Arena, scope: Scope) -> LeaderboardSnapshot | None:
         return None
     board = compute_board(counts, style_control=scope.style_control)
     payload = {**board.to_dict(), "matrices": _matrices(counts.without_style(), board)}
+    payload["warnings"] = [*board.warnings, *import_notes(arena, scope.modality)]
     return LeaderboardSnapshot.objects.create(
         arena=arena,
         modality=scope.modality,
@@ -325,9 +328,11 @@ def rebuild_battles(arena: Arena | None = None) -> int:
 IMPORT_BATCH = 5000
 
 
-def import_battles(records, arena_name: str, modality: str = Modality.TEXT) -> int:
-    """Import battle records into an arena in one transaction: a bad record anywhere
-    leaves the database as it was. Unknown systems are created as `uploaded`."""
+def import_battles(log: BattleLog, arena_name: str, modality: str = Modality.TEXT) -> BattleImport:
+    """Import a battle log's usable battles into an arena in one transaction, with a
+    BattleImport that records how many came in and the rows skipped, by reason. A log
+    that cannot be read leaves the database as it was. Unknown systems are created as
+    `uploaded`."""
     from .models import Provider, System
 
     if modality not in Modality.values:
@@ -336,7 +341,7 @@ def import_battles(records, arena_name: str, modality: str = Modality.TEXT) -> i
         arena, _ = Arena.objects.get_or_create(name=arena_name)
         systems = {s.name: s for s in System.objects.all()}
         batch, imported = [], 0
-        for record in records:
+        for record in log:
             for name in (record.system_a, record.system_b):
                 if name not in systems:
                     systems[name] = System.objects.create(name=name, modality=modality, provider=Provider.UPLOADED)
@@ -355,5 +360,15 @@ def import_battles(records, arena_name: str, modality: str = Modality.TEXT) -> i
                 batch = []
         Battle.objects.bulk_create(batch)
         imported += len(batch)
+        record = BattleImport.objects.create(
+            arena=arena, source=log.path.name[:255], format=log.fmt, modality=modality, imported=imported,
+            skipped=dict(log.skipped),
+        )  # fmt: skip
         transaction.on_commit(lambda: request_refresh(arena))
-    return imported
+    return record
+
+
+def import_notes(arena: Arena, modality: str) -> list[str]:
+    """The board's notes on rows its imported logs skipped."""
+    imports = BattleImport.objects.filter(arena=arena, modality=modality).exclude(skipped={})
+    return [f"{item.source}: {item.imported} battles imported, {describe_skipped(item.skipped)}" for item in imports]

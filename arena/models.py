@@ -310,6 +310,26 @@ class Battle(models.Model):
         indexes = [models.Index(fields=["arena", "modality", "tstamp"])]
 
 
+class BattleImport(models.Model):
+    """One battle log imported into an arena: how many battles came in, and the rows
+    skipped, counted by reason, so the arena's boards can say what was left out."""
+
+    arena = models.ForeignKey(Arena, on_delete=models.CASCADE, related_name="imports")
+    source = models.CharField(max_length=255, help_text="The log's file name.")
+    format = models.CharField(max_length=10)
+    modality = models.CharField(max_length=10, choices=Modality.choices, default=Modality.TEXT)
+    imported = models.PositiveIntegerField()
+    # reason -> rows, e.g. {"with model_a and model_b the same system": 17}
+    skipped = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"{self.source} → {self.arena}"
+
+
 class LeaderboardSnapshot(models.Model):
     """A computed leaderboard: when, how, on how many votes, and the result."""
 

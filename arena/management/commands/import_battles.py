@@ -1,12 +1,15 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from arena.battle_logs import FORMATS, BattleLogError, read_battles
+from arena.battle_logs import FORMATS, BattleLogError, describe_skipped, read_battles
 from arena.leaderboard import import_battles
 from arena.models import Modality
 
 
 class Command(BaseCommand):
-    help = "Import a battle log (FastChat clean_battle JSON or Duet JSONL) into an arena, atomically."
+    help = (
+        "Import a battle log (FastChat clean_battle JSON or Duet JSONL) into an arena, atomically. "
+        "Rows that are no usable battle are skipped and counted by reason."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("path")
@@ -16,7 +19,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, path, fmt, arena, modality, **options):
         try:
-            count = import_battles(read_battles(path, fmt), arena, modality)
+            result = import_battles(read_battles(path, fmt), arena, modality)
         except BattleLogError as exc:
             raise CommandError(f"nothing imported: {exc}") from None
-        self.stdout.write(self.style.SUCCESS(f"Imported {count} battles into arena {arena!r}."))
+        message = f"Imported {result.imported} battles into arena {arena!r}; {describe_skipped(result.skipped)}."
+        self.stdout.write(self.style.SUCCESS(message) if not result.skipped else self.style.WARNING(message))

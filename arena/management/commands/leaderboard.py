@@ -30,7 +30,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         from arena import ratings
 
-        records = self._records(options)
+        records, notes = self._records(options)
         if not records:
             raise CommandError("no battles to rate")
         style = options["style_control"]
@@ -51,20 +51,26 @@ class Command(BaseCommand):
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        self._print(board.to_dict(), options["fmt"])
+        data = board.to_dict()
+        data["warnings"] = [*data["warnings"], *notes]
+        self._print(data, options["fmt"])
 
-    def _records(self, options) -> list[dict]:
-        """Battle rows in time order, filtered as asked."""
+    def _records(self, options) -> tuple[list[dict], list[str]]:
+        """Battle rows in time order, filtered as asked, and the notes on rows left out of
+        the log (or out of the logs imported into the arena)."""
         if options["battles"]:
             try:
-                records = sorted(read_battles(options["battles"], options["format_in"]), key=lambda r: r.tstamp)
+                log = read_battles(options["battles"], options["format_in"])
+                records = sorted(log, key=lambda r: r.tstamp)
             except BattleLogError as exc:
                 raise CommandError(str(exc)) from None
+            notes = [f"{log.path.name}: {log.describe_skipped()}"] if log.skipped else []
             if options["anonymous_only"]:
                 records = [r for r in records if r.anonymous]
             if options["category"]:
                 records = [r for r in records if r.category == options["category"]]
-            return [r.as_rating_row() for r in records]
+            return [r.as_rating_row() for r in records], notes
+        from arena.leaderboard import import_notes
         from arena.models import Arena, Battle
 
         arena = Arena.objects.filter(name=options["arena"]).first()
@@ -91,7 +97,7 @@ class Command(BaseCommand):
             else:
                 row["style_a"] = None
             records.append(row)
-        return records
+        return records, import_notes(arena, modality)
 
     def _print(self, data: dict, fmt: str) -> None:
         if fmt == "json":
