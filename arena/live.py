@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from . import errors
 from .actions import Vote, do_record_judgment, reveal
-from .live_checks import check_prompt, find_leaks
+from .leaks import find_leaks
+from .live_checks import check_prompt
 from .live_streaming import LIVE_PROVIDERS, Stopped, stream_answer
 from .models import (
     Comparison,

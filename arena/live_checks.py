@@ -1,4 +1,4 @@
-"""Keeping live votes honest: the identity-leak detector and the prompt filter."""
+"""Keeping live votes honest: the prompt filter (the identity-leak check is in `arena.leaks`)."""
 
 import json
 import logging
@@ -10,59 +10,8 @@ import urllib.request
 from django.conf import settings
 
 from . import errors
-from .models import System
 
 logger = logging.getLogger(__name__)
-
-# Parts of names too generic to reveal anything ("model", "chat", version tags).
-GENERIC_WORDS = frozenset({"model", "chat", "instruct", "base", "demo", "system", "local", "uploaded", "tones",
-                           "painter", "large", "small", "mini", "latest", "preview", "turbo", "http", "https"})  # fmt: skip
-MODEL_FAMILY_ALIASES = {
-    "smollm2": ("smollm", "smollm2", "hugging face", "huggingface"),
-    "gpt": ("openai", "chatgpt", "gpt"),
-    "llama": ("llama", "meta ai"),
-    "claude": ("claude", "anthropic"),
-    "gemini": ("gemini", "google"),
-    "mistral": ("mistral",),
-    "qwen": ("qwen", "alibaba"),
-}
-
-
-def _parts(text: str) -> set[str]:
-    words = set()
-    for part in re.split(r"[\s_/.:@-]+", text.lower()):
-        if len(part) >= 4 and not part.isdigit() and part not in GENERIC_WORDS:
-            words.add(part)
-    return words
-
-
-def leak_words(system: System) -> set[str]:
-    """Words that identify a system: its name, its provider and its model family, plus
-    the configured DUET_LEAK_WORDS."""
-    words = _parts(system.name)
-    config = system.provider_config or {}
-    model = str(config.get("model", ""))
-    words |= _parts(model)
-    if system.provider == "openai":
-        words |= {"openai"} if "openai.com" in str(config.get("base_url", "")) else set()
-    haystack = f"{system.name} {model}".lower()
-    for family, aliases in MODEL_FAMILY_ALIASES.items():
-        if family in haystack:
-            words |= set(aliases)
-    return words | {w.lower() for w in settings.LEAK_WORDS}
-
-
-def find_leaks(texts: list[str], systems: list[System]) -> list[str]:
-    """The identifying words that occur (as whole words) in any of the texts."""
-    words = set().union(*(leak_words(system) for system in systems))
-    found = set()
-    for text in texts:
-        lowered = text.lower()
-        for word in words:
-            if re.search(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", lowered):
-                found.add(word)
-    return sorted(found)
-
 
 def check_prompt(text: str) -> str:
     """Refuse a prompt that the configured filter blocks; returns the cleaned prompt."""

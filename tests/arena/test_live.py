@@ -8,7 +8,7 @@ import pytest
 
 from arena import actions, errors, hotcache, live
 from arena.leaderboard import Scope, default_arena, refresh_arena
-from arena.live_checks import check_prompt, find_leaks, leak_words
+from arena.live_checks import check_prompt
 from arena.models import (
     Battle,
     GenerationStatus,
@@ -41,23 +41,7 @@ def run_turn(battle, turn=0):
     battle.refresh_from_db()
 
 
-# --- leak detector and prompt filter --------------------------------------------------------
-
-
-def test_leak_words_come_from_name_provider_and_family(db):
-    system = System(name="smollm2-concise", provider="transformers", provider_config={"model": "smollm2-135m-instruct"})
-    words = leak_words(system)
-    assert {"smollm2", "concise", "smollm", "hugging face"} <= words
-    assert "instruct" not in words  # too generic to identify anyone
-
-
-def test_find_leaks(db, settings):
-    settings.LEAK_WORDS = ["acme"]
-    systems = [System(name="smollm2-concise", provider="transformers"), System(name="gpt-4o", provider="openai")]
-    assert find_leaks(["I am SmolLM, trained by Hugging Face."], systems) == ["hugging face", "smollm"]
-    assert find_leaks(["As a model by ACME corp"], systems) == ["acme"]
-    assert find_leaks(["The sky is blue because of Rayleigh scattering."], systems) == []
-    assert find_leaks(["gptx is not a word here"], systems) == []  # whole words only
+# --- prompt filter (the leak detector's tests are in test_leaks.py) --------------------------
 
 
 def test_prompt_filter(settings):
@@ -198,7 +182,7 @@ def test_identity_leak_keeps_vote_but_off_the_public_board(db, judge, live_syste
     body, _ = live.vote_live(battle, "a")
     assert body["anonymous"] is False
     judgment = Judgment.objects.get()
-    assert judgment.metadata["identity_leak"] is True and "alpha" in judgment.metadata["leaked_words"]
+    assert judgment.metadata["identity_leak"] is True and "tiny-alpha" in judgment.metadata["leaked_words"]
     assert Battle.objects.get().anonymous is False
     assert refresh_arena(default_arena()) == []  # the default (anonymous) board leaves it out
     from arena.leaderboard import battles_for
