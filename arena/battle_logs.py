@@ -54,7 +54,8 @@ class BattleRecord:
 
 
 def describe_skipped(skipped: dict[str, int]) -> str:
-    """`skipped 25 rows: 17 same system on both sides, 3 without a winner, ...` (largest first)."""
+    """`skipped 25 rows: 17 with model_a and model_b the same system, 3 without a winner, ...`
+    (largest count first)."""
     total = sum(skipped.values())
     parts = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items(), key=lambda item: (-item[1], item[0])))
     return f"skipped {total} row{'s' if total != 1 else ''}: {parts}" if total else "skipped 0 rows"
@@ -161,6 +162,8 @@ def _fastchat_rows(path: Path) -> Iterator[dict]:
         raise BattleLogError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     except UnicodeDecodeError as exc:
         raise BattleLogError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except (gzip.BadGzipFile, EOFError) as exc:
+        raise BattleLogError(f"{path}: not a readable gzip file ({exc})") from None
     if not isinstance(rows, list):
         raise BattleLogError(f"{path}: expected a JSON array of battles, got {type(rows).__name__}")
     for number, row in enumerate(rows, start=1):
@@ -208,6 +211,8 @@ def _jsonl_rows(path: Path) -> Iterator[dict]:
                 yield row
         except UnicodeDecodeError as exc:
             raise BattleLogError(f"{path}: not UTF-8 text (byte {exc.start} of a block)") from None
+        except (gzip.BadGzipFile, EOFError) as exc:
+            raise BattleLogError(f"{path}: not a readable gzip file ({exc})") from None
 
 
 def _jsonl_record(row: dict) -> BattleRecord:

@@ -9,7 +9,7 @@ version-like tokens ("smollm2", "135m", "7b"). Everyday words in a name ("concis
 `smollm2-concise`) are not leak words: honest answers use them all the time. The whole
 name, as written, still is.
 
-Measured by `bench/leaks.py` on 8,434 real answers (HH-RLHF and PandaLM).
+Measured by `bench/leaks.py` on 8,433 real answers (HH-RLHF and PandaLM): 2 flagged.
 """
 
 import functools
@@ -23,8 +23,9 @@ from .models import System
 
 WORDS_FILE = Path(__file__).resolve().parent / "data" / "english-words.txt.gz"
 
-# Model families and their makers. A word that is also everyday English ("llama", "bloom",
-# "falcon", "palm", "opt", "phi", "meta") is listed only in a form no ordinary answer uses.
+# Model families and their makers. Names that ordinary answers use ("bloom", "falcon",
+# "palm", "opt", "phi", "meta", "google") are listed only in forms they do not use; rarer
+# ones ("llama", "gemini", "bard") stay: none occurs in bench/leaks.py's real answers.
 FAMILIES: dict[str, tuple[str, ...]] = {
     "gpt": ("gpt", "gpt2", "gpt3", "gpt4", "chatgpt", "openai", "davinci"),
     "claude": ("claude", "anthropic"),

@@ -31,7 +31,7 @@ def battle(a, b, winner="model_a", **extra):
 
 def write(tmp_path, name, content) -> Path:
     path = tmp_path / name
-    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    path.write_text(content if isinstance(content, str) else json.dumps(content), encoding="latin-1")
     return path
 
 
@@ -157,6 +157,9 @@ def test_jsonl_rows_are_skipped_and_counted_the_same_way(db, tmp_path, capsys):
          r"line 2, column 14: not valid JSON"),
         ("list.jsonl", '{"system_a": "a", "system_b": "b", "outcome": "a"}\n[1, 2]\n', "jsonl",
          r"line 2: expected an object, got list"),
+        ("log.json.gz", "not gzip", "fastchat", r"not a readable gzip file"),
+        ("log.jsonl.gz", "not gzip", "jsonl", r"not a readable gzip file"),
+        ("latin1.json", "[{\"model_a\": \"caf\xe9\"}]", "fastchat", r"not UTF-8 text"),
     ],
 )  # fmt: skip
 def test_a_file_that_is_not_a_log_is_refused_naming_where(db, tmp_path, name, content, fmt, message):
