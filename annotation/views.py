@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -133,12 +134,16 @@ def project_detail(request, pk):
 @login_required
 @require_POST
 def project_import(request, pk):
+    """The import form's target. static/annotation/import.js posts here asking for JSON and
+    shows the upload's progress and then the result in place; without script the page
+    redirects back with the result as a message."""
     _manager_only(request)
     project = get_object_or_404(Project, pk=pk)
+    wants_json = "application/json" in request.headers.get("Accept", "")
     form = ImportForm(request.POST, request.FILES)
     if not form.is_valid():
-        messages.error(request, "Import: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
-        return redirect("annotation:detail", pk=pk)
+        problem = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+        return _import_answer(request, pk, wants_json, ok=False, message=f"Nothing was imported. {problem}")
     data = form.cleaned_data
     try:
         summary = actions.import_comparisons(
@@ -146,9 +151,20 @@ def project_import(request, pk):
             seed=data.get("seed") or 0,
         )  # fmt: skip
     except DuetError as exc:
-        messages.error(request, f"Nothing was imported. {exc.message}")
-    else:
-        messages.success(request, f"Imported {data['file'].name}: {summary}.")
+        return _import_answer(request, pk, wants_json, ok=False, message=f"Nothing was imported. {exc.message}")
+    return _import_answer(request, pk, wants_json, ok=True, message=f"Imported {data['file'].name}: {summary}.",
+                          summary=summary.as_dict())  # fmt: skip
+
+
+def _import_answer(request, pk, wants_json: bool, *, ok: bool, message: str, summary: dict | None = None):
+    if wants_json:
+        progress = queue.project_progress(Project.objects.get(pk=pk), timezone.now())
+        return JsonResponse(
+            {"ok": ok, "message": message, "summary": summary,
+             "items": progress["items"], "check_items": progress["check_items"], "routes": progress["routes"]},
+            status=200 if ok else 400,
+        )  # fmt: skip
+    (messages.success if ok else messages.error)(request, message)
     return redirect("annotation:detail", pk=pk)
 
 

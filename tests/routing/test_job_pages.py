@@ -49,3 +49,36 @@ def test_the_page_renders_after_a_job_whose_counts_hold_items(kind, researcher, 
     html = page.content.decode()
     assert f"#{job.pk}" in html and "items 4" in html
     assert ProjectItem.objects.filter(project=project).count() == 4
+
+
+def test_a_running_job_is_followed_in_place(researcher, monkeypatch, django_capture_on_commit_callbacks,
+                                             client_for):
+    from pathlib import Path
+
+    from django.conf import settings
+    from routing import tasks
+
+    project = imported_verdict_project()
+    client = Client()
+    client.force_login(researcher)
+    monkeypatch.setattr(tasks.run_judging_job, "delay", lambda job_id: None)
+    # given a routing job queued from the page's button
+    with django_capture_on_commit_callbacks(execute=True):
+        page = client.post(f"/routing/projects/{project.pk}/jobs/route/", follow=True).content.decode()
+    job = JudgingJob.objects.get(project=project)
+    # then the page hands its script the job's status and the project's figures to follow
+    assert f'data-job-url="/api/routing/jobs/{job.pk}/"' in page and 'data-active="1"' in page
+    assert f'data-summary-url="/api/routing/projects/{project.pk}/"' in page
+    assert f'<tr data-job="{job.pk}">' in page and 'class="status job-result"' in page
+    assert "routing/routing.js" in page
+    script = (Path(settings.BASE_DIR) / "static" / "routing" / "routing.js").read_text()
+    assert "location.reload" not in script  # the result is filled in, not fetched by reloading
+    api = client_for(researcher)
+    assert api.get(f"/api/routing/jobs/{job.pk}/").json()["status"] == "queued"
+    assert api.get(f"/api/routing/projects/{project.pk}/").json()["routes"]["pending"] == 4
+    # when the worker has run it, what the script reads has the result and the new figures
+    actions.execute_job(job.pk)
+    ended = api.get(f"/api/routing/jobs/{job.pk}/").json()
+    assert (ended["status"], ended["percent"], ended["counts"]["items"]) == ("succeeded", 100, 4)
+    routes = api.get(f"/api/routing/projects/{project.pk}/").json()["routes"]
+    assert routes["pending"] == 0 and routes["human"] + routes["judge"] == 4
