@@ -104,3 +104,23 @@ def test_few_shared_judgments_withhold_reliability_and_flags(make_project):
     solo = rows_by_name["solo"]
     assert (solo["n_judgments"], solo["n_evidence"], solo["measured"]) == (30, 5, False)
     assert solo["reliability"] is None and solo["skill"] is None and solo["flags"] == []
+
+
+def test_evidence_is_judgments_shared_with_someone_else_or_gold():
+    import numpy as np
+
+    from annotation.quality import MISSING, DawidSkene, JudgmentTable, annotator_reliability
+
+    # comparisons 0-11 judged by x and y; 12-26 by x alone, of which 12-13 have gold; z alone on 27-46
+    records = [(c, "x", "a" if c % 3 else "b") for c in range(27)] + [(c, "y", "a" if c % 3 else "b")
+                                                                      for c in range(12)]
+    records += [(c, "z", "a") for c in range(27, 47)]
+    table = JudgmentTable.from_records(records)
+    gold = np.full(table.n_comparisons, MISSING)
+    gold[[table.comparisons.index(12), table.comparisons.index(13)]] = table.verdict_code("a")
+    rows = {row.annotator: row for row in annotator_reliability(DawidSkene().fit(table, gold=gold), gold=gold,
+                                                                 automatic={"z"})}  # fmt: skip
+    assert (rows["x"].n_evidence, rows["y"].n_evidence, rows["z"].n_evidence) == (14, 12, 0)
+    assert rows["x"].measured and rows["y"].measured and not rows["z"].measured
+    assert rows["z"].flags == () and rows["z"].to_dict()["reliability"] is None
+    assert rows["x"].to_dict()["reliability"] == pytest.approx(rows["x"].reliability, abs=1e-6)
