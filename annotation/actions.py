@@ -92,6 +92,12 @@ def can_manage(user) -> bool:
     return user.is_authenticated and user.has_perm(MANAGE_PERMISSION)
 
 
+def can_join(project: Project, user) -> bool:
+    """Whether the user may add themselves to the project: its creator, researchers, admins."""
+    return user.is_authenticated and (can_manage(user) or (project.created_by_id is not None
+                                                           and project.created_by_id == user.pk))
+
+
 def _check_project_fields(fields: dict) -> dict:
     unknown = sorted(set(fields) - PROJECT_FIELDS)
     if unknown:
@@ -117,11 +123,17 @@ def _check_project_fields(fields: dict) -> dict:
 
 
 def create_project(*, name: str, created_by=None, **fields) -> Project:
+    """A new project; its creator, when given, is its first member, so the project they
+    just set up serves them items like anyone they add."""
     fields = _check_project_fields({"name": name, **fields})
     fields.setdefault("schema", default_schema())
     if Project.objects.filter(name=fields["name"]).exists():
         raise InvalidInput(f"name: a project named {fields['name']!r} already exists")
-    return Project.objects.create(created_by=created_by, **fields)
+    with transaction.atomic():
+        project = Project.objects.create(created_by=created_by, **fields)
+        if created_by is not None and created_by.is_authenticated:
+            ProjectMembership.objects.create(project=project, user=created_by, role=MembershipRole.ANNOTATOR)
+    return project
 
 
 def update_project(project: Project, **fields) -> Project:

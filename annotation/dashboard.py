@@ -14,15 +14,16 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 
-from arena.models import HUMAN_JUDGE_KINDS, Judgment, Verdict
+from arena.models import HUMAN_JUDGE_KINDS, JudgeKind, Judgment, Verdict
 
 from .export.selection import Selection, assess_selection, quality_dict
 from .models import Project, ProjectItem, ProjectMembership
+from .quality import ReliabilityThresholds
 
 # The same permission as exports: the dashboard shows every annotator's judgments.
 DASHBOARD_PERMISSION = "arena.view_judgment"
@@ -33,9 +34,12 @@ VERDICT_LABELS = dict(Verdict.choices)
 class ProjectSummary:
     project: Project
     n_items: int = 0  # regular items (gold and attention checks do not count toward overlap)
-    n_done: int = 0  # of those, items with `overlap` current human judgments
-    n_judgments: int = 0
-    verdicts: dict[str, int] = field(default_factory=dict)  # current human judgments per verdict
+    n_done: int = 0  # of those, items with `overlap` current judgments by the project's members
+    n_judgments: int = 0  # current judgments by the project's members
+    verdicts: dict[str, int] = field(default_factory=dict)  # those judgments per verdict
+    # Current judgments that are not the members' work: imported people's, automatic judges'.
+    n_imported: int = 0
+    n_automatic: int = 0
 
     @property
     def progress(self) -> float:
@@ -56,25 +60,37 @@ class ProjectSummary:
         ]  # fmt: skip
 
 
-def _current_human(prefix: str = "") -> Q:
-    return Q(**{f"{prefix}superseded_by__isnull": True, f"{prefix}judge__kind__in": HUMAN_JUDGE_KINDS})
+def _by_a_member(project_ref) -> Exists:
+    """The judgment in the outer query was given through an account that is a member of
+    the project `project_ref` points at: the work the project's progress counts."""
+    return Exists(ProjectMembership.objects.filter(project_id=project_ref, user_id=OuterRef("judge__user_id")))
 
 
 def project_summaries(projects=None) -> list[ProjectSummary]:
     """Progress and verdict counts for each project, in three queries whatever the number
-    of projects and items."""
+    of projects and items.
+
+    Progress counts the project's own work: current judgments by accounts that are members
+    of the project. Imported judgments (people's or a judge's) and automatic judges' are
+    counted beside it, never as done.
+    """
     projects = list(projects if projects is not None else Project.objects.order_by("name"))
     summaries = {project.pk: ProjectSummary(project) for project in projects}
-    judgments_per_item = (
-        Judgment.objects.filter(_current_human(), comparison_id=OuterRef("comparison_id"))
+    # Each member's own latest word on the item: a reviewer's adjudication overrules the
+    # label, not the work done, so neither it nor the judgments it supersedes count twice.
+    members_per_item = (
+        Judgment.objects.filter(judge__kind=JudgeKind.HUMAN, comparison_id=OuterRef("comparison_id"))
+        .exclude(superseded_by__judge_id=F("judge_id"))
+        .exclude(Q(supersedes__isnull=False) & ~Q(supersedes__judge_id=F("judge_id")))
+        .filter(_by_a_member(OuterRef(OuterRef("project_id"))))
         .order_by()
         .values("comparison_id")
         .annotate(n=Count("pk"))
         .values("n")
-    )
+    )  # fmt: skip
     items = (
         ProjectItem.objects.filter(project__in=summaries, check_kind="")
-        .annotate(n_judgments=Coalesce(Subquery(judgments_per_item, output_field=IntegerField()), 0))
+        .annotate(n_judgments=Coalesce(Subquery(members_per_item, output_field=IntegerField()), 0))
         .values("project_id")
         .annotate(n_items=Count("pk"), n_done=Count("pk", filter=Q(n_judgments__gte=F("project__overlap"))))
         .order_by()
@@ -83,15 +99,22 @@ def project_summaries(projects=None) -> list[ProjectSummary]:
         summary = summaries[row["project_id"]]
         summary.n_items, summary.n_done = row["n_items"], row["n_done"]
     verdicts = (
-        Judgment.objects.filter(_current_human(), comparison__project_items__project__in=summaries)
-        .values("comparison__project_items__project", "verdict")
+        Judgment.objects.filter(superseded_by__isnull=True, comparison__project_items__project__in=summaries)
+        .annotate(member=_by_a_member(OuterRef("comparison__project_items__project")))
+        .values("comparison__project_items__project", "judge__kind", "member", "verdict")
         .annotate(n=Count("pk"))
         .order_by()
     )
     for row in verdicts:
         summary = summaries[row["comparison__project_items__project"]]
-        summary.verdicts[row["verdict"]] = row["n"]
-        summary.n_judgments += row["n"]
+        kind, n = row["judge__kind"], row["n"]
+        if kind == JudgeKind.HUMAN and row["member"]:
+            summary.verdicts[row["verdict"]] = summary.verdicts.get(row["verdict"], 0) + n
+            summary.n_judgments += n
+        elif kind not in HUMAN_JUDGE_KINDS:
+            summary.n_automatic += n
+        elif kind == JudgeKind.EXTERNAL_HUMAN:
+            summary.n_imported += n
     return [summaries[project.pk] for project in projects]
 
 
@@ -125,7 +148,7 @@ def dashboard(request):
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     if not request.user.has_perm(DASHBOARD_PERMISSION):
-        raise PermissionDenied("the quality dashboard is for researchers and admins")
+        raise PermissionDenied("The quality dashboard is for researchers and admins: it shows every annotator's work.")
     summaries = project_summaries()
     selected = _selected(summaries, request.GET.get("project"))
     source = request.GET.get("source", "human")
@@ -141,6 +164,7 @@ def dashboard(request):
             "quality": quality,
             "source": source,
             "export_url": _url_or_none("annotation:export"),
+            "min_evidence": ReliabilityThresholds().min_evidence,
         },
     )
 

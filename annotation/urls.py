@@ -13,6 +13,7 @@ urlpatterns = [
     path("<int:pk>/edit/", views.project_edit, name="edit"),
     path("<int:pk>/import/", views.project_import, name="import"),
     path("<int:pk>/members/", views.project_members, name="members"),
+    path("<int:pk>/join/", views.project_join, name="join"),
     path("<int:pk>/work/", views.work, name="work"),
     path("<int:pk>/review/", views.review, name="review"),
     path("<int:pk>/items/<int:item_pk>/", views.item_detail, name="item"),

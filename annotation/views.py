@@ -5,8 +5,8 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -18,8 +18,9 @@ from arena.rendering import render_markdown
 
 from . import actions
 from . import assignment as queue
+from .errors import PageRefused
 from .forms import AdjudicateForm, ImportForm, MemberForm, ProjectForm
-from .models import Assignment, AssignmentStatus, Project, ProjectItem, ProjectMembership
+from .models import Assignment, AssignmentStatus, MembershipRole, Project, ProjectItem, ProjectMembership
 from .schema import parse_schema
 
 ITEMS_SHOWN = 100
@@ -30,13 +31,30 @@ VERDICT_LABELS = dict(Verdict.choices)
 
 def _manager_only(request):
     if not actions.can_manage(request.user):
-        raise PermissionDenied("only researchers and admins manage projects")
+        raise PageRefused(
+            "Only researchers and admins create and manage projects.",
+            "Your projects are on the Projects page; ask an admin for the researcher role if you need more.",
+        )
+
+
+def _not_a_member(request, project: Project, doing: str) -> PageRefused:
+    """Why a non-member is refused, and the way in: joining, for those who may join."""
+    if actions.can_join(project, request.user):
+        return PageRefused(
+            f"You are not a member of project {project.name!r}, so you cannot {doing} yet.",
+            "You run this project: join it to annotate its items.",
+            offer=(reverse("annotation:join", args=[project.pk]), "Join and annotate"),
+        )
+    return PageRefused(
+        f"You are not a member of this project, so you cannot {doing}.",
+        "Ask the researcher who runs it to add you; the projects you belong to are on the Projects page.",
+    )
 
 
 def _visible_project(request, pk) -> Project:
     project = get_object_or_404(Project, pk=pk)
     if not (actions.can_manage(request.user) or project.memberships.filter(user=request.user).exists()):
-        raise PermissionDenied("you are not a member of this project")
+        raise _not_a_member(request, project, "see it")
     return project
 
 
@@ -98,6 +116,7 @@ def project_detail(request, pk):
         "schema": parse_schema(project.schema),
         "guidelines_html": render_markdown(project.guidelines),
         "can_review": actions.can_adjudicate(project, request.user),
+        "can_join": membership is None and actions.can_join(project, request.user),
         "warning": queue.quality_warning(project, membership) if membership else "",
     }
     if manager:
@@ -115,12 +134,16 @@ def project_detail(request, pk):
 @login_required
 @require_POST
 def project_import(request, pk):
+    """The import form's target. static/annotation/import.js posts here asking for JSON and
+    shows the upload's progress and then the result in place; without script the page
+    redirects back with the result as a message."""
     _manager_only(request)
     project = get_object_or_404(Project, pk=pk)
+    wants_json = "application/json" in request.headers.get("Accept", "")
     form = ImportForm(request.POST, request.FILES)
     if not form.is_valid():
-        messages.error(request, "Import: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
-        return redirect("annotation:detail", pk=pk)
+        problem = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+        return _import_answer(request, pk, wants_json, ok=False, message=f"Nothing was imported. {problem}")
     data = form.cleaned_data
     try:
         summary = actions.import_comparisons(
@@ -128,9 +151,20 @@ def project_import(request, pk):
             seed=data.get("seed") or 0,
         )  # fmt: skip
     except DuetError as exc:
-        messages.error(request, f"Nothing was imported. {exc.message}")
-    else:
-        messages.success(request, f"Imported {data['file'].name}: {summary}.")
+        return _import_answer(request, pk, wants_json, ok=False, message=f"Nothing was imported. {exc.message}")
+    return _import_answer(request, pk, wants_json, ok=True, message=f"Imported {data['file'].name}: {summary}.",
+                          summary=summary.as_dict())  # fmt: skip
+
+
+def _import_answer(request, pk, wants_json: bool, *, ok: bool, message: str, summary: dict | None = None):
+    if wants_json:
+        progress = queue.project_progress(Project.objects.get(pk=pk), timezone.now())
+        return JsonResponse(
+            {"ok": ok, "message": message, "summary": summary,
+             "items": progress["items"], "check_items": progress["check_items"], "routes": progress["routes"]},
+            status=200 if ok else 400,
+        )  # fmt: skip
+    (messages.success if ok else messages.error)(request, message)
     return redirect("annotation:detail", pk=pk)
 
 
@@ -158,6 +192,22 @@ def project_members(request, pk):
     return render(request, "annotation/members.html", {"project": project, "form": form, "rows": rows})
 
 
+@login_required
+@require_POST
+def project_join(request, pk):
+    """The project's creator, researchers and admins add themselves as annotators."""
+    project = get_object_or_404(Project, pk=pk)
+    if not actions.can_join(project, request.user):
+        raise PageRefused(
+            "Only the project's creator, researchers and admins may add themselves to a project.",
+            "Ask the researcher who runs it to add you.",
+        )
+    if not ProjectMembership.objects.filter(project=project, user=request.user).exists():
+        actions.add_member(project, request.user, MembershipRole.ANNOTATOR)
+    messages.success(request, f"You joined {project.name!r} as an annotator.")
+    return redirect("annotation:work", pk=project.pk)
+
+
 def _api_urls(project: Project) -> dict | None:
     """The API routes the task page calls; None until config/urls.py includes
     annotation.api.urls (the page then says so instead of failing)."""
@@ -177,7 +227,7 @@ def work(request, pk):
     project = get_object_or_404(Project, pk=pk)
     membership = ProjectMembership.objects.filter(project=project, user=request.user).first()
     if membership is None:
-        raise PermissionDenied("you are not a member of this project")
+        raise _not_a_member(request, project, "annotate it")
     schema = parse_schema(project.schema)
     return render(
         request,
@@ -200,7 +250,10 @@ def work(request, pk):
 def review(request, pk):
     project = get_object_or_404(Project, pk=pk)
     if not actions.can_adjudicate(project, request.user):
-        raise PermissionDenied("only the project's reviewers, researchers and admins review conflicts")
+        raise PageRefused(
+            "Only the project's reviewers, researchers and admins review its conflicts.",
+            "Ask the researcher who runs the project to make you a reviewer.",
+        )
     items = ProjectItem.objects.filter(pk__in=queue.conflicting_item_ids(project)).select_related("comparison__prompt")
     return render(request, "annotation/review.html", {"project": project, "items": items})
 
@@ -209,7 +262,10 @@ def review(request, pk):
 def item_detail(request, pk, item_pk):
     project = get_object_or_404(Project, pk=pk)
     if not actions.can_adjudicate(project, request.user):
-        raise PermissionDenied("only the project's reviewers, researchers and admins see item judgments")
+        raise PageRefused(
+            "Only the project's reviewers, researchers and admins see the judgments of an item.",
+            "Ask the researcher who runs the project to make you a reviewer.",
+        )
     item = get_object_or_404(
         ProjectItem.objects.select_related("comparison__prompt", "comparison__output_a", "comparison__output_b"),
         project=project,

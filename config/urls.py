@@ -29,3 +29,7 @@ if settings.SERVE_MEDIA:
     urlpatterns += [
         re_path(r"^%s(?P<path>.*)$" % settings.MEDIA_URL.lstrip("/"), serve, {"document_root": settings.MEDIA_ROOT}),
     ]
+
+# 403 and 404 in the site's layout with a reason and what to do (config/error_pages.py).
+handler403 = "config.error_pages.permission_denied"
+handler404 = "config.error_pages.page_not_found"

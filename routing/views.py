@@ -1,7 +1,7 @@
 """The routing pages: every project's policy and routes at /routing/, and per project the
 settings, the jobs, the judge's figures and the audit of every decision. Views authorise,
-call an action or a query, and render; the progress bar polls the API
-(static/routing/routing.js)."""
+call an action or a query, and render; a running job is followed through the API
+(static/routing/routing.js), which updates the page in place when it ends."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -28,14 +28,14 @@ SETTINGS_PERMISSIONS = ("routing.change_projectrouting", "annotation.change_proj
 
 def _require(request, *permissions: str) -> None:
     if not all(request.user.has_perm(permission) for permission in permissions):
-        raise PermissionDenied("only researchers and admins use routing")
+        raise PermissionDenied("Routing is for researchers and admins: it shows and changes who labels each item.")
 
 
-def _job_url(job: JudgingJob | None) -> str:
-    if job is None:
+def _api_url(name: str, pk: int | None) -> str:
+    if pk is None:
         return ""
     try:
-        return reverse("routing_api:job", args=[job.pk])
+        return reverse(f"routing_api:{name}", args=[pk])
     except NoReverseMatch:  # the API is not mounted: the bar does not move, the page still works
         return ""
 
@@ -67,7 +67,8 @@ def project_page(request, pk):
     return render(request, "routing/project.html", {
         "project": project, "routing": routing, "figures": figures, "page": page, "route_filter": route_filter,
         "routes": DecisionRoute.choices, "judges": judges, "chosen_judge": chosen or routing.judge,
-        "job": job, "job_url": _job_url(job), "form": form,
+        "job": job, "job_url": _api_url("job", job.pk if job else None),
+        "summary_url": _api_url("project", project.pk), "form": form,
         "can_run": request.user.has_perm(JOB_PERMISSION),
         "can_configure": all(request.user.has_perm(p) for p in SETTINGS_PERMISSIONS),
         "recent_jobs": JudgingJob.objects.filter(project=project).select_related("judge").order_by("-id")[:10],

@@ -248,7 +248,10 @@ def assess_selection(
     thresholds: ReliabilityThresholds = ReliabilityThresholds(),
 ) -> tuple[QualityReport, SelectedJudgments]:
     selected = load_judgments(selection, for_quality=True)
-    report = assess(selected.table, gold=selected.gold_codes(selection.gold()), model=model, thresholds=thresholds)
+    automatic = [name for name, judge in zip(selected.table.annotators, selected.judges)
+                 if judge.kind not in HUMAN_JUDGE_KINDS]  # fmt: skip
+    report = assess(selected.table, gold=selected.gold_codes(selection.gold()), model=model, thresholds=thresholds,
+                    automatic=automatic)  # fmt: skip
     return report, selected
 
 

@@ -7,7 +7,8 @@ judgment (the `arena.view_judgment` permission).
     GET  /api/annotation/exports/<id>/             one job: status, progress, result
     GET  /api/annotation/exports/<id>/download/    the rows (?part=media: the media zip)
 
-The admin page (`export_page`) offers the same with a form, and downloads at ?download=<id>.
+The page (`export_page`) offers the same with a form, follows running exports through the
+JSON status above (static/annotation/export.js), and downloads at ?download=<id>.
 """
 
 from __future__ import annotations
@@ -133,15 +134,15 @@ def _file_response(job_id: str, part: str) -> FileResponse:
     return FileResponse(open(path, "rb"), as_attachment=True, filename=path.rsplit("/", 1)[-1])
 
 
-# --- the admin page ---------------------------------------------------------------------
+# --- the page -------------------------------------------------------------------------------
 
 
 def export_page(request):
-    """An admin page: choose a scope, format and options; see recent jobs and download."""
+    """Choose a scope, format and options; follow recent jobs and download."""
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     if not can_export(request.user):
-        raise PermissionDenied("only researchers and admins export judgments")
+        raise PermissionDenied("Only researchers and admins export judgments: an export holds every annotator's work.")
     from annotation.models import Project
     from arena.models import Arena
 
@@ -159,8 +160,6 @@ def export_page(request):
         else:
             messages.error(request, "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in form.errors.items()))
     context = {
-        **admin.site.each_context(request),
-        "title": "Export judgments",
         "projects": Project.objects.order_by("name").values_list("name", flat=True),
         "arenas": Arena.objects.order_by("name").values_list("name", flat=True),
         "formats": FORMATS,

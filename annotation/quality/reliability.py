@@ -13,11 +13,19 @@ separate the ways of being unreliable:
   annotator scores 1. A spammer's rows are identical (the verdict does not depend on the
   truth), so it is ~0 whatever their accuracy happens to be; an annotator who always
   swaps a and b has rows as distinct as a perfect one (1), and is caught by `skill`.
+
+Evidence: Dawid-Skene learns an annotator's confusion from the comparisons someone else
+(or a gold verdict) also labelled. Alone on a comparison, the annotator's verdict is the
+estimated truth and they look perfect there. So the figures of an annotator with fewer
+than `min_evidence` such judgments are withheld (`measured` is false) and they get no
+flags. Automatic judges are never called spammers: a deterministic model that ignores
+the content is already caught by its low reliability and skill, and "spammer" says
+something about a person's effort.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Collection, Hashable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +42,9 @@ FLIPS_SIDES = "flips_sides"
 class ReliabilityThresholds:
     # Below this many judgments the estimates are too noisy to accuse anyone.
     min_judgments: int = 10
+    # Below this many judgments on comparisons someone else (or a gold verdict) also
+    # labelled, reliability is not shown at all: alone, an annotator agrees with themselves.
+    min_evidence: int = 10
     # Random clickers measure ~0.05-0.15 at 50-200 judgments from sampling noise alone;
     # a careless but honest annotator at 65% accuracy on two sides measures ~0.3.
     spammer_informativeness: float = 0.2
@@ -60,15 +71,24 @@ class AnnotatorReliability:
     flags: tuple[str, ...]
     gold_accuracy: float | None = None  # share of gold comparisons judged correctly
     n_gold: int = 0
+    # Judgments on comparisons that another annotator or a gold verdict also labelled: what
+    # the estimates above are learnt from. `measured`: enough of them to show the estimates.
+    n_evidence: int = 0
+    measured: bool = True
 
     def to_dict(self) -> dict:
+        def shown(value: float) -> float | None:
+            return round(value, 6) if self.measured else None
+
         return {
             "annotator": self.annotator,
             "n_judgments": self.n_judgments,
-            "reliability": round(self.reliability, 6),
-            "chance": round(self.chance, 6),
-            "skill": round(self.skill, 6),
-            "informativeness": round(self.informativeness, 6),
+            "n_evidence": self.n_evidence,
+            "measured": self.measured,
+            "reliability": shown(self.reliability),
+            "chance": shown(self.chance),
+            "skill": shown(self.skill),
+            "informativeness": shown(self.informativeness),
             "flags": list(self.flags),
             "gold_accuracy": None if self.gold_accuracy is None else round(self.gold_accuracy, 6),
             "n_gold": self.n_gold,
@@ -79,7 +99,10 @@ def annotator_reliability(
     model: DawidSkeneResult,
     thresholds: ReliabilityThresholds = ReliabilityThresholds(),
     gold: np.ndarray | None = None,
+    automatic: Collection[Hashable] = (),
 ) -> tuple[AnnotatorReliability, ...]:
+    """One row per annotator of the fitted model. `automatic`: the annotators that are
+    automatic judges (never flagged as spammers)."""
     judgments = model.judgments
     prior, confusion = model.prior, model.confusion  # (K,), (A, K, K)
     reliability = np.einsum("k,akk->a", prior, confusion)
@@ -93,12 +116,18 @@ def annotator_reliability(
     n_judgments = judgments.judgments_per_annotator()
     flips = _flips_sides(confusion, judgments, thresholds.sides, thresholds.flip_margin)
     gold_correct, gold_seen = gold_accuracy_counts(judgments, gold)
+    n_evidence = evidence_counts(judgments, gold)
+    automatic = set(automatic)
 
     results = []
     for a, name in enumerate(judgments.annotators):
         flags = []
-        if n_judgments[a] >= thresholds.min_judgments:
-            if informativeness[a] < thresholds.spammer_informativeness:
+        measured = bool(n_evidence[a] >= thresholds.min_evidence)
+        if measured and n_judgments[a] >= thresholds.min_judgments:
+            # With a single verdict in the data every annotator's rows are alike:
+            # informativeness says nothing there (perfect == 0).
+            if (perfect > 0 and informativeness[a] < thresholds.spammer_informativeness
+                    and name not in automatic):
                 flags.append(SPAMMER)
             standard_error = np.sqrt(max(reliability[a] * (1 - reliability[a]), 1e-12) / n_judgments[a])
             below_chance = (reliability[a] - chance[a]) / standard_error
@@ -118,6 +147,8 @@ def annotator_reliability(
                 flags=tuple(flags),
                 gold_accuracy=float(gold_correct[a] / gold_seen[a]) if gold_seen[a] else None,
                 n_gold=int(gold_seen[a]),
+                n_evidence=int(n_evidence[a]),
+                measured=measured,
             )
         )
     return tuple(results)
@@ -131,6 +162,16 @@ def _flips_sides(confusion: np.ndarray, judgments: JudgmentTable, sides, margin:
     if a is None or b is None:
         return np.zeros(judgments.n_annotators, dtype=bool)
     return (confusion[:, a, b] > confusion[:, a, a] + margin) & (confusion[:, b, a] > confusion[:, b, b] + margin)
+
+
+def evidence_counts(judgments: JudgmentTable, gold: np.ndarray | None) -> np.ndarray:
+    """Per annotator, shape (n_annotators,): their judgments on comparisons that at least one
+    other annotator judged too, or that have a gold verdict."""
+    shared = np.bincount(judgments.comparison, minlength=judgments.n_comparisons) >= 2
+    if gold is not None:
+        shared |= gold != MISSING
+    return np.bincount(judgments.annotator, weights=shared[judgments.comparison],
+                       minlength=judgments.n_annotators).astype(np.int64)
 
 
 def gold_accuracy_counts(judgments: JudgmentTable, gold: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Hashable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,15 +72,16 @@ def assess(
     gold: np.ndarray | None = None,
     model: DawidSkene = DawidSkene(),
     thresholds: ReliabilityThresholds = ReliabilityThresholds(),
+    automatic: Collection[Hashable] = (),
 ) -> QualityReport:
     """Agreement, Dawid-Skene reliability with flags, and both aggregations. `gold` (verdict
     codes per comparison, MISSING where unknown) pins those comparisons in Dawid-Skene and
-    gives each annotator a gold accuracy."""
+    gives each annotator a gold accuracy; `automatic` names the automatic judges."""
     fitted = model.fit(judgments, gold=gold)
     return QualityReport(
         judgments=judgments,
         agreement=agreement(judgments),
-        annotators=annotator_reliability(fitted, thresholds, gold=gold),
+        annotators=annotator_reliability(fitted, thresholds, gold=gold, automatic=automatic),
         majority=majority_vote(judgments),
         dawid_skene=fitted,
     )
