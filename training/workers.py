@@ -6,11 +6,14 @@ reads the records seen in the last PRESENCE_TTL_S seconds, so `train --wait` (an
 dashboard) can say within seconds that nothing consumes the `training` queue instead of
 waiting for a run that never starts.
 
-Celery's own answer, `app.control.inspect().active_queues()`, is a broadcast, which the
-embedded filesystem broker does not deliver; and its `heartbeat_sent` signal only fires
-when worker events are on (`--without-heartbeat` turns them off). So the presence records
-are kept here: in Redis when the broker is Redis (every host sees them, and they expire
-on their own), otherwise as files under DUET_VAR_DIR/workers, which the one-machine setup
+Celery's own answer, `app.control.inspect().active_queues()`, is a broadcast: it works on
+the filesystem broker too, but it waits out its whole reply timeout on every question
+(3.3 s for a 3 s timeout, measured on the shared 2-core box), too slow for a page polled
+every 2 s, and a `--pool solo` worker answers no control message while a task runs, so a
+worker busy training would look absent. Celery's `heartbeat_sent` signal only fires when
+worker events are on (`--without-heartbeat` turns them off). So the presence records are
+kept here: in Redis when the broker is Redis (every host sees them, and they expire on
+their own), otherwise as files under DUET_VAR_DIR/workers, which the one-machine setup
 shares between the worker and the web process.
 """
 
@@ -130,6 +133,16 @@ def workers_for(queue: str, now: float | None = None) -> list[WorkerPresence]:
     return [w for w in presence_store().all() if queue in w.queues and now - w.seen_at <= PRESENCE_TTL_S]
 
 
+def queue_has_worker(queue: str) -> bool | None:
+    """True or False, or None when the presence records cannot be read (Redis down)."""
+    store = presence_store()
+    try:
+        return any(queue in w.queues and time.time() - w.seen_at <= PRESENCE_TTL_S for w in store.all())
+    except store.errors:
+        logger.warning("could not read the workers' presence", exc_info=True)
+        return None
+
+
 def wait_for_worker(queue: str, timeout: float, poll_s: float = 0.5) -> list[WorkerPresence]:
     """Workers on `queue`, waiting up to `timeout` seconds for one that is still starting."""
     deadline = time.monotonic() + timeout
@@ -215,13 +228,3 @@ def connect_signals() -> None:
 
     worker_ready.connect(on_worker_ready, weak=False, dispatch_uid="duet.training.workers.ready")
     worker_shutdown.connect(on_worker_shutdown, weak=False, dispatch_uid="duet.training.workers.shutdown")
-
-
-def queue_has_worker(queue: str) -> bool | None:
-    """True or False, or None when the presence records cannot be read (Redis down)."""
-    store = presence_store()
-    try:
-        return any(queue in w.queues and time.time() - w.seen_at <= PRESENCE_TTL_S for w in store.all())
-    except store.errors:
-        logger.warning("could not read the workers' presence", exc_info=True)
-        return None
