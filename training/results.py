@@ -136,7 +136,7 @@ def describe_progress(progress: dict) -> str:
             part += f" {done} of {total}"
         parts.append(part)
     step, total_steps = _whole(progress.get("step")), _whole(progress.get("total_steps"))
-    if step is not None and (not phase or phase == "training" or step):
+    if step is not None and (step or total_steps) and (not phase or phase == "training" or step):
         parts.append(f"step {step} of {total_steps if total_steps else '?'}")
     loss = progress.get("loss")
     if isinstance(loss, (int, float)) and math.isfinite(loss):
@@ -145,7 +145,7 @@ def describe_progress(progress: dict) -> str:
     if isinstance(accuracy, (int, float)) and math.isfinite(accuracy):
         parts.append(f"batch accuracy {accuracy:.2f}")
     rss = _whole(progress.get("rss_mb"))
-    if rss is not None:
+    if rss:
         parts.append(f"{rss} MB")
     return " · ".join(parts)
 

@@ -14,6 +14,7 @@ from .forms import StartRunForm
 from .models import RunStatus, TrainingRun
 
 TRAINING_QUEUE = "training"
+_WAITING = {RunStatus.QUEUED: "waiting for a worker", RunStatus.RUNNING: "starting"}
 
 
 def _worker_warning(runs) -> str:
@@ -76,7 +77,7 @@ def _status(run: TrainingRun) -> dict:
         "percent": results.percent(run.status, run.progress),
         "phase": run.progress.get("phase") or "",
         "phase_label": results.phase_label(run.progress),
-        "progress_text": results.describe_progress(run.progress),
+        "progress_text": results.describe_progress(run.progress) or _WAITING.get(run.status, ""),
         "progress": run.progress,
         "n_pairs": run.n_pairs,
         "loss_curve": results.curve(run.history, "loss"),

@@ -38,7 +38,7 @@
     setText("run-status", state.status);
     show("stopping", state.stopping);
     setText("n-pairs", state.n_pairs === null ? "?" : String(state.n_pairs));
-    setText("progress-text", state.progress_text || "waiting for a worker");
+    setText("progress-text", state.progress_text);
     const bar = document.getElementById("progress");
     if (bar) bar.value = state.percent;
     setText("worker-warning", state.worker_warning);

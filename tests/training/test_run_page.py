@@ -99,6 +99,10 @@ def test_status_reports_the_phase_from_the_workers_progress(make_run, researcher
     "progress, text",
     [
         ({}, ""),
+        # the worker's first write, before any phase began
+        ({"phase": "", "phase_done": 0, "phase_total": 0, "step": 0, "total_steps": 0, "loss": None, "rss_mb": 0,
+          "worker": {"host": "gpu-1", "pid": 42}}, ""),
+        ({"phase": "training", "step": 0, "total_steps": 40}, "training · step 0 of 40"),
         ({"step": 3, "total_steps": 0}, "step 3 of ?"),
         ({"phase": "loading"}, "loading the model"),
         ({"phase": "dataset", "phase_done": 0, "phase_total": 0}, "building the dataset"),
