@@ -44,7 +44,7 @@ def check_learning_rate(value: float) -> None:
 
 
 class StartRunForm(forms.Form):
-    kind = forms.ChoiceField(choices=RunKind.choices)
+    kind = forms.ChoiceField(choices=RunKind.choices, initial=RunKind.DPO)
     source = forms.ChoiceField(label="Data source")
     base = forms.ChoiceField(required=False, label="Base model")
     loss = forms.ChoiceField(

@@ -150,6 +150,16 @@ def describe_progress(progress: dict) -> str:
     return " · ".join(parts)
 
 
+def progress_line(status: str, progress: dict) -> str:
+    """What a run is doing, or where it stopped: `describe_progress` while it runs."""
+    if status == "succeeded":
+        return "done"
+    if status in ("failed", "cancelled"):
+        phase = phase_label(progress)
+        return f"{status} while {phase}" if phase else status
+    return describe_progress(progress) or {"queued": "waiting for a worker", "running": "starting"}.get(status, "")
+
+
 def percent(status: str, progress: dict) -> int:
     """Of the training steps; 100 once the run succeeded."""
     if status == "succeeded":

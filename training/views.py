@@ -14,7 +14,6 @@ from .forms import StartRunForm
 from .models import RunStatus, TrainingRun
 
 TRAINING_QUEUE = "training"
-_WAITING = {RunStatus.QUEUED: "waiting for a worker", RunStatus.RUNNING: "starting"}
 
 
 def _worker_warning(runs) -> str:
@@ -32,7 +31,7 @@ def _render_dashboard(request, form, status=200):
     runs = list(TrainingRun.objects.select_related("project", "arena", "base_system", "produced_system")[:50])
     for run in runs:
         run.heldout = results.heldout(run.metrics)
-        run.phase_text = results.describe_progress(run.progress)
+        run.phase_text = results.progress_line(run.status, run.progress)
     context = {"runs": runs, "form": form, "min_pairs": selection.MIN_PAIRS, "worker_warning": _worker_warning(runs),
                "any_active": any(not run.is_finished for run in runs)}  # fmt: skip
     return render(request, "training/dashboard.html", context, status=status)
@@ -77,7 +76,7 @@ def _status(run: TrainingRun) -> dict:
         "percent": results.percent(run.status, run.progress),
         "phase": run.progress.get("phase") or "",
         "phase_label": results.phase_label(run.progress),
-        "progress_text": results.describe_progress(run.progress) or _WAITING.get(run.status, ""),
+        "progress_text": results.progress_line(run.status, run.progress),
         "progress": run.progress,
         "n_pairs": run.n_pairs,
         "loss_curve": results.curve(run.history, "loss"),

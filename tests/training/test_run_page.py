@@ -127,8 +127,10 @@ def test_queued_run_without_a_worker_says_so(make_run, researcher, client, setti
 
 
 def test_failure_shows_its_reason_first(make_run, researcher, client):
-    run = make_run(status="failed", error=f"Traceback (most recent call last):\n  File x\nRuntimeError: {OOM}")
+    run = make_run(status="failed", error=f"Traceback (most recent call last):\n  File x\nRuntimeError: {OOM}",
+                   progress={"phase": "reference", "phase_done": 3, "phase_total": 40, "rss_mb": 3900})  # fmt: skip
     page = page_of(client, researcher, run)
+    assert '<span id="progress-text">failed while computing reference log-probabilities</span>' in page
     assert f'<p class="error" id="error-summary">RuntimeError: {OOM}</p>' in page
     assert "<details><summary>Details</summary>" in page
     run = make_run(status="failed", error=OOM)

@@ -23,7 +23,7 @@ class TrainingRunSerializer(serializers.ModelSerializer):
         return results.percent(run.status, run.progress)
 
     def get_progress_text(self, run) -> str:
-        return results.describe_progress(run.progress)
+        return results.progress_line(run.status, run.progress)
 
     class Meta:
         model = TrainingRun
