@@ -7,7 +7,6 @@ progress as it goes, evaluate, and for DPO register the tuned model as a new Sys
 joins the arena.
 """
 
-import json
 import logging
 import traceback
 from dataclasses import dataclass, field
@@ -123,7 +122,8 @@ def check_run_request(
     return request
 
 
-def do_create_run(request: RunRequest, user=None) -> TrainingRun:
+def do_create_run(request: RunRequest, user=None, *, queue: bool = True) -> TrainingRun:
+    """`queue=False` leaves the run for the caller to execute itself (`train --here`)."""
     from .tasks import run_training
 
     with transaction.atomic():
@@ -132,7 +132,8 @@ def do_create_run(request: RunRequest, user=None) -> TrainingRun:
             base_system=request.base_system, base_model=request.base_model, loss=request.loss,
             recipe=request.recipe, created_by=user if user is not None and user.is_authenticated else None,
         )  # fmt: skip
-        transaction.on_commit(lambda: run_training.delay(run.pk))
+        if queue:
+            transaction.on_commit(lambda: run_training.delay(run.pk))
     return run
 
 
@@ -179,8 +180,9 @@ def snapshot_dataset(run: TrainingRun) -> tuple[Path, list[dict]]:
         **run.data_filters,
     )  # fmt: skip
     result = export_dataset(options)
-    pairs = [json.loads(line) for line in Path(result.path).read_text().splitlines() if line.strip()]
-    return Path(result.path), pairs
+    from .selection import keep_text_pairs  # text training learns from text pairs only
+
+    return Path(result.path), keep_text_pairs(result)
 
 
 def _claim(run_id: int) -> TrainingRun | None:

@@ -3,3 +3,10 @@ from django.apps import AppConfig
 
 class TrainingConfig(AppConfig):
     name = "training"
+
+    def ready(self):
+        # Every worker records which queues it consumes, so `train --wait` can tell when
+        # nothing consumes `training` (training.workers).
+        from . import workers
+
+        workers.connect_signals()

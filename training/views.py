@@ -2,97 +2,113 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from arena.errors import DuetError
-from arena.models import Arena, Modality, Provider, System
 
-from . import actions
+from . import actions, results, selection, workers
+from .forms import StartRunForm
 from .models import RunStatus, TrainingRun
 
-
-def _curve(history: list[dict], key: str, width: int = 560, height: int = 160) -> dict | None:
-    """An SVG polyline of one metric over steps, computed here so no plotting library ships."""
-    points = [(h["step"], h[key]) for h in history if h.get(key) is not None]
-    if len(points) < 2:
-        return None
-    steps, values = zip(*points)
-    low, high = min(values), max(values)
-    span = (high - low) or 1.0
-    first, last = min(steps), max(steps)
-
-    def xy(step, value):
-        x = 40 + (step - first) / ((last - first) or 1) * (width - 50)
-        y = 10 + (1 - (value - low) / span) * (height - 30)
-        return f"{x:.1f},{y:.1f}"
-
-    return {"points": " ".join(xy(s, v) for s, v in points), "low": round(low, 4), "high": round(high, 4),
-            "first": first, "last": last, "width": width, "height": height}  # fmt: skip
+TRAINING_QUEUE = "training"
 
 
-def _form_context():
-    from annotation.models import Project
+def _worker_warning(runs) -> str:
+    """Said where a run waits on the queue and nothing consumes it."""
+    if not any(run.status == RunStatus.QUEUED for run in runs):
+        return ""
+    if workers.queue_has_worker(TRAINING_QUEUE) is False:
+        return (f"No worker is consuming the `{TRAINING_QUEUE}` queue, so queued runs wait: start one with "
+                "`make worker`, or run a job on this machine with `manage.py train ... --here`.")  # fmt: skip
+    return ""
 
-    return {
-        "projects": Project.objects.order_by("name"),
-        "arenas": Arena.objects.order_by("name"),
-        "bases": System.objects.filter(provider=Provider.TRANSFORMERS, modality=Modality.TEXT).order_by("name"),
-        "losses": actions.LOSSES,
-    }
+
+def _render_dashboard(request, form, status=200):
+    actions.mark_stale_runs()
+    runs = list(TrainingRun.objects.select_related("project", "arena", "base_system", "produced_system")[:50])
+    for run in runs:
+        run.heldout = results.heldout(run.metrics)
+        run.phase_text = results.progress_line(run.status, run.progress)
+    context = {"runs": runs, "form": form, "min_pairs": selection.MIN_PAIRS, "worker_warning": _worker_warning(runs),
+               "any_active": any(not run.is_finished for run in runs)}  # fmt: skip
+    return render(request, "training/dashboard.html", context, status=status)
 
 
 @login_required
 @permission_required("training.view_trainingrun", raise_exception=True)
 def dashboard(request):
-    actions.mark_stale_runs()
-    runs = TrainingRun.objects.select_related("project", "arena", "base_system", "produced_system")[:50]
-    return render(request, "training/dashboard.html", {"runs": runs, **_form_context(),
-                                                      "any_active": any(not r.is_finished for r in runs)})  # fmt: skip
+    return _render_dashboard(request, StartRunForm())
 
 
 @login_required
 @require_POST
 @permission_required("training.add_trainingrun", raise_exception=True)
 def start_run(request):
-    post = request.POST
-    source = post.get("source", "")
-    kind_of_source, _, name = source.partition(":")
+    form = StartRunForm(request.POST)
+    if not form.is_valid():
+        return _render_dashboard(request, form, status=400)
     try:
-        max_steps = int(post["max_steps"]) if post.get("max_steps") else None
-        min_confidence = float(post.get("min_confidence") or 0)
-    except ValueError:
-        messages.error(request, "max steps and minimum confidence must be numbers")
-        return redirect("training:dashboard")
-    try:
-        run_request = actions.check_run_request(
-            kind=post.get("kind", ""), project=name if kind_of_source == "project" else None,
-            arena=name if kind_of_source == "arena" else None, base=post.get("base") or None,
-            loss=post.get("loss", "sigmoid"), max_steps=max_steps, adapter=post.get("adapter", "auto"),
-            filters={"aggregate": post.get("aggregate", "dawid-skene"), "min_confidence": min_confidence,
-                     "include_ties": post.get("include_ties") == "on", "source": post.get("data_source", "human")},
-        )  # fmt: skip
+        run_request = actions.check_run_request(**form.request_arguments())
+        count = selection.check_enough_pairs(run_request)
     except DuetError as exc:
-        messages.error(request, exc.message)
-        return redirect("training:dashboard")
+        form.add_error(None, exc.message)
+        return _render_dashboard(request, form, status=400)
     run = actions.do_create_run(run_request, request.user)
-    messages.success(request, f"Run {run.pk} queued on the training queue.")
+    messages.success(request, f"Run {run.pk} queued on the {TRAINING_QUEUE} queue with {count.describe()}.")
     return redirect("training:run", run_id=run.pk)
+
+
+def _run_or_404(run_id: int) -> TrainingRun:
+    return get_object_or_404(TrainingRun.objects.select_related("project", "arena", "base_system", "produced_system"),
+                             pk=run_id)  # fmt: skip
+
+
+def _status(run: TrainingRun) -> dict:
+    """What the run page shows live; `static/training/training.js` polls it."""
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "finished": run.is_finished,
+        "stopping": run.cancel_requested and run.status == RunStatus.RUNNING,
+        "percent": results.percent(run.status, run.progress),
+        "phase": run.progress.get("phase") or "",
+        "phase_label": results.phase_label(run.progress),
+        "progress_text": results.progress_line(run.status, run.progress),
+        "progress": run.progress,
+        "n_pairs": run.n_pairs,
+        "loss_curve": results.curve(run.history, "loss"),
+        "error": results.error_summary(run.error),
+        "worker_warning": _worker_warning([run]),
+    }
 
 
 @login_required
 @permission_required("training.view_trainingrun", raise_exception=True)
 def run_detail(request, run_id: int):
     actions.mark_stale_runs()
-    run = get_object_or_404(TrainingRun.objects.select_related("project", "arena", "base_system", "produced_system"),
-                            pk=run_id)  # fmt: skip
+    run = _run_or_404(run_id)
+    status = _status(run)
     return render(request, "training/run.html", {
         "run": run,
-        "loss_curve": _curve(run.history, "loss"),
-        "accuracy_curve": _curve(run.history, "reward_accuracy"),
-        "metric_rows": sorted((k, v) for k, v in run.metrics.items() if isinstance(v, (int, float, str)) and v is not None),
-        "active": run.status in (RunStatus.QUEUED, RunStatus.RUNNING),
+        "state": status,
+        "status_url": reverse("training:status", args=[run.pk]),
+        "accuracy_curve": results.curve(run.history, "reward_accuracy"),
+        "evaluations": results.evaluations(run.metrics),
+        "metric_rows": results.other_metrics(run.metrics),
+        "min_evaluation_pairs": results.MIN_EVALUATION_PAIRS,
+        "error_has_details": "\n" in run.error.strip(),
+        "active": not run.is_finished,
     })  # fmt: skip
+
+
+@login_required
+@permission_required("training.view_trainingrun", raise_exception=True)
+def run_status(request, run_id: int):
+    # Polled every 2 s by each open run page: it reads, and leaves stale runs to the pages.
+    return JsonResponse(_status(_run_or_404(run_id)))
 
 
 @login_required

@@ -233,7 +233,7 @@ def test_dashboard_start_and_watch(voted_arena, researcher, client):
     actions.execute_run(run.pk)
     detail = client.get(f"/training/runs/{run.pk}/").content.decode()
     assert "succeeded" in detail and 'id="loss-curve"' in detail or "heldout_accuracy" in detail
-    assert "heldout_accuracy" in detail and "ranking_accuracy" in detail
+    assert 'data-key="preference_accuracy"' in detail and 'data-key="ranking_accuracy"' in detail
     bad = client.post("/training/runs/", {"kind": "dpo", "source": "arena:main", "loss": "nope"}, follow=True)
     assert b"loss must be one of" in bad.content
 
