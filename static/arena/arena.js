@@ -104,8 +104,7 @@
       }
     });
     if (waiting && current().state === "generating") {
-      setStatus("The first " + current().label.toLowerCase() + " comparison shows here as soon as its answers are ready (" +
-                current().answers + " of " + current().expected + " answers so far).");
+      setStatus("The first " + current().label.toLowerCase() + " comparison shows here as soon as its answers are ready.");
     }
   }
 

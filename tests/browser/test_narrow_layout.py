@@ -18,6 +18,7 @@ WIDE_ANSWER = (
 )
 PAGES = [
     ("arena", "/?modality=text", "#body-a table"),
+    ("live arena", "/?mode=live", "#ask textarea"),
     ("leaderboard", "/leaderboard/", "#board"),
     ("projects list", "/projects/", "main h1"),
     ("training", "/training/", "#runs"),
