@@ -5,7 +5,8 @@ from django.conf import settings
 
 from .hotcache import Memo
 from .models import Comparison, Output
-from .rendering import render_markdown
+from .generation import truncated_at_tokens
+from .rendering import render_answer, render_markdown
 
 # An output's or prompt's HTML depends only on its text, and sanitising markdown is the
 # costliest step of serving a comparison (about 1 ms per output): render each once per
@@ -16,7 +17,7 @@ _prompts: Memo[dict] = Memo("rendered prompts", ttl=600, invalidated_by=("arena.
 
 def _side(output: Output) -> dict:
     if output.kind == "text":
-        return {"kind": "text", "html": render_markdown(output.text)}
+        return {"kind": "text", "html": render_answer(output.text, truncated_at_tokens(output.metadata))}
     side = {"kind": output.kind, "url": output.media.url, "media_type": output.media_type}
     if output.kind == "audio":
         side["duration"] = output.metadata.get("duration")

@@ -5,6 +5,8 @@ The markdown library passes raw HTML through, so every rendering goes through nh
 `javascript:` or `data:` links. The page's Content-Security-Policy is a second fence.
 """
 
+import re
+
 import markdown
 import nh3
 
@@ -15,6 +17,10 @@ ALLOWED_TAGS = {
 }  # fmt: skip
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "code": {"class"}, "span": {"class"}, "th": {"align"}, "td": {"align"}}
 ALLOWED_URL_SCHEMES = {"http", "https", "mailto"}
+
+# An opening fence as Python-Markdown's fenced_code reads one: three or more backticks or
+# tildes at the start of a line, then an optional language or {attributes}.
+_OPENING_FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})[ ]*(\{[^\n]*\}|\.?[\w#.+-]*)[ ]*$")
 
 
 def sanitize_html(html: str) -> str:
@@ -27,6 +33,31 @@ def sanitize_html(html: str) -> str:
     )
 
 
+def close_open_fence(text: str) -> str:
+    """The text with a code fence left open at its end closed.
+
+    A model answer cut at its token limit often stops inside a code block; unclosed, the
+    fence and the code render as one paragraph of plain text.
+    """
+    fence = None
+    for line in text.splitlines():
+        if fence is None:
+            opening = _OPENING_FENCE.match(line)
+            fence = opening["fence"] if opening else None
+        elif line.rstrip(" ") == fence:  # Python-Markdown closes with the same fence only
+            fence = None
+    return text if fence is None else text.rstrip("\n") + "\n" + fence + "\n"
+
+
 def render_markdown(text: str) -> str:
-    html = markdown.markdown(text or "", extensions=["fenced_code", "tables", "sane_lists"])
+    html = markdown.markdown(close_open_fence(text or ""), extensions=["fenced_code", "tables", "sane_lists"])
     return sanitize_html(html)
+
+
+def render_answer(text: str, truncated_at_tokens: int | None = None) -> str:
+    """An output's HTML, marked when generation stopped at its token limit rather than at
+    the end of the answer (arena.generation.truncated_at_tokens)."""
+    html = render_markdown(text)
+    if truncated_at_tokens:
+        html += f'\n<p class="truncated">… (answer cut at {int(truncated_at_tokens)} tokens)</p>'
+    return html

@@ -168,6 +168,23 @@ class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
 
 
+class ModalityReadinessSerializer(serializers.Serializer):
+    modality = serializers.CharField()
+    label = serializers.CharField()
+    state = serializers.ChoiceField(["ready", "generating", "empty"])
+    answers = serializers.IntegerField(help_text="answers of active systems to pool prompts")
+    expected = serializers.IntegerField(help_text="active systems x pool prompts")
+    comparable_prompts = serializers.IntegerField(help_text="prompts answered by two or more active systems")
+    generating = serializers.BooleanField(help_text="a system that generates still lacks answers")
+
+
+class ReadinessSerializer(serializers.Serializer):
+    current = serializers.CharField()
+    first = serializers.CharField(help_text="the modality the arena opens on")
+    note = serializers.CharField(help_text="where the modalities stand, in a sentence; empty when all are ready")
+    modalities = serializers.DictField(child=ModalityReadinessSerializer())
+
+
 class NextComparisonSerializer(serializers.Serializer):
     comparison = serializers.UUIDField()
     token = serializers.CharField()

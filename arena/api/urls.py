@@ -13,6 +13,7 @@ router.register("arena/judges", review_views.JudgeReviewViewSet, basename="judge
 urlpatterns = [
     path("arena/next/", views.NextComparisonView.as_view(), name="arena-next"),
     path("arena/vote/", views.VoteView.as_view(), name="arena-vote"),
+    path("arena/readiness/", views.ReadinessView.as_view(), name="arena-readiness"),
     path("leaderboard/", views.LeaderboardView.as_view(), name="leaderboard-api"),
     path("live/battles/", live_views.LiveBattlesView.as_view(), name="live-battles"),
     path("live/battles/<uuid:battle_id>/", live_views.LiveBattleView.as_view(), name="live-battle"),

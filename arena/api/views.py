@@ -1,6 +1,7 @@
 import json
 from collections.abc import Mapping
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.http import HttpResponse
@@ -12,9 +13,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from arena import actions
-from arena.errors import DuetError, InvalidInput
+from arena.errors import DuetError, InvalidInput, NotLoggedIn
 from arena.models import Judgment, Modality, Output, Prompt, PromptOrigin, System
 from arena.presenters import comparison_payload
+from arena.readiness import arena_readiness, first_ready, readiness_json
 from arena.ratelimit import RateLimitedView
 from arena.voters import voter_judge
 
@@ -55,6 +57,28 @@ class NextComparisonView(RateLimitedView, JSONOnlyView):
         judge = voter_judge(request)
         comparison = actions.next_comparison(judge, request.query_params.get("modality", Modality.TEXT))
         return self.answer(comparison_payload(comparison, actions.issue_vote_token(comparison, judge)))
+
+
+class ReadinessView(JSONOnlyView):
+    """Per modality, whether the pool has a comparison to serve and how many answers are
+    ready; the arena page polls it while answers are generated. Counts only, no systems."""
+
+    permission_classes = [permissions.AllowAny]  # logged-in users, or anyone in an open arena
+
+    @extend_schema(
+        parameters=[OpenApiParameter("modality", str, enum=Modality.values,
+                                     description="the modality on screen (default: the first ready one)")],
+        responses={200: serializers.ReadinessSerializer, 401: serializers.ErrorSerializer,
+                   400: serializers.ErrorSerializer},
+    )  # fmt: skip
+    def get(self, request):
+        if not (request.user.is_authenticated or settings.OPEN_ARENA):
+            raise NotLoggedIn("log in to see the arena")
+        readiness = arena_readiness()
+        current = request.query_params.get("modality") or first_ready(readiness)
+        if current not in Modality.values:
+            raise InvalidInput(f"unknown modality {current!r}; expected one of {', '.join(Modality.values)}")
+        return self.answer(readiness_json(readiness, current))
 
 
 def _vote_shape(data) -> Mapping:

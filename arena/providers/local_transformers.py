@@ -87,7 +87,7 @@ class TransformersProvider(Provider):
         self.system_prompt = str(self.config.get("system_prompt") or "")
         self.temperature = self._number("temperature", 0.7, float, 0.0, 5.0)
         self.top_p = self._number("top_p", 0.95, float, 0.01, 1.0)
-        default_tokens = django_setting("GENERATION_MAX_NEW_TOKENS", 160)
+        default_tokens = django_setting("GENERATION_MAX_NEW_TOKENS", 384)
         self.max_new_tokens = self._number("max_new_tokens", default_tokens, int, 1, 8192)
         self.seed = self._number("seed", 0, int)
         # Batching is most of the speed on CPU. Measured on 2 cores: 8 SmolLM2 answers of up

@@ -51,7 +51,7 @@ class OpenAICompatibleProvider(Provider):
         self.system_prompt = str(self.config.get("system_prompt") or "")
         self.temperature = self._number("temperature", 0.7, float, 0.0, 2.0)
         self.top_p = self._number("top_p", None, float, 0.0, 1.0)
-        default_tokens = django_setting("GENERATION_MAX_NEW_TOKENS", 160)
+        default_tokens = django_setting("GENERATION_MAX_NEW_TOKENS", 384)
         self.max_tokens = self._number("max_tokens", default_tokens, int, 1, 1_000_000)
         self.seed = self._number("seed", None, int)
         self.timeout = self._number("timeout", django_setting("OPENAI_TIMEOUT_SECONDS", 60.0), float, 0.1, 3600)

@@ -17,6 +17,14 @@
   // "Next" shows it without another round trip. GET next would serve the same one.
   let prefetched = null;
 
+  // Where each modality stands (arena.readiness), first from the page, then polled while
+  // answers are being generated, so a comparison shows up without a reload.
+  const POLL_MS = 4000;
+  let readiness = JSON.parse($("arena-readiness").textContent);
+  let pollTimer = null;
+  let waiting = false; // the last look for a comparison found none
+  let answersWhenWaiting = null; // the current modality's ready answers at that look
+
   function csrfToken() {
     const input = root.querySelector("input[name=csrfmiddlewaretoken]");
     return input ? input.value : "";
@@ -69,10 +77,67 @@
       show("prompt", false);
       show("sides", false);
       show("votes", false);
-      setStatus(body.detail || "Could not load a comparison (" + response.status + ")", response.status !== 404);
+      if (response.status === 404) {
+        startWaiting(body.detail);
+      } else {
+        setStatus(body.detail || "Could not load a comparison (" + response.status + ")", true);
+      }
       return;
     }
     render(body);
+  }
+
+  // --- readiness: say where comparisons are, and load one as soon as it exists ---
+  function current() {
+    return readiness.modalities[root.dataset.modality];
+  }
+
+  function showReadiness() {
+    const note = $("readiness");
+    note.textContent = readiness.note;
+    note.hidden = !readiness.note;
+    root.querySelectorAll(".tab[data-modality]").forEach((tab) => {
+      const info = readiness.modalities[tab.dataset.modality];
+      if (info) {
+        tab.dataset.state = info.state;
+        tab.title = info.state === "generating" ? "Answers are being generated (" + info.answers + " of " + info.expected + " ready)" : "";
+      }
+    });
+    if (waiting && current().state === "generating") {
+      setStatus("The first " + current().label.toLowerCase() + " comparison shows here as soon as its answers are ready.");
+    }
+  }
+
+  function startWaiting(detail) {
+    waiting = true;
+    answersWhenWaiting = current().answers;
+    setStatus(detail || "");
+    showReadiness();
+    schedulePoll();
+  }
+
+  function schedulePoll() {
+    const generating = Object.values(readiness.modalities).some((info) => info.generating);
+    if (pollTimer === null && generating) pollTimer = setTimeout(poll, POLL_MS);
+  }
+
+  async function poll() {
+    pollTimer = null;
+    if (!document.hidden) {
+      const url = root.dataset.readinessUrl + "?modality=" + encodeURIComponent(root.dataset.modality);
+      try {
+        const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+        if (response.ok) readiness = await response.json();
+      } catch (err) {
+        // Not reachable for a moment (a restarting server): the next poll tries again.
+      }
+      showReadiness();
+      if (waiting && !state && current().state === "ready" && current().answers !== answersWhenWaiting) {
+        waiting = false;
+        loadNext();
+      }
+    }
+    schedulePoll();
   }
 
   function renderSide(side, data) {
@@ -102,6 +167,7 @@
 
   function render(payload) {
     state = { payload, shownAt: performance.now(), events: [], tracks: {}, voted: false };
+    waiting = false;
     $("prompt-body").innerHTML = payload.prompt.html; // sanitised server-side
     renderSide("a", payload.a);
     renderSide("b", payload.b);
@@ -256,5 +322,11 @@
     }
   });
 
-  loadNext();
+  showReadiness();
+  schedulePoll();
+  if (current().state === "generating") {
+    startWaiting(""); // nothing to serve yet: no need to ask
+  } else {
+    loadNext();
+  }
 })();

@@ -49,6 +49,7 @@ POLICY = [
     ("arena:leaderboard-refresh", "POST", RESEARCHERS),
     ("arena-next", "GET", VOTERS),
     ("arena-vote", "POST", VOTERS),
+    ("arena-readiness", "GET", VOTERS),  # counts of answers per modality, no systems
     ("leaderboard-api", "GET", VOTERS),
     ("live-battle", "GET", VOTERS),
     ("live-events", "GET", VOTERS),
