@@ -288,15 +288,21 @@ def expire_stuck(battle: LiveBattle) -> None:
 
 
 def queue_position(generation: LiveGeneration) -> int:
-    """How many answers of the same system are ahead of this one."""
+    """How many answers are ahead of this one: those of other battles queued earlier (the
+    live lane takes them in order), or, where more, those of the same system beyond its
+    free slots."""
     if generation.status != GenerationStatus.QUEUED:
         return 0
-    ahead = LiveGeneration.objects.filter(
-        system=generation.system_id, status=GenerationStatus.QUEUED, queued_at__lt=generation.queued_at
-    ).count()
+    # Rows older than the timeout are dead (a worker lost them); they hold nobody up.
+    alive_since = timezone.now() - timezone.timedelta(seconds=settings.LIVE_GENERATION_TIMEOUT_SECONDS)
+    earlier = LiveGeneration.objects.filter(
+        status=GenerationStatus.QUEUED, queued_at__lt=generation.queued_at, queued_at__gte=alive_since
+    )
+    ahead_in_lane = earlier.exclude(battle=generation.battle_id).count()
+    ahead = earlier.filter(system=generation.system_id).count()
     running = LiveGeneration.objects.filter(system=generation.system_id, status=GenerationStatus.RUNNING).count()
     free = max(0, settings.LIVE_MAX_CONCURRENT_PER_SYSTEM - running)
-    return max(0, ahead + 1 - free)
+    return max(ahead_in_lane, ahead + 1 - free)
 
 
 def _side_state(generation: LiveGeneration) -> dict:
@@ -310,6 +316,10 @@ def _side_state(generation: LiveGeneration) -> dict:
         state["kind"] = "text" if generation.battle.modality == Modality.TEXT else generation.battle.modality
         state["text"] = generation.text
         state["queue_position"] = queue_position(generation)
+        if generation.status == GenerationStatus.QUEUED:
+            # The voter is told how long the answer has waited for a worker, so a busy
+            # worker shows as a wait instead of a silent "Answering…".
+            state["waiting_s"] = round((timezone.now() - generation.queued_at).total_seconds())
     return state
 
 

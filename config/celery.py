@@ -3,9 +3,16 @@
 With no configuration the broker is kombu's filesystem transport under DUET_VAR_DIR, so a
 real worker runs beside the web server with no server to install; CELERY_BROKER_URL points
 it at Redis in production.
+
+`LANES` are the worker processes `make run` and `make worker` start: quick work (the board
+refresh, live-battle answers) never waits behind long jobs (outputs in bulk, judging,
+training, exports), because no process of the long lane takes a quick task and the long
+lane runs at a lower CPU priority (`nice`), so on a small machine the quick lane gets the
+cores when it needs them.
 """
 
 import os
+from dataclasses import dataclass
 
 from celery import Celery
 
@@ -24,3 +31,29 @@ def _make_filesystem_broker_folders(sender, **kwargs):
         for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
             if options.get(key):
                 os.makedirs(options[key], exist_ok=True)
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One worker: its queues, its processes, and its CPU priority (a `nice` increment)."""
+
+    name: str
+    queues: tuple[str, ...]
+    concurrency: int
+    nice: int = 0
+
+    def worker_args(self) -> list[str]:
+        """`celery` arguments; the Makefile spells the same ones out (tests/test_lanes.py compares)."""
+        return ["-A", "config", "worker", "-n", f"{self.name}@%h", "-Q", ",".join(self.queues),
+                "-c", str(self.concurrency)]  # fmt: skip
+
+
+LANES = (
+    # The board: a refresh takes well under a second, but it must never queue behind anything.
+    Lane("board", ("default",), concurrency=1),
+    # Live battles: both sides of a battle answer at once.
+    Lane("live", ("live",), concurrency=2),
+    # Long jobs: a training run and a batch of outputs side by side, yielding the CPU to
+    # the quick lane (nice 10 weighs about a tenth of nice 0 on Linux's scheduler).
+    Lane("long", ("generation", "judging", "training", "export"), concurrency=2, nice=10),
+)
