@@ -69,6 +69,26 @@ def _choose_pair(modality: str, rng: random.Random) -> tuple[System, System]:
     return by_id[first], by_id[second]
 
 
+def preload_live_models() -> list[str]:
+    """Load the local models of the systems that can answer live into this process, so a
+    voter's first battle does not wait for a model to load (seconds on a small machine).
+    Returns the models loaded; a model that cannot load is logged and left to the battle,
+    which reports the failure."""
+    from .localmodel import load_causal_lm
+    from .providers import get_provider
+
+    loaded = []
+    for system in live_candidates(Modality.TEXT).filter(provider="transformers"):
+        try:
+            provider = get_provider(system.provider, system.provider_config)
+            load_causal_lm(provider.model_ref, provider.device)
+        except Exception as exc:  # noqa: BLE001 - a preload never stops the worker; the battle reports
+            logger.warning("could not preload %s for live battles: %s", system.name, exc)
+            continue
+        loaded.append(provider.model_ref)
+    return loaded
+
+
 # --- starting and continuing --------------------------------------------------------------
 
 

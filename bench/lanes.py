@@ -6,17 +6,18 @@ broker): migrate, create the demo systems, three uploaded systems with 36 votes,
 with an API token; start the web server (runserver) and the workers; warm up with one
 live battle (so each live process has SmolLM2 loaded); then start the long jobs: a
 reward-model training run on the real SmolLM2-135M-Instruct (`manage.py train --kind
-reward`, the default base) and the demo's text generation (`seed_demo`: SmolLM2 answers
+reward`, the default base), then the demo's text generation (`seed_demo`: SmolLM2 answers
 for every demo prompt). While both run, each repetition times, through the HTTP API:
 
 - vote to board: from the POST of a vote to the leaderboard API counting it;
 - live first token: from the POST that starts a live battle to the first text of either
-  side (and of both sides), polling the battle's state as the page does.
+  side (and of both sides), polling the battle's state as the page does; the battle is
+  then voided (its answers stop) so that the next one starts on free live processes.
 
 Prints medians and maxima per layout and the ratios; a wait longer than --wait seconds
 counts as --wait. Every process shares the machine's cores (whole-process timings).
 
-    .venv/bin/python bench/lanes.py [--repeats 3] [--layouts lanes,single] [--wait 90]
+    .venv/bin/python bench/lanes.py [--repeats 3] [--layouts lanes,single] [--wait 60]
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -31,6 +33,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,24 +74,38 @@ def time_vote(api: Api, wait: float) -> float:
 
 
 def time_live_battle(api: Api, wait: float, message: str) -> tuple[float, float]:
-    """Seconds from starting a live battle to the first text of either side and of both;
-    returns once the battle is answered (or after `wait`), so battles never overlap."""
+    """Seconds from starting a live battle to the first text of either side and of both.
+    Then the battle is voided, which stops both answers within a token, and its end is
+    awaited, so the next battle finds the live processes free."""
+    from arena import live
+    from arena.models import GenerationStatus, LiveBattle, LiveGeneration
+
     started = time.monotonic()
     state = api("/api/live/battles/", {"modality": "text", "message": message})
     battle = state["battle"]
     first = both = None
-    while time.monotonic() - started < wait:
+    while time.monotonic() - started < wait and state["status"] == "generating":
         turn = state["turns"][0]
         texts = [bool(turn.get(side, {}).get("text")) for side in ("a", "b")]
         now = time.monotonic() - started
         if first is None and any(texts):
             first = now
-        if both is None and all(texts):
+        if all(texts):
             both = now
-        if state["status"] != "generating":
             break
         time.sleep(0.1)
         state = api(f"/api/live/battles/{battle}/")
+    battle_pk = LiveBattle.objects.get(public_id=battle).pk
+    live.void_battle(battle_pk, "the benchmark has its timing")
+    sides = LiveGeneration.objects.filter(battle=battle_pk)
+    # A running side stops at its next token; a side still queued fails when a process
+    # takes it, which in a busy layout may take a while: waited for up to `wait`.
+    queued_until, stuck_after = time.monotonic() + wait, time.monotonic() + 600
+    while sides.filter(status=GenerationStatus.RUNNING).exists() or (
+        sides.filter(status=GenerationStatus.QUEUED).exists() and time.monotonic() < queued_until
+    ):
+        assert time.monotonic() < stuck_after, "a voided live answer never stopped"
+        time.sleep(0.2)
     return (wait if first is None else first), (wait if both is None else both)
 
 
@@ -171,8 +188,9 @@ def measure_layout(layout: str, args) -> dict:
         warm_first, _ = time_live_battle(api, 300, "Say hello.")
 
         # the long jobs: demo generation (queued by seed_demo) and a training run
-        manage(env, "seed_demo")
+        # (training first: queued behind the generation batches, it would wait for them all)
         manage(env, "train", "--kind", "reward", "--arena", "main", "--max-steps", str(args.train_steps))
+        manage(env, "seed_demo")
         from training.models import TrainingRun
 
         deadline = time.monotonic() + 300
@@ -201,19 +219,21 @@ def measure_layout(layout: str, args) -> dict:
             "outputs_during": Output.objects.filter(system__provider="transformers").count() - outputs_before,
         }
     finally:
-        for process in workers + ([web] if web else []):
-            process.stop()
+        # in parallel: a worker's warm shutdown waits up to 30 s for its task
+        with ThreadPoolExecutor() as pool:
+            list(pool.map(lambda process: process.stop(), workers + ([web] if web else [])))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--layouts", default="lanes,single")
-    parser.add_argument("--wait", type=float, default=90.0, help="longest wait counted, seconds")
+    parser.add_argument("--wait", type=float, default=60.0, help="longest wait counted, seconds")
     parser.add_argument("--train-steps", type=int, default=2000, help="enough to outlast the measurement")
     parser.add_argument("--one-layout", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one_layout:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the processes on the way out
         print("RESULT " + json.dumps(measure_layout(args.one_layout, args)))
         return
 

@@ -12,9 +12,11 @@ cores when it needs them.
 """
 
 import os
+import threading
 from dataclasses import dataclass
 
 from celery import Celery
+from celery.signals import celeryd_after_setup, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -57,3 +59,32 @@ LANES = (
     # the quick lane (nice 10 weighs about a tenth of nice 0 on Linux's scheduler).
     Lane("long", ("generation", "judging", "training", "export"), concurrency=2, nice=10),
 )
+
+
+# --- the live lane keeps its models loaded ---------------------------------------------------
+_consumed_queues: set[str] = set()
+
+
+@celeryd_after_setup.connect
+def _remember_queues(sender, instance, **kwargs):
+    _consumed_queues.update(instance.app.amqp.queues.consume_from)
+
+
+@worker_process_init.connect
+def _preload_live_models(**kwargs):
+    """A process that answers live battles loads their models as it starts, in a thread (a
+    process must report ready within seconds), so the first battle streams at once."""
+    if "live" not in _consumed_queues:
+        return
+
+    def preload():
+        from django.db import connection
+
+        from arena.live import preload_live_models
+
+        try:
+            preload_live_models()
+        finally:
+            connection.close()
+
+    threading.Thread(target=preload, name="preload-live-models", daemon=True).start()

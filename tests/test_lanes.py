@@ -123,6 +123,24 @@ def test_answers_lost_past_the_timeout_hold_nobody_up(db, make_user, image_syste
     assert live.queue_position(LiveGeneration.objects.get(battle=battle, side="a")) == 0
 
 
+def test_a_live_process_preloads_the_models_of_the_systems_that_answer_live(db, tiny_model_dir, image_systems):
+    from arena import localmodel
+
+    localmodel.clear_cache()
+    config = {"model": str(tiny_model_dir), "max_new_tokens": 4}
+    System.objects.create(name="tiny-a", provider="transformers", provider_config=config)
+    System.objects.create(name="tiny-b", provider="transformers", provider_config={**config, "system_prompt": "Hi."})
+    System.objects.create(name="broken", provider="transformers", provider_config={"model": "/nonexistent/model"})
+    System.objects.create(name="retired", provider="transformers", is_active=False,
+                          provider_config={"model": "/retired/model"})  # fmt: skip
+
+    loaded = live.preload_live_models()
+
+    # one load for the two systems that share the model; the broken one is left to its battle
+    assert loaded == [str(tiny_model_dir)] * 2
+    assert list(localmodel._loaded) == [(str(tiny_model_dir.resolve()), localmodel.default_device())]
+
+
 # --- real workers: a busy long lane ----------------------------------------------------------
 
 
