@@ -85,6 +85,7 @@ def preload_live_models() -> list[str]:
         except Exception as exc:  # noqa: BLE001 - a preload never stops the worker; the battle reports
             logger.warning("could not preload %s for live battles: %s", system.name, exc)
             continue
+        logger.info("preloaded %s for live battles (%s)", provider.model_ref, system.name)
         loaded.append(provider.model_ref)
     return loaded
 

@@ -14,8 +14,11 @@ for every demo prompt). While both run, each repetition times, through the HTTP 
   side (and of both sides), polling the battle's state as the page does; the battle is
   then voided (its answers stop) so that the next one starts on free live processes.
 
-Prints medians and maxima per layout and the ratios; a wait longer than --wait seconds
-counts as --wait. Every process shares the machine's cores (whole-process timings).
+Prints medians and maxima per layout and the ratios (a wait longer than --wait seconds
+counts as --wait, so a ratio against it is a lower bound), the warm-up battle's first
+token (right after the workers start), and what the long jobs got done meanwhile:
+training steps and demo outputs per minute. Every process shares the machine's cores
+(whole-process timings).
 
     .venv/bin/python bench/lanes.py [--repeats 3] [--layouts lanes,single] [--wait 60]
 """
@@ -75,7 +78,7 @@ def time_vote(api: Api, wait: float) -> float:
 
 def time_live_battle(api: Api, wait: float, message: str) -> tuple[float, float]:
     """Seconds from starting a live battle to the first text of either side and of both.
-    Then the battle is voided, which stops both answers within a token, and its end is
+    Then the battle is voided, which stops both answers within a token, and their end is
     awaited, so the next battle finds the live processes free."""
     from arena import live
     from arena.models import GenerationStatus, LiveBattle, LiveGeneration
@@ -97,13 +100,11 @@ def time_live_battle(api: Api, wait: float, message: str) -> tuple[float, float]
         state = api(f"/api/live/battles/{battle}/")
     battle_pk = LiveBattle.objects.get(public_id=battle).pk
     live.void_battle(battle_pk, "the benchmark has its timing")
-    sides = LiveGeneration.objects.filter(battle=battle_pk)
-    # A running side stops at its next token; a side still queued fails when a process
-    # takes it, which in a busy layout may take a while: waited for up to `wait`.
-    queued_until, stuck_after = time.monotonic() + wait, time.monotonic() + 600
-    while sides.filter(status=GenerationStatus.RUNNING).exists() or (
-        sides.filter(status=GenerationStatus.QUEUED).exists() and time.monotonic() < queued_until
-    ):
+    # A running side stops at its next token; a side still queued fails at once when a
+    # process takes it, so it holds up no later battle.
+    running = LiveGeneration.objects.filter(battle=battle_pk, status=GenerationStatus.RUNNING)
+    stuck_after = time.monotonic() + 600
+    while running.exists():
         assert time.monotonic() < stuck_after, "a voided live answer never stopped"
         time.sleep(0.2)
     return (wait if first is None else first), (wait if both is None else both)
@@ -199,7 +200,12 @@ def measure_layout(layout: str, args) -> dict:
         time.sleep(10)  # both long jobs past their imports and model loading
         from arena.models import Output
 
-        outputs_before = Output.objects.filter(system__provider="transformers").count()
+        def long_lane_progress() -> tuple[float, int, int]:
+            run = TrainingRun.objects.get()
+            return time.monotonic(), (run.progress or {}).get("step", 0), Output.objects.filter(
+                system__provider="transformers").count()  # fmt: skip
+
+        before = long_lane_progress()
         votes, first_tokens, both_sides = [], [], []
         for repeat in range(args.repeats):
             vote_time = []
@@ -212,11 +218,12 @@ def measure_layout(layout: str, args) -> dict:
             both_sides.append(both)
             print(f"  {layout} #{repeat + 1}: vote to board {vote_time[0]:.2f} s, live first token {first:.2f} s "
                   f"(both sides {both:.2f} s)", file=sys.stderr, flush=True)  # fmt: skip
-        run = TrainingRun.objects.get()
+        after = long_lane_progress()
+        minutes = (after[0] - before[0]) / 60
         return {
             "votes": votes, "first_tokens": first_tokens, "both_sides": both_sides, "warm_up_first_token": warm_first,
-            "training": f"{run.status} (step {(run.progress or {}).get('step', '?')})",
-            "outputs_during": Output.objects.filter(system__provider="transformers").count() - outputs_before,
+            "training_steps_per_min": (after[1] - before[1]) / minutes, "outputs_per_min": (after[2] - before[2]) / minutes,
+            "training": TrainingRun.objects.get().status,
         }
     finally:
         # in parallel: a worker's warm shutdown waits up to 30 s for its task
@@ -251,11 +258,12 @@ def main():
     print(f"load average after: {os.getloadavg()[0]:.1f}; {args.repeats} repetitions per layout, "
           f"waits capped at {args.wait:.0f} s")  # fmt: skip
     print(f"{'layout':<34} {'vote→board p50':>15} {'max':>7} {'live 1st token p50':>19} {'max':>7} "
-          f"{'both sides p50':>15} {'training':>18} {'outputs':>8}")  # fmt: skip
+          f"{'both sides p50':>15} {'warm-up 1st':>12} {'train steps/min':>16} {'outputs/min':>12}")  # fmt: skip
     for layout, r in results.items():
         print(f"{LAYOUTS[layout]:<34} {statistics.median(r['votes']):>14.2f}s {max(r['votes']):>6.2f}s "
               f"{statistics.median(r['first_tokens']):>18.2f}s {max(r['first_tokens']):>6.2f}s "
-              f"{statistics.median(r['both_sides']):>14.2f}s {r['training']:>18} {r['outputs_during']:>8}")  # fmt: skip
+              f"{statistics.median(r['both_sides']):>14.2f}s {r['warm_up_first_token']:>11.2f}s "
+              f"{r['training_steps_per_min']:>16.1f} {r['outputs_per_min']:>12.1f}")  # fmt: skip
     if {"lanes", "single"} <= results.keys():
         for key, name in (("votes", "vote to board"), ("first_tokens", "live first token"),
                           ("both_sides", "live, both sides")):  # fmt: skip

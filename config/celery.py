@@ -11,12 +11,12 @@ lane runs at a lower CPU priority (`nice`), so on a small machine the quick lane
 cores when it needs them.
 """
 
+import logging
 import os
-import threading
 from dataclasses import dataclass
 
 from celery import Celery
-from celery.signals import celeryd_after_setup, worker_process_init
+from celery.signals import worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -62,29 +62,23 @@ LANES = (
 
 
 # --- the live lane keeps its models loaded ---------------------------------------------------
-_consumed_queues: set[str] = set()
-
-
-@celeryd_after_setup.connect
-def _remember_queues(sender, instance, **kwargs):
-    _consumed_queues.update(instance.app.amqp.queues.consume_from)
 
 
 @worker_process_init.connect
 def _preload_live_models(**kwargs):
-    """A process that answers live battles loads their models as it starts, in a thread (a
-    process must report ready within seconds), so the first battle streams at once."""
-    if "live" not in _consumed_queues:
+    """A process that answers live battles loads their models before it takes a task, so
+    the first battle streams at once. Not in a thread beside the first task: transformers'
+    lazy imports are not safe to race (a battle failed with an ImportError that way), hence
+    CELERY_WORKER_PROC_ALIVE_TIMEOUT in the settings."""
+    if "live" not in app.amqp.queues.consume_from:  # the worker's -Q, set before the pool forks
         return
+    from django.db import connection
 
-    def preload():
-        from django.db import connection
+    from arena.live import preload_live_models
 
-        from arena.live import preload_live_models
-
-        try:
-            preload_live_models()
-        finally:
-            connection.close()
-
-    threading.Thread(target=preload, name="preload-live-models", daemon=True).start()
+    try:
+        preload_live_models()
+    except Exception:  # noqa: BLE001 - e.g. a database not migrated yet; the battles will say
+        logging.getLogger(__name__).exception("could not preload the live models")
+    finally:
+        connection.close()  # the pool's own work opens its own

@@ -227,7 +227,9 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # training run or a batch of demo outputs never holds up a vote's effect or a live battle.
 CELERY_QUICK_QUEUES = ("default", "live")
 CELERY_LONG_QUEUES = ("generation", "judging", "training", "export")
-CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in CELERY_QUICK_QUEUES + CELERY_LONG_QUEUES]
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name), routing_key=name) for name in CELERY_QUICK_QUEUES + CELERY_LONG_QUEUES
+]
 # Every task by name (tests/test_lanes.py checks none is left to the default by accident).
 CELERY_TASK_ROUTES = {
     "arena.tasks.refresh_leaderboards": {"queue": "default"},
@@ -242,6 +244,9 @@ CELERY_TASK_ROUTES = {
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A live-lane process loads the live models before it reports ready (config/celery.py):
+# tens of seconds on a busy small machine, past Celery's default of 4 s.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = 300.0
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 

@@ -86,7 +86,9 @@ def test_make_run_and_make_worker_start_the_lanes():
 @pytest.fixture
 def image_systems(db):
     return [
-        System.objects.create(name=f"p-{style}", provider="demo_image", modality="image", provider_config={"style": style})
+        System.objects.create(
+            name=f"p-{style}", provider="demo_image", modality="image", provider_config={"style": style}
+        )
         for style in ("circles", "stripes")
     ]
 
@@ -196,18 +198,21 @@ from django.contrib.auth import get_user_model
 from arena import actions, live
 judge = actions.judge_for_user(get_user_model().objects.create_user("voter"))
 comparison = actions.next_comparison(judge, "text")
-actions.do_record_judgment(actions.check_vote(token=actions.issue_vote_token(comparison, judge), judge=judge, verdict="a"))
+token = actions.issue_vote_token(comparison, judge)
+actions.do_record_judgment(actions.check_vote(token=token, judge=judge, verdict="a"))
 battle = live.start_live_battle(judge, "image", "a red circle")
 print("BATTLE", battle.pk)
 """
 
 
 def start_lanes(env, tmp_path):
-    return processes.start_lanes(env, tmp_path), 2  # the long lane's processes
+    """The workers, how many processes take long jobs, and the log and number of those that
+    take live battles."""
+    return processes.start_lanes(env, tmp_path), 2, ("live.log", 2)
 
 
 def start_one_worker(env, tmp_path):
-    return [processes.start_worker(env, tmp_path, concurrency=1)], 1
+    return [processes.start_worker(env, tmp_path, concurrency=1)], 1, ("worker.log", 1)
 
 
 @pytest.mark.slow
@@ -220,10 +225,14 @@ def start_one_worker(env, tmp_path):
             strict=True, reason="one worker on every queue: a long job holds up the board and live battles")),
     ],
 )  # fmt: skip
-def test_board_refresh_and_live_battle_run_while_the_long_lane_is_busy(start_workers, tmp_path, image_systems):
+def test_board_refresh_and_live_battle_run_while_the_long_lane_is_busy(
+    start_workers, tmp_path, image_systems, tiny_model_dir
+):
     from arena.models import LeaderboardSnapshot, LiveBattle
 
-    # given text systems to vote on, and a system whose endpoint holds every request
+    # given a local model that can answer live (the live processes load it as they start),
+    System.objects.create(name="tiny-live", provider="transformers", provider_config={"model": str(tiny_model_dir)})
+    # text systems to vote on, and a system whose endpoint holds every request
     prompt = Prompt.objects.create(text="Why?")
     for i in range(3):
         Output.objects.create(system=System.objects.create(name=f"s{i}"), prompt=prompt, text=f"answer {i}")
@@ -232,9 +241,14 @@ def test_board_refresh_and_live_battle_run_while_the_long_lane_is_busy(start_wor
                                  provider_config={"base_url": endpoint.url, "model": "m", "timeout": 300})  # fmt: skip
     slow_prompts = [Prompt.objects.create(text=f"Slow {i}?").pk for i in range(2)]
     env = processes.process_env(tmp_path)
-    workers, long_processes = start_workers(env, tmp_path)
+    workers, long_processes, (live_log, live_processes) = start_workers(env, tmp_path)
     try:
         processes.wait_until_consuming(workers)
+        deadline = time.monotonic() + 180
+        while (tmp_path / live_log).read_text().count(f"preloaded {tiny_model_dir}") < live_processes:
+            assert time.monotonic() < deadline, (tmp_path / live_log).read_text()[-3000:]
+            time.sleep(0.2)
+        assert [w.log_path.name for w in workers if "preloaded" in w.log_path.read_text()] == [live_log]
         # and every long-lane process stuck in a job
         run_in_django(env, QUEUE_LONG_JOBS % {"system": slow.pk, "prompts": slow_prompts})
         deadline = time.monotonic() + 60
