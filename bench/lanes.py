@@ -15,10 +15,9 @@ for every demo prompt). While both run, each repetition times, through the HTTP 
   then voided (its answers stop) so that the next one starts on free live processes.
 
 Prints medians and maxima per layout and the ratios (a wait longer than --wait seconds
-counts as --wait, so a ratio against it is a lower bound), the warm-up battle's first
-token (right after the workers start), and what the long jobs got done meanwhile:
-training steps and demo outputs per minute. Every process shares the machine's cores
-(whole-process timings).
+counts as --wait, so a ratio against it is a lower bound) and what the long jobs got
+done meanwhile: training steps and demo outputs per minute. Every process shares the
+machine's cores (whole-process timings). About 10 minutes on 2 cores.
 
     .venv/bin/python bench/lanes.py [--repeats 3] [--layouts lanes,single] [--wait 60]
 """
@@ -186,7 +185,7 @@ def measure_layout(layout: str, args) -> dict:
         while board_battles(api) < 36:  # the seeding votes' refresh
             assert time.monotonic() < deadline, "the board never counted the seeding votes"
             time.sleep(0.2)
-        warm_first, _ = time_live_battle(api, 300, "Say hello.")
+        time_live_battle(api, 300, "Say hello.")
 
         # the long jobs: demo generation (queued by seed_demo) and a training run
         # (training first: queued behind the generation batches, it would wait for them all)
@@ -221,7 +220,7 @@ def measure_layout(layout: str, args) -> dict:
         after = long_lane_progress()
         minutes = (after[0] - before[0]) / 60
         return {
-            "votes": votes, "first_tokens": first_tokens, "both_sides": both_sides, "warm_up_first_token": warm_first,
+            "votes": votes, "first_tokens": first_tokens, "both_sides": both_sides,
             "training_steps_per_min": (after[1] - before[1]) / minutes, "outputs_per_min": (after[2] - before[2]) / minutes,
             "training": TrainingRun.objects.get().status,
         }
@@ -258,11 +257,11 @@ def main():
     print(f"load average after: {os.getloadavg()[0]:.1f}; {args.repeats} repetitions per layout, "
           f"waits capped at {args.wait:.0f} s")  # fmt: skip
     print(f"{'layout':<34} {'vote→board p50':>15} {'max':>7} {'live 1st token p50':>19} {'max':>7} "
-          f"{'both sides p50':>15} {'warm-up 1st':>12} {'train steps/min':>16} {'outputs/min':>12}")  # fmt: skip
+          f"{'both sides p50':>15} {'train steps/min':>16} {'outputs/min':>12}")  # fmt: skip
     for layout, r in results.items():
         print(f"{LAYOUTS[layout]:<34} {statistics.median(r['votes']):>14.2f}s {max(r['votes']):>6.2f}s "
               f"{statistics.median(r['first_tokens']):>18.2f}s {max(r['first_tokens']):>6.2f}s "
-              f"{statistics.median(r['both_sides']):>14.2f}s {r['warm_up_first_token']:>11.2f}s "
+              f"{statistics.median(r['both_sides']):>14.2f}s "
               f"{r['training_steps_per_min']:>16.1f} {r['outputs_per_min']:>12.1f}")  # fmt: skip
     if {"lanes", "single"} <= results.keys():
         for key, name in (("votes", "vote to board"), ("first_tokens", "live first token"),
