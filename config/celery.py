@@ -4,11 +4,11 @@ With no configuration the broker is kombu's filesystem transport under DUET_VAR_
 real worker runs beside the web server with no server to install; CELERY_BROKER_URL points
 it at Redis in production.
 
-`LANES` are the worker processes `make run` and `make worker` start: quick work (the board
-refresh, live-battle answers) never waits behind long jobs (outputs in bulk, judging,
-training, exports), because no process of the long lane takes a quick task and the long
-lane runs at a lower CPU priority (`nice`), so on a small machine the quick lane gets the
-cores when it needs them.
+`LANES` are the workers `make run` and `make worker` start, in two lanes. Quick work (the
+board refresh in `board`, live-battle answers in `live`) never waits behind long jobs
+(outputs in bulk, judging, training, exports, in `long`): it has processes of its own, and
+the long lane runs at a lower CPU priority (`nice`), so on a small machine the quick lane
+gets the cores when it needs them.
 """
 
 import logging
