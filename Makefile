@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt | md5sum | cut -c1-12)
 
-.PHONY: install run web worker test test-fast migrate bench clean
+.PHONY: install run web worker worker-quick worker-long test test-fast migrate bench clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,19 +23,35 @@ install: $(STAMP)
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
-# The web server and a Celery worker on all four queues, side by side; Ctrl-C stops both.
+# Celery workers in two lanes (config/celery.py LANES): the quick lane is the board refresh
+# (`default`) and live battles (`live`); the long lane is outputs in bulk, judging, training
+# and exports, at a lower CPU priority. One torch thread per process: on a small machine,
+# several processes with several threads each slow down many times over.
+WORKER_BOARD := OMP_NUM_THREADS=1 nice -n 0 $(BIN)/celery -A config worker -n board@%h -Q default -c 1 --loglevel=INFO
+WORKER_LIVE  := OMP_NUM_THREADS=1 nice -n 0 $(BIN)/celery -A config worker -n live@%h -Q live -c 2 --loglevel=INFO
+WORKER_LONG  := OMP_NUM_THREADS=1 nice -n 10 $(BIN)/celery -A config worker -n long@%h -Q generation,judging,training,export -c 2 --loglevel=INFO
+
+# The web server and the workers of both lanes, side by side; Ctrl-C stops them all.
 run: migrate
 	$(BIN)/python manage.py seed_demo --if-empty
 	@echo "Duet: http://$(HOST):$(PORT)/  (create an account: $(BIN)/python manage.py create_account NAME --role admin)"
 	@trap 'kill 0' INT TERM EXIT; \
-	OMP_NUM_THREADS=1 $(BIN)/celery -A config worker -Q default,generation,judging,training -c 2 --loglevel=INFO & \
+	$(WORKER_BOARD) & $(WORKER_LIVE) & $(WORKER_LONG) & \
 	$(BIN)/python manage.py runserver $(HOST):$(PORT) --noreload
 
 web: migrate
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
+# Both lanes (no web server), e.g. on a worker host; or one lane per host with
+# worker-quick / worker-long.
 worker: install
-	$(BIN)/celery -A config worker -Q default,generation,judging,training -c 1 --loglevel=INFO
+	@trap 'kill 0' INT TERM EXIT; $(WORKER_BOARD) & $(WORKER_LIVE) & $(WORKER_LONG) & wait
+
+worker-quick: install
+	@trap 'kill 0' INT TERM EXIT; $(WORKER_BOARD) & $(WORKER_LIVE) & wait
+
+worker-long: install
+	$(WORKER_LONG)
 
 # The whole suite, slow real-model and browser tests included (what CI runs).
 test: install

@@ -70,6 +70,27 @@ def _choose_pair(modality: str, rng: random.Random) -> tuple[System, System]:
     return by_id[first], by_id[second]
 
 
+def preload_live_models() -> list[str]:
+    """Load the local models of the systems that can answer live into this process, so a
+    voter's first battle does not wait for a model to load (seconds on a small machine).
+    Returns the models loaded; a model that cannot load is logged and left to the battle,
+    which reports the failure."""
+    from .localmodel import load_causal_lm
+    from .providers import get_provider
+
+    loaded = []
+    for system in live_candidates(Modality.TEXT).filter(provider="transformers"):
+        try:
+            provider = get_provider(system.provider, system.provider_config)
+            load_causal_lm(provider.model_ref, provider.device)
+        except Exception as exc:  # noqa: BLE001 - a preload never stops the worker; the battle reports
+            logger.warning("could not preload %s for live battles: %s", system.name, exc)
+            continue
+        logger.info("preloaded %s for live battles (%s)", provider.model_ref, system.name)
+        loaded.append(provider.model_ref)
+    return loaded
+
+
 # --- starting and continuing --------------------------------------------------------------
 
 
@@ -289,15 +310,21 @@ def expire_stuck(battle: LiveBattle) -> None:
 
 
 def queue_position(generation: LiveGeneration) -> int:
-    """How many answers of the same system are ahead of this one."""
+    """How many answers are ahead of this one: those of other battles queued earlier (the
+    live lane takes them in order), or, where more, those of the same system beyond its
+    free slots."""
     if generation.status != GenerationStatus.QUEUED:
         return 0
-    ahead = LiveGeneration.objects.filter(
-        system=generation.system_id, status=GenerationStatus.QUEUED, queued_at__lt=generation.queued_at
-    ).count()
+    # Rows older than the timeout are dead (a worker lost them); they hold nobody up.
+    alive_since = timezone.now() - timezone.timedelta(seconds=settings.LIVE_GENERATION_TIMEOUT_SECONDS)
+    earlier = LiveGeneration.objects.filter(
+        status=GenerationStatus.QUEUED, queued_at__lt=generation.queued_at, queued_at__gte=alive_since
+    )
+    ahead_in_lane = earlier.exclude(battle=generation.battle_id).count()
+    ahead = earlier.filter(system=generation.system_id).count()
     running = LiveGeneration.objects.filter(system=generation.system_id, status=GenerationStatus.RUNNING).count()
     free = max(0, settings.LIVE_MAX_CONCURRENT_PER_SYSTEM - running)
-    return max(0, ahead + 1 - free)
+    return max(ahead_in_lane, ahead + 1 - free)
 
 
 def _side_state(generation: LiveGeneration) -> dict:
@@ -311,6 +338,10 @@ def _side_state(generation: LiveGeneration) -> dict:
         state["kind"] = "text" if generation.battle.modality == Modality.TEXT else generation.battle.modality
         state["text"] = generation.text
         state["queue_position"] = queue_position(generation)
+        if generation.status == GenerationStatus.QUEUED:
+            # The voter is told how long the answer has waited for a worker, so a busy
+            # worker shows as a wait instead of a silent "Answering…".
+            state["waiting_s"] = round((timezone.now() - generation.queued_at).total_seconds())
     return state
 
 

@@ -222,18 +222,31 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "") or None
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Two lanes (config.celery.LANES; `make run` starts them): quick work, the board refresh on
+# `default` and live-battle answers on `live`, has worker processes of its own, so a
+# training run or a batch of demo outputs never holds up a vote's effect or a live battle.
+CELERY_QUICK_QUEUES = ("default", "live")
+CELERY_LONG_QUEUES = ("generation", "judging", "training", "export")
 CELERY_TASK_QUEUES = [
-    Queue(name, Exchange(name), routing_key=name) for name in ("default", "generation", "judging", "training")
+    Queue(name, Exchange(name), routing_key=name) for name in CELERY_QUICK_QUEUES + CELERY_LONG_QUEUES
 ]
+# Every task by name (tests/test_lanes.py checks none is left to the default by accident).
 CELERY_TASK_ROUTES = {
-    "arena.tasks.generate_*": {"queue": "generation"},
     "arena.tasks.refresh_leaderboards": {"queue": "default"},
-    "routing.tasks.*": {"queue": "judging"},
-    "training.tasks.*": {"queue": "training"},
+    "annotation.tasks.reclaim_expired_leases": {"queue": "default"},
+    "arena.tasks.generate_live_turn": {"queue": "live"},
+    "arena.tasks.generate_outputs": {"queue": "generation"},
+    "arena.tasks.generate_all_missing": {"queue": "generation"},
+    "routing.tasks.run_judging_job": {"queue": "judging"},
+    "training.tasks.run_training": {"queue": "training"},
+    "annotation.export_tasks.export_dataset_task": {"queue": "export"},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A live-lane process loads the live models before it reports ready (config/celery.py):
+# tens of seconds on a busy small machine, past Celery's default of 4 s.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = 300.0
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 

@@ -1,6 +1,7 @@
-"""Real Duet processes for end-to-end tests: a Celery worker and a web server started as
-subprocesses on the test database (a file, see config/settings_test.py), with the
-embedded filesystem broker in a temporary folder."""
+"""Real Duet processes for end-to-end tests and benchmarks: Celery workers (one on every
+queue, or the lanes `make run` starts) and a web server, started as subprocesses on the
+test database (a file, see config/settings_test.py), with the embedded filesystem broker
+in a temporary folder."""
 
 import os
 import signal
@@ -15,7 +16,8 @@ from urllib.parse import quote
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKER_QUEUES = "default,generation,judging,training"
+# One worker on every queue (what `make run` started before the lanes).
+WORKER_QUEUES = ",".join(settings.CELERY_QUICK_QUEUES + settings.CELERY_LONG_QUEUES)
 
 
 def free_port() -> int:
@@ -84,6 +86,29 @@ def start_worker(env, tmp_path: Path, concurrency: int = 1) -> Process:
          "--loglevel=INFO", "--without-heartbeat"],
         env, tmp_path / "worker.log",
     )  # fmt: skip
+
+
+def start_lanes(env, tmp_path: Path) -> list[Process]:
+    """The workers `make run` starts (config.celery.LANES), each at its CPU priority and
+    logging to `<lane>.log` in tmp_path."""
+    from config.celery import LANES
+
+    return [
+        Process(["nice", "-n", str(lane.nice), sys.executable, "-m", "celery", *lane.worker_args(),
+                 "--loglevel=INFO", "--without-heartbeat"],
+                {**env, "OMP_NUM_THREADS": "1"}, tmp_path / f"{lane.name}.log")  # fmt: skip
+        for lane in LANES
+    ]
+
+
+def wait_until_consuming(workers: list[Process], timeout: float = 120) -> None:
+    """Block until every worker logs that it is ready (its queues are declared)."""
+    deadline = time.monotonic() + timeout
+    for worker in workers:
+        while "ready." not in worker.log_path.read_text():
+            assert worker.alive(), worker.log()
+            assert time.monotonic() < deadline, "worker not ready:\n" + worker.log()
+            time.sleep(0.2)
 
 
 def start_web(env, tmp_path: Path) -> tuple[Process, str]:

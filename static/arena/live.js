@@ -49,6 +49,14 @@
     return root.dataset.startUrl + battle.battle + "/" + (suffix || "");
   }
 
+  // A queued answer says why it waits: answers ahead of it, or a busy worker.
+  function waitingText(state) {
+    const waited = state.waiting_s >= 2 ? " (" + state.waiting_s + " s)" : "";
+    if (state.queue_position > 0) return "Waiting in the queue: " + state.queue_position + " ahead" + waited + "…";
+    if (state.status === "queued" && waited) return "Waiting for a free worker" + waited + "…";
+    return battle.modality === "text" ? "Answering…" : "Rendering…";
+  }
+
   function renderAnswer(side, turn) {
     const state = turn[side] || { status: "queued", text: "" };
     const answer = document.createElement("div");
@@ -75,9 +83,7 @@
       answer.textContent = state.text;
     } else {
       answer.className = "answer waiting";
-      answer.textContent = state.queue_position > 0
-        ? "Waiting for the system: " + state.queue_position + " ahead in the queue…"
-        : (battle.modality === "text" ? "Answering…" : "Rendering…");
+      answer.textContent = waitingText(state);
     }
     return answer;
   }
