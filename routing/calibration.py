@@ -220,7 +220,8 @@ def _fit_map(rows: list[list[float]], labels: list[str], classes: tuple[str, ...
 
 
 def fit_calibration(verdicts: list[JudgeVerdict], human_verdicts: list[str], allow_ties: bool = True,
-                    regularisation: float = 1.0, label: str = "", folds: int = FOLDS) -> Calibration:
+                    regularisation: float = 1.0, label: str = "", folds: int = FOLDS,
+                    score: bool = True) -> Calibration:
     """Fit the calibration of one judge on comparisons people judged too.
 
     ``human_verdicts[i]`` is what people said of ``verdicts[i]`` (a, b or tie: a majority,
@@ -239,6 +240,8 @@ def fit_calibration(verdicts: list[JudgeVerdict], human_verdicts: list[str], all
     coef, intercept = _fit_map(rows, labels, classes, regularisation)
     calibration = Calibration(classes, coef, intercept, allow_ties, len(pairs),
                               human_tie_rate=sum(h == TIE for h in labels) / len(labels), label=label)
+    if not score:  # a refit inside a simulation loop: the map alone
+        return calibration
     before = score_probabilities([raw_probabilities(v) for v, _ in pairs], labels)
     after = score_probabilities(cross_fitted(rows, labels, classes, regularisation, folds), labels)
     return replace(calibration, before=before, after=after)

@@ -143,3 +143,21 @@ def test_features_of_a_one_order_verdict_fill_both_slots():
                            orders=(OrderResult("ab", "a", p_a=0.8, p_b=0.2, p_tie=0.0, source="reward"),))
     row = features(verdict)
     assert row[:3] == row[3:] and row[0] == pytest.approx(math.log(0.8))
+
+
+def test_routing_simulation_calibrates_the_judge_on_the_human_verdicts_it_bought():
+    from routing.judges import PairItem
+    from routing.policies import RoutingCandidate, get_policy
+    from routing.simulation import SimulationItem, accuracy, run_policy
+
+    # given: the tie-loving judge on 300 items; people (first and majority alike) never tie
+    verdicts, labels = _synthetic(300, seed=4)
+    labels = ["a" if label == "tie" else label for label in labels]
+    items = [SimulationItem(RoutingCandidate.build(PairItem(v.item_id, "q", "x", "y"), v), label, label)
+             for v, label in zip(verdicts, labels)]
+    # when
+    raw = accuracy(items, run_policy(items, get_policy("random"), 0.2, batch_size=50, seed=0))
+    calibrated = accuracy(items, run_policy(items, get_policy("random"), 0.2, batch_size=50, seed=0, calibrate=True))
+    # then: the raw judge's ties are all wrong; calibrated from the second batch on, it is mostly right
+    assert raw == pytest.approx(0.2, abs=0.02)
+    assert calibrated > 0.6
