@@ -241,6 +241,12 @@ def verdict_calibrator(project: Project, row: JudgeRow):
     return (lambda verdict: verdict) if project_allows_ties(project) else without_ties
 
 
+def calibration_context(project: Project, row: JudgeRow | None) -> dict:
+    """What the routing page's calibration section shows (templates/routing/_calibration.html)."""
+    stored = JudgeCalibration.objects.filter(project=project, judge=row).select_related("judge").first() if row else None
+    return {"calibration": stored, "project_allows_ties": project_allows_ties(project)}
+
+
 def calibrate_judge(project: Project, row: JudgeRow) -> JudgeCalibration | None:
     """Fit (or refit) the judge's calibration on the project's comparisons that people and
     the judge both judged (the people's majority as the label), with the position bias on

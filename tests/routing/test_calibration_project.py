@@ -66,3 +66,25 @@ def test_a_schema_without_ties_never_gets_a_tie_from_the_judge():
     actions.route_project(project, judge=ScriptedJudge())
     verdicts = list(Judgment.objects.filter(judge__name="scripted").values_list("verdict", flat=True))
     assert len(verdicts) == 4 and "tie" not in verdicts
+
+
+def test_the_routing_page_shows_scores_reliability_and_position_bias(annotator, researcher):
+    from django.test import Client
+
+    # given: the calibrated project of the first test
+    project = make_routed_project("page", rows=scripted_rows(LEANS * 20), members=[annotator],
+                                  human_budget_fraction=1.0)  # fmt: skip
+    actions.route_project(project, judge=ScriptedJudge())
+    client = Client()
+    client.force_login(researcher)
+    url = f"/routing/projects/{project.pk}/"
+    assert 'id="calibration-none"' in client.get(url).content.decode()
+    answer_everything(project, annotator, _people_say)
+    actions.calibrate_judge(project, Judgment.objects.filter(judge__name="scripted").first().judge)
+    # when
+    html = client.get(url).content.decode()
+    # then
+    for expected in ('id="calibration"', 'data-when="before"', 'data-when="after"', 'id="reliability"',
+                     'class="after"', "Fitted on 40 comparisons"):
+        assert expected in html, expected
+    assert "<script>" not in html
