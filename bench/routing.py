@@ -60,7 +60,8 @@ def main() -> None:
                                           calibrate=calibrate)
         seconds[policy] = time.perf_counter() - started
     learned, uncertainty = curves["learned"], curves["uncertainty"]
-    print(f"{len(items)} PandaLM items, judge {JUDGE} ({'calibrated before each batch on the human verdicts bought' if calibrate else 'raw'}): alone {learned.judge_accuracy:.3f}, one human each "
+    how = "calibrated before each batch on the human verdicts bought" if calibrate else "raw"
+    print(f"{len(items)} PandaLM items, judge {JUDGE} ({how}): alone {learned.judge_accuracy:.3f}, one human each "
           f"{learned.first_human_accuracy:.3f} (against the majority of three); batches of {args.batch_size}; "
           f"policies over {args.seeds} orders, random over {args.random_seeds}")
     print(f"\n{'budget':>6} {'humans':>6} {'random':>7} {'uncertainty':>11} {'learned':>8} {'learned-random':>15}")

@@ -243,7 +243,9 @@ def verdict_calibrator(project: Project, row: JudgeRow):
 
 def calibration_context(project: Project, row: JudgeRow | None) -> dict:
     """What the routing page's calibration section shows (templates/routing/_calibration.html)."""
-    stored = JudgeCalibration.objects.filter(project=project, judge=row).select_related("judge").first() if row else None
+    stored = None
+    if row is not None:
+        stored = JudgeCalibration.objects.filter(project=project, judge=row).select_related("judge").first()
     return {"calibration": stored, "project_allows_ties": project_allows_ties(project)}
 
 

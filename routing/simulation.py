@@ -85,8 +85,13 @@ def _calibrated(batch: list[SimulationItem], bought: list[tuple], allow_ties: bo
                                       score=False)
     except CalibrationError:
         return batch
-    return [replace(item, candidate=RoutingCandidate.build(item.candidate.item, calibration.apply(item.candidate.verdict)))
-            if item.candidate.verdict is not None else item for item in batch]
+    def calibrated(item: SimulationItem) -> SimulationItem:
+        verdict = item.candidate.verdict
+        if verdict is None:
+            return item
+        return replace(item, candidate=RoutingCandidate.build(item.candidate.item, calibration.apply(verdict)))
+
+    return [calibrated(item) for item in batch]
 
 
 def run_policy(items: list[SimulationItem], policy: RoutingPolicy, budget: float, batch_size: int,
