@@ -39,10 +39,12 @@ from routing.policies import (
     get_policy,
 )
 
+from .calibration import Calibration, CalibrationError, fit_calibration, position_bias, without_ties
 from .models import (
     ACTIVE_JOB_STATUSES,
     JobKind,
     JobStatus,
+    JudgeCalibration,
     JudgingJob,
     ProjectRouting,
     RoutingDecision,
@@ -196,12 +198,13 @@ def judge_items(project: Project, items: list[ProjectItem], judge: Judge, row: J
     summary.left = len(unseen) - len(fresh)
     summary.to_judge = len(fresh)
     replay = isinstance(judge, ImportedJudge)
+    calibrate = verdict_calibrator(project, row)
     started = time.perf_counter()
     if on_progress:
         on_progress(0, len(fresh), summary.as_dict())
     for start in range(0, len(fresh), batch_size):
         batch = fresh[start : start + batch_size]
-        said = judge.judge([pair_item(item) for item in batch])
+        said = [calibrate(verdict) for verdict in judge.judge([pair_item(item) for item in batch])]
         for item, verdict in zip(batch, said, strict=True):
             verdicts[item.pk] = verdict
         if replay:
@@ -214,6 +217,63 @@ def judge_items(project: Project, items: list[ProjectItem], judge: Judge, row: J
         if on_progress:
             on_progress(start + len(batch), len(fresh), summary.as_dict())
     return verdicts, summary
+
+
+# --- calibration ----------------------------------------------------------------------------
+
+
+def project_allows_ties(project: Project) -> bool:
+    return bool({"tie", "both_bad"} & set((project.schema or {}).get("verdicts", ("tie",))))
+
+
+def project_calibration(project: Project, row: JudgeRow) -> Calibration | None:
+    stored = JudgeCalibration.objects.filter(project=project, judge=row).first()
+    return Calibration.from_dict(stored.parameters) if stored is not None else None
+
+
+def verdict_calibrator(project: Project, row: JudgeRow):
+    """What every fresh verdict of this judge on this project goes through before it is
+    written or routed: the project's calibration of the judge, else (a schema without ties)
+    the tie mass dropped, else nothing."""
+    calibration = project_calibration(project, row)
+    if calibration is not None:
+        return calibration.apply
+    return (lambda verdict: verdict) if project_allows_ties(project) else without_ties
+
+
+def calibration_context(project: Project, row: JudgeRow | None) -> dict:
+    """What the routing page's calibration section shows (templates/routing/_calibration.html)."""
+    stored = None
+    if row is not None:
+        stored = JudgeCalibration.objects.filter(project=project, judge=row).select_related("judge").first()
+    return {"calibration": stored, "project_allows_ties": project_allows_ties(project)}
+
+
+def calibrate_judge(project: Project, row: JudgeRow) -> JudgeCalibration | None:
+    """Fit (or refit) the judge's calibration on the project's comparisons that people and
+    the judge both judged (the people's majority as the label), with the position bias on
+    the same comparisons. None, and nothing stored, when there are too few of them."""
+    labels = human_labels(project)
+    if not labels:
+        return None
+    items = [item for ids in chunks(sorted(labels)) for item in items_for_judging(
+        ProjectItem.objects.filter(project=project, check_kind=CheckKind.NONE, comparison_id__in=ids))]
+    verdicts = stored_verdicts(row, items)
+    judged = [(item, verdicts[item.pk]) for item in items if item.pk in verdicts and verdicts[item.pk].usable]
+    try:
+        calibration = fit_calibration([v for _, v in judged], [labels[item.comparison_id] for item, _ in judged],
+                                      allow_ties=project_allows_ties(project),
+                                      label=f"calibrated on project {project.pk}")  # fmt: skip
+    except CalibrationError as error:
+        logger.info("no calibration of %s on project %s: %s", row, project.pk, error)
+        return None
+    bias = position_bias([v for _, v in judged], [item.category for item, _ in judged])
+    stored, _ = JudgeCalibration.objects.update_or_create(
+        judge=row, project=project,
+        defaults={"allow_ties": calibration.allow_ties, "n": calibration.n, "parameters": calibration.to_dict(),
+                  "position_bias": bias.to_dict()},
+    )  # fmt: skip
+    return stored
 
 
 def _items(queryset, item_ids: list[int] | None) -> list[ProjectItem]:
@@ -337,6 +397,7 @@ def route_project(project: Project, *, judge: Judge | None = None, item_ids: lis
         judge, spec, routing = _project_judge(project, None, judge)
         row = judge_row(judge, spec)
         ProjectRouting.objects.filter(pk=routing.pk).update(judge=row)
+        calibrate_judge(project, row)  # on what people have judged so far; applies to this batch on
         verdicts, judging = judge_items(project, regular, judge, row, spec, batch_size=routing.batch_size,
                                         on_progress=on_progress)  # fmt: skip
         summary.judging = judging.as_dict()

@@ -148,3 +148,27 @@ class RoutingDecision(models.Model):
 
     def __str__(self):
         return f"{self.item} → {self.route} ({self.policy})"
+
+
+class JudgeCalibration(models.Model):
+    """A judge's calibration against people on one project (routing.calibration.Calibration).
+
+    Refitted as people judge more of the comparisons the judge judged; every verdict the
+    judge writes on the project afterwards is calibrated by it.
+    """
+
+    judge = models.ForeignKey("arena.Judge", on_delete=models.CASCADE, related_name="calibrations")
+    project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="judge_calibrations")
+    allow_ties = models.BooleanField(default=True)
+    n = models.PositiveIntegerField(help_text="Comparisons judged by both the judge and people.")
+    # Calibration.to_dict(): classes, coef, intercept, the tie rate, scores before and after.
+    parameters = models.JSONField()
+    # routing.calibration.PositionBias.to_dict() on the same comparisons.
+    position_bias = models.JSONField(default=dict, blank=True)
+    fitted_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["judge", "project"], name="one_calibration_per_judge_project")]
+
+    def __str__(self):
+        return f"calibration of {self.judge} on {self.project} ({self.n} comparisons)"

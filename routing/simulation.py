@@ -73,19 +73,46 @@ def simulation_items(pairs: list[LabelledPair], judge: Judge) -> list[Simulation
             for (pair, label), verdict in zip(usable, verdicts, strict=True)]
 
 
+def _calibrated(batch: list[SimulationItem], bought: list[tuple], allow_ties: bool) -> list[SimulationItem]:
+    """The batch with the judge's verdicts calibrated on the human verdicts bought so far
+    (as a deployment would: refitted before each batch); as they are while too few."""
+    from dataclasses import replace
+
+    from .calibration import CalibrationError, fit_calibration
+
+    try:
+        calibration = fit_calibration([v for v, _ in bought], [h for _, h in bought], allow_ties=allow_ties,
+                                      score=False)
+    except CalibrationError:
+        return batch
+    def calibrated(item: SimulationItem) -> SimulationItem:
+        verdict = item.candidate.verdict
+        if verdict is None:
+            return item
+        return replace(item, candidate=RoutingCandidate.build(item.candidate.item, calibration.apply(verdict)))
+
+    return [calibrated(item) for item in batch]
+
+
 def run_policy(items: list[SimulationItem], policy: RoutingPolicy, budget: float, batch_size: int,
-               seed: int = 0) -> list[TraceEntry]:
+               seed: int = 0, calibrate: bool = False, allow_ties: bool = True) -> list[TraceEntry]:
     """Route ``items`` in sequential batches; each batch's human share is fixed so the total is
-    exactly ``Budget(fraction=budget).human_count(len(items))``."""
+    exactly ``Budget(fraction=budget).human_count(len(items))``. With ``calibrate`` the
+    judge's verdicts of each batch are first calibrated on the human verdicts bought in
+    earlier batches, and the policy sees (and keeps) the calibrated verdicts."""
     import numpy as np
 
     order = np.random.default_rng(seed).permutation(len(items)) if seed is not None else range(len(items))
     arriving = [items[i] for i in order]
     total = Budget(fraction=budget)
     seen: list[LabelledCandidate] = []  # human verdicts of items already routed to humans
+    bought: list[tuple] = []  # (the judge's raw verdict, the human verdict) of those items
     trace = []
     for batch_number, start in enumerate(range(0, len(arriving), batch_size)):
         batch = arriving[start : start + batch_size]
+        raw = {item.candidate.item.id: item.candidate.verdict for item in batch}
+        if calibrate and bought:
+            batch = _calibrated(batch, bought, allow_ties)
         share = total.batch_share(start, len(batch))
         policy.fit(list(seen))
         decisions = policy.route([item.candidate for item in batch], Budget(count=share))
@@ -93,6 +120,8 @@ def run_policy(items: list[SimulationItem], policy: RoutingPolicy, budget: float
             if decision.route == HUMAN:
                 label = item.first_human
                 seen.append(LabelledCandidate(item.candidate, item.first_human))
+                if raw[item.candidate.item.id] is not None:
+                    bought.append((raw[item.candidate.item.id], item.first_human))
             else:
                 label = item.candidate.verdict.verdict if decision.route == JUDGE else None
             trace.append(TraceEntry(item.candidate.item.id, batch_number, decision.route, decision.reason, label))
@@ -106,13 +135,14 @@ def accuracy(items: list[SimulationItem], trace: list[TraceEntry]) -> float:
 
 def simulate_routing(items: list[SimulationItem], policy: str, budgets=DEFAULT_BUDGETS, seeds: int = 5,
                      random_seeds: int = 20, batch_size: int = 100, judge_name: str = "",
-                     policy_options: dict | None = None) -> RoutingCurve:
+                     policy_options: dict | None = None, calibrate: bool = False) -> RoutingCurve:
     """The accuracy of ``policy`` at each budget (mean over ``seeds`` arrival orders), beside random's."""
     if not items:
         raise ValueError("no items to simulate: each needs a human majority and a human verdict")
 
     def mean_accuracy(name: str, budget: float, count: int, options: dict) -> float:
-        runs = [accuracy(items, run_policy(items, get_policy(name, seed=seed, **options), budget, batch_size, seed))
+        runs = [accuracy(items, run_policy(items, get_policy(name, seed=seed, **options), budget, batch_size, seed,
+                                           calibrate=calibrate))
                 for seed in range(count)]
         return sum(runs) / len(runs)
 

@@ -72,6 +72,7 @@ def project_page(request, pk):
         "can_run": request.user.has_perm(JOB_PERMISSION),
         "can_configure": all(request.user.has_perm(p) for p in SETTINGS_PERMISSIONS),
         "recent_jobs": JudgingJob.objects.filter(project=project).select_related("judge").order_by("-id")[:10],
+        **actions.calibration_context(project, chosen or routing.judge),
     })  # fmt: skip
 
 

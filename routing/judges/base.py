@@ -80,6 +80,10 @@ class JudgeVerdict:
     judge: str = ""
     judge_version: str = ""
     detail: str = ""  # why a verdict is unparsable or unsupported, in words
+    # After calibration (routing.calibration): the judge's own verdict, p_a, p_b, p_tie and
+    # confidence, and which calibration replaced them. None and "" for a raw verdict.
+    uncalibrated: dict | None = None
+    calibration: str = ""
 
     @property
     def usable(self) -> bool:

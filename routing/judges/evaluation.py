@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
-from .base import NO_VERDICT, TIE, UNPARSABLE, UNSUPPORTED, VERDICTS, Judge, JudgeVerdict
+from .base import A, B, NO_VERDICT, TIE, UNPARSABLE, UNSUPPORTED, VERDICTS, Judge, JudgeVerdict
 from .files import LabelledPair
 
 CONFUSION_COLUMNS = (*VERDICTS, UNPARSABLE, UNSUPPORTED)
@@ -37,6 +37,9 @@ class JudgeReport:
     unparsable: int
     skipped_without_gold: int
     confusion: dict[str, dict[str, int]]
+    # routing.calibration: raw and cross-fitted calibrated scores; flip rates per category.
+    calibration: dict | None = None
+    position_bias: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -46,13 +49,54 @@ def _share(hits: int, total: int) -> float | None:
     return hits / total if total else None
 
 
-def evaluate_judge(judge: Judge, pairs: list[LabelledPair]) -> JudgeReport:
-    """Judge every pair that has a gold label and score the verdicts."""
-    labelled = [pair for pair in pairs if pair.gold is not None]
+def evaluate_judge(judge: Judge, pairs: list[LabelledPair], calibrate: bool = False,
+                   allow_ties: bool = True) -> JudgeReport:
+    """Judge every pair that has a gold label and score the verdicts.
+
+    Without ties (a schema that has none), pairs whose gold is a tie are left out and the
+    judge's tie mass is dropped. With ``calibrate``, the report adds the raw and calibrated
+    Brier score, log loss, ECE and accuracy, the calibrated figures cross-fitted (each fold
+    calibrated on the others) so that they are what a later verdict would get.
+    """
+    from routing.calibration import without_ties
+
+    labelled = [pair for pair in pairs if pair.gold is not None and (allow_ties or pair.gold != TIE)]
     started = time.perf_counter()
     verdicts = judge.judge([pair.item for pair in labelled]) if labelled else []
     seconds = time.perf_counter() - started
-    return score_verdicts(judge, labelled, verdicts, seconds, skipped=len(pairs) - len(labelled))
+    raw = verdicts
+    if not allow_ties:
+        verdicts = [without_ties(verdict) for verdict in verdicts]
+    report = score_verdicts(judge, labelled, verdicts, seconds, skipped=len(pairs) - len(labelled))
+    return replace(report, calibration=calibration_summary(labelled, raw, allow_ties) if calibrate else None,
+                   position_bias=_bias(labelled, raw))
+
+
+def _bias(pairs: list[LabelledPair], verdicts: list[JudgeVerdict]) -> dict | None:
+    from routing.calibration import position_bias
+
+    bias = position_bias(verdicts, [pair.item.category for pair in pairs])
+    return bias.to_dict() if bias.overall is not None else None
+
+
+def calibration_summary(pairs: list[LabelledPair], verdicts: list[JudgeVerdict], allow_ties: bool = True) -> dict:
+    """The calibration fitted on these pairs' gold labels, and how it scores (see Calibration)."""
+    from routing.calibration import CalibrationError, fit_calibration
+
+    try:
+        calibration = fit_calibration(verdicts, [pair.gold for pair in pairs], allow_ties=allow_ties)
+    except CalibrationError as error:
+        return {"error": str(error)}
+    golds = [pair.gold for pair in pairs if pair.gold in (A, B)]
+    return {
+        "n": calibration.n,
+        "allow_ties": allow_ties,
+        "human_tie_rate": calibration.human_tie_rate,
+        "always_a_accuracy": _share(sum(g == A for g in golds), calibration.n),
+        "before": asdict(calibration.before),
+        "after": asdict(calibration.after),
+        "calibration": calibration.to_dict(),
+    }
 
 
 def score_verdicts(judge: Judge, pairs: list[LabelledPair], verdicts: list[JudgeVerdict], seconds: float,

@@ -50,7 +50,7 @@ def test_a_local_judge_writes_judgments_with_provenance_and_skips_what_it_judged
     # then every comparison has one judgment by an llm judge named after the model and protocol
     assert (summary.judged, summary.skipped, summary.unparsable) == (5, 0, 0)
     judge = Judge.objects.get(kind=JudgeKind.LLM)
-    assert judge.name == f"{tiny_model_dir.name}:logits" and judge.version.endswith("/logits")
+    assert judge.name == f"{tiny_model_dir.name}:logits" and "/logits-a192q256" in judge.version
     assert judge.config["spec"] == f"model:{tiny_model_dir}" and judge.config["protocol"]
     judgments = Judgment.objects.filter(judge=judge)
     assert judgments.count() == 5

@@ -57,17 +57,43 @@ def test_swapping_the_answers_swaps_the_probabilities(tiny_model_dir):
 @pytest.mark.parametrize("share_prefix", [True, False])
 def test_batched_scoring_equals_one_pair_at_a_time(tiny_model_dir, share_prefix):
     items = _pandalm_items(5)
-    batched = LogitJudge(str(tiny_model_dir), batch_size=4, share_prefix=share_prefix).judge(items)
-    alone = [LogitJudge(str(tiny_model_dir), batch_size=1, share_prefix=False).judge([item])[0] for item in items]
+    # float32: exact mechanics; bfloat16 rounding differs with the batch's shapes
+    batched = LogitJudge(str(tiny_model_dir), batch_size=4, share_prefix=share_prefix, precision="float32").judge(items)
+    alone = [LogitJudge(str(tiny_model_dir), batch_size=1, share_prefix=False, precision="float32").judge([item])[0]
+             for item in items]
     for together, single in zip(batched, alone):
         assert (together.p_a, together.p_b, together.p_tie) == pytest.approx((single.p_a, single.p_b, single.p_tie),
                                                                              abs=1e-5)
 
 
+def test_bfloat16_scoring_stays_close_to_float32(tiny_model_dir):
+    items = _pandalm_items(4)
+    exact = LogitJudge(str(tiny_model_dir), batch_size=4, precision="float32").judge(items)
+    fast = LogitJudge(str(tiny_model_dir), batch_size=4, precision="bfloat16").judge(items)
+    for x, y in zip(exact, fast):
+        assert (y.p_a, y.p_b, y.p_tie) == pytest.approx((x.p_a, x.p_b, x.p_tie), abs=5e-3)
+        assert y.p_a + y.p_b + y.p_tie == pytest.approx(1.0, abs=1e-6)
+
+
+def test_cut_middle_keeps_the_start_and_the_end(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from routing.judges.local import cut_middle
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    text = "BEGIN " + " ".join(f"w{n}" for n in range(500)) + " FINAL ANSWER 42"
+    cut = cut_middle(tokenizer, text, 60)
+    assert cut.startswith("BEGIN") and cut.endswith("FINAL ANSWER 42") and " [...] " in cut
+    assert len(tokenizer.encode(cut, add_special_tokens=False)) <= 60 + 8
+    assert cut_middle(tokenizer, "short answer", 60) == "short answer"
+
+
 def test_long_answers_are_cut_not_refused(tiny_model_dir):
     item = PairItem("long", "Summarise.", "word " * 3000, "short")
-    verdict = LogitJudge(str(tiny_model_dir), max_answer_tokens=64).judge([item])[0]
+    judge = LogitJudge(str(tiny_model_dir), max_answer_tokens=64)
+    verdict = judge.judge([item])[0]
     assert verdict.verdict in ("a", "b", "tie")
+    assert judge.version.endswith("-a64q256")  # the budget is part of what the judge is
 
 
 def test_an_image_comparison_is_never_shown_to_a_text_judge(tiny_model_dir):
@@ -92,11 +118,14 @@ def test_smollm2_judges_real_pairs_in_one_forward_pass(smollm2_dir):
     # SmolLM2-135M is a near-chance judge: this checks the mechanics on the real weights,
     # not its verdicts.
     items = _pandalm_items(2)
-    judge = LogitJudge(str(smollm2_dir), batch_size=2)
+    judge = LogitJudge(str(smollm2_dir), batch_size=2, precision="float32")
     batched = judge.judge(items)
     alone = [judge.judge([item])[0] for item in items]
-    for together, single in zip(batched, alone):
+    fast = LogitJudge(str(smollm2_dir), batch_size=2, precision="bfloat16").judge(items)
+    for together, single, rounded in zip(batched, alone, fast):
         assert together.p_a + together.p_b + together.p_tie == pytest.approx(1.0, abs=1e-6)
         assert together.p_a == pytest.approx(single.p_a, abs=1e-4)
+        # bfloat16 rounding moves the real model's probabilities by about a hundredth
+        assert rounded.p_a == pytest.approx(single.p_a, abs=0.03)
         # After "[[" the real model does put much of its next-token mass on a verdict letter.
         assert all(order.verdict_mass > 0.1 for order in together.orders)
