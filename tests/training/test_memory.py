@@ -134,3 +134,23 @@ def test_a_worker_killed_under_a_run_fails_it_with_the_cause(signal, expected):
     assert run.status == "failed" and run.finished_at is not None
     assert expected in run.error, run.error
     assert json.dumps(run.progress)  # untouched
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"training": {"batch_size": 8, "micro_batch_size": 3}}, "a multiple of training.micro_batch_size"),
+    ({"training": {"batch_size": 4, "micro_batch_size": 8}}, "micro_batch_size must be between 1 and"),
+    ({"data": {"max_length": 64, "max_prompt_length": 64}}, "max_prompt_length must be at least 1 and below"),
+])
+def test_memory_settings_are_checked_naming_the_field(data, message):
+    from training.recipes import RecipeError, TrainingRecipe
+
+    with pytest.raises(RecipeError, match=message):
+        TrainingRecipe.from_dict(data)
+
+
+def test_micro_batches_default_to_one_pair_on_a_cpu_and_the_whole_batch_on_a_gpu():
+    from training.recipes import TrainingRecipe
+
+    settings = TrainingRecipe.from_dict({"training": {"batch_size": 8, "gradient_accumulation_steps": 2}}).training
+    assert (settings.micro_batch("cpu"), settings.accumulation("cpu")) == (1, 16)
+    assert (settings.micro_batch("cuda"), settings.accumulation("cuda")) == (8, 2)

@@ -63,7 +63,7 @@ class ModelSettings:
 class DataSettings:
     validation_fraction: float = 0.1  # of prompts, not pairs: no prompt is in both splits
     split_seed: int = 0
-    # Memory on a CPU grows with the tokens of one micro-batch (about 0.6 GiB of activations per
+    # Memory on a CPU grows with the tokens of one micro-batch (about 1 GiB of peak RSS per
     # 512-token sequence with LoRA on SmolLM2, measured here), so every sequence is cut to
     # max_length tokens of prompt + completion. DPO keeps the END of a prompt longer than
     # max_prompt_length (a long dialogue's latest turns) and the START of each completion; a
