@@ -135,7 +135,8 @@ def precomputes_reference(recipe: TrainingRecipe, runtime: Runtime, n_train: int
     if runtime.adapter == "full":
         return True
     settings = recipe.training
-    return settings.max_steps <= 0 or settings.max_steps * settings.batch_size * settings.gradient_accumulation_steps >= n_train
+    pairs_visited = settings.max_steps * settings.batch_size * settings.gradient_accumulation_steps
+    return settings.max_steps <= 0 or pairs_visited >= n_train
 
 
 def dpo_config(recipe: TrainingRecipe, runtime: Runtime, output_dir: Path, flip_rate: float | None,
