@@ -26,7 +26,7 @@ def queue_on_worker_broker(run_id: int, var_dir) -> None:
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     options = {**settings.CELERY_BROKER_TRANSPORT_OPTIONS, **{key: str(value) for key, value in folders.items()}}
-    with run_training.app.connection_for_write(transport_options=options) as connection:
+    with run_training.app.connection_for_write("filesystem://", transport_options=options) as connection:
         run_training.apply_async(args=[run_id], producer=connection.Producer())
 
 
