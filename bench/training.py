@@ -1,5 +1,16 @@
-"""Benchmark: DPO with Duet's default recipe against TRL's defaults, same model, same data.
+"""Benchmarks of training on real preference pairs (Anthropic HH-RLHF, harmless-base test split).
 
+Memory (the default): the worker's peak RSS, whole process, for a reward-model and a DPO run
+on 200 and on 2,000 pairs with Duet's default recipe (SmolLM2-135M, LoRA on a CPU, batches
+of 8 pairs in micro-batches of 1, max_length 512), every pair taken as it comes: long
+dialogues are truncated, not skipped. Each run is a child process running train_reward_model
+/ train_dpo as the Celery worker does, for --steps optimiser steps (memory is bounded per
+micro-batch, so a step of 8 micro-batches shows the peak; the dataset is tokenized whole),
+evaluated on --validation-pairs held-out pairs. Prints a table.
+
+    .venv/bin/python bench/training.py [--sizes 200 2000] [--steps 1] [--validation-pairs 8]
+
+Speed (--compare): DPO with Duet's default recipe against TRL's defaults, same model, same data.
 Pairs come from Anthropic HH-RLHF (harmless-base, test split): each row holds two whole
 dialogues; the prompt is their common prefix up to the last "\\n\\nAssistant:", the
 completions what follows. Each configuration runs in its own subprocess (a clean peak RSS),
@@ -15,7 +26,7 @@ steps/s, the setup time (model load, tokenization, reference precompute), peak m
 held-out implicit-reward (preference) and ranking accuracy of each after training.
 Prints figures; not a test.
 
-    .venv/bin/python bench/training.py [--tiny] [--train-pairs 16] [--eval-pairs 32]
+    .venv/bin/python bench/training.py --compare [--tiny] [--train-pairs 16] [--eval-pairs 32]
                                        [--batch-size 2] [--max-length 128] [--steps 8]
 """
 
@@ -36,7 +47,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-HH_TEST = Path("/work/shared/data/hh-rlhf-harmless-base-test.jsonl.gz")
+HH_TEST = REPO / "tests" / "data" / "real" / "hh-rlhf-harmless-base-test.jsonl.gz"
 ASSISTANT = "\n\nAssistant:"
 # Chars per token of SmolLM2's tokenizer on English dialogue, with margin: pairs longer than
 # this many chars per token of max_length would be truncated, so they are not sampled.
@@ -56,8 +67,8 @@ def hh_pair(chosen: str, rejected: str) -> dict | None:
     return pair
 
 
-def load_hh_pairs(n: int, max_length: int, seed: int, path: Path = HH_TEST) -> list[dict]:
-    """n pairs with distinct prompts that fit max_length, sampled with the seed."""
+def load_hh_pairs(n: int, max_length: int | None, seed: int, path: Path = HH_TEST) -> list[dict]:
+    """n pairs with distinct prompts, sampled with the seed; with max_length, only those that fit it."""
     pairs, prompts = [], set()
     with gzip.open(path, "rt") as lines:
         for line in lines:
@@ -66,7 +77,7 @@ def load_hh_pairs(n: int, max_length: int, seed: int, path: Path = HH_TEST) -> l
             if pair is None or pair["prompt"] in prompts:
                 continue
             longest = len(pair["prompt"]) + max(len(pair["chosen"]), len(pair["rejected"]))
-            if longest <= CHARS_PER_TOKEN * max_length:
+            if max_length is None or longest <= CHARS_PER_TOKEN * max_length:
                 prompts.add(pair["prompt"])
                 pairs.append(pair)
     random.Random(seed).shuffle(pairs)
@@ -75,7 +86,59 @@ def load_hh_pairs(n: int, max_length: int, seed: int, path: Path = HH_TEST) -> l
     return pairs[:n]
 
 
-# --- one configuration, in its own process ---------------------------------------------
+# --- memory: one run, in its own process --------------------------------------------------
+
+def memory_run(kind: str, n_pairs: int, args: argparse.Namespace) -> dict:
+    from training.recipes import TrainingRecipe, train_dpo, train_reward_model
+
+    pairs = load_hh_pairs(n_pairs + args.validation_pairs, None, args.seed)
+    recipe = TrainingRecipe.from_dict({"model": {"name_or_path": args.model_dir},
+                                       "training": {"max_steps": args.steps, "seed": args.seed}})
+    phases: dict[str, float] = {}
+    clock = {"phase": None, "at": time.perf_counter()}
+
+    def on_phase(phase, done, total):
+        now = time.perf_counter()
+        if clock["phase"] is not None:
+            phases[clock["phase"]] = phases.get(clock["phase"], 0.0) + now - clock["at"]
+        clock.update(phase=phase, at=now)
+
+    train = train_dpo if kind == "dpo" else train_reward_model
+    started = time.perf_counter()
+    result = train(pairs[: n_pairs], recipe, Path(args.workdir) / f"{kind}-{n_pairs}",
+                   validation_pairs=pairs[n_pairs:], on_phase=on_phase)
+    on_phase("done", 0, 0)
+    return {
+        "kind": kind, "n_pairs": n_pairs, "steps": result.steps, "device": result.device,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux reports KiB
+        "total_s": time.perf_counter() - started, "phases_s": phases,
+    }
+
+
+def memory_main(args: argparse.Namespace) -> None:
+    from arena.localmodel import ensure_converted
+
+    model_dir = ensure_converted(REPO / "var" / "models")
+    print(f"SmolLM2-135M-Instruct, Duet's default recipe, {args.steps} optimiser step(s) of 8 pairs, "
+          f"{args.validation_pairs} held-out pairs; HH-RLHF harmless-base test pairs as they come")
+    print(f"{'run':<8}{'pairs':>7}{'peak RSS (MiB)':>16}{'time (s)':>10}  phases (s)")
+    with tempfile.TemporaryDirectory(prefix="duet-bench-") as workdir:
+        for n_pairs in args.sizes:
+            for kind in ("reward", "dpo"):
+                command = [sys.executable, __file__, "--memory-worker", kind, "--n", str(n_pairs), "--model-dir",
+                           str(model_dir), "--workdir", workdir, "--steps", str(args.steps), "--validation-pairs",
+                           str(args.validation_pairs), "--seed", str(args.seed), "--threads", str(args.threads)]
+                done = subprocess.run(command, capture_output=True, text=True)
+                if done.returncode:
+                    sys.stderr.write(done.stderr[-4000:])
+                    raise SystemExit(f"{kind} run on {n_pairs} pairs failed (exit {done.returncode})")
+                row = json.loads(done.stdout.strip().splitlines()[-1])
+                phases = ", ".join(f"{name} {seconds:.0f}" for name, seconds in row["phases_s"].items())
+                print(f"{kind:<8}{n_pairs:>7,}{row['peak_rss_mb']:>16,.0f}{row['total_s']:>10.0f}  {phases}",
+                      flush=True)
+
+
+# --- speed: one configuration, in its own process ---------------------------------------
 
 def run_config(config: str, args: argparse.Namespace) -> dict:
     from transformers import PrinterCallback, TrainerCallback
@@ -196,12 +259,17 @@ def _logps_from(stored: dict):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--compare", action="store_true", help="speed: Duet's recipe against TRL's defaults")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[200, 2000], help="memory: pairs per run")
+    parser.add_argument("--validation-pairs", type=int, default=8, help="memory: held-out pairs evaluated")
+    parser.add_argument("--memory-worker", choices=["reward", "dpo"], help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--tiny", action="store_true", help="a tiny random Llama instead of SmolLM2")
     parser.add_argument("--train-pairs", type=int, default=16)
     parser.add_argument("--eval-pairs", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=None, help="optimiser steps (memory: 1, compare: 8)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--worker", choices=["duet", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
@@ -217,6 +285,14 @@ def main() -> None:
     # thread, 3.3-11 s on two) and a tiny model's step 50x slower.
     torch.set_num_threads(args.threads)
 
+    if args.memory_worker:
+        print(json.dumps(memory_run(args.memory_worker, args.n, args)))
+        return
+    if not args.compare:
+        args.steps = args.steps or 1
+        memory_main(args)
+        return
+    args.steps = args.steps or 8
     if args.worker:
         print(json.dumps(run_config(args.worker, args)))
         return
@@ -230,7 +306,7 @@ def main() -> None:
               f"max_length {args.max_length}, {args.steps} steps")
         results = {}
         for config in ("duet", "trl"):
-            command = [sys.executable, __file__, "--worker", config, "--model-dir", str(model_dir),
+            command = [sys.executable, __file__, "--compare", "--worker", config, "--model-dir", str(model_dir),
                        "--workdir", workdir] + _shared_flags(args)
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode:

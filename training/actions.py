@@ -220,31 +220,25 @@ def execute_run(run_id: int) -> str:
 def _train(run: TrainingRun) -> str:
     from training.recipes import TrainingRecipe, train_dpo, train_reward_model
 
+    from .jobs import RunProgress
+
+    progress = RunProgress(run.pk)  # phases, steps and the heartbeat, in run.progress
+    progress.phase("dataset")
     dataset_path, pairs = snapshot_dataset(run)
-    TrainingRun.objects.filter(pk=run.pk).update(
-        n_pairs=len(pairs), artifacts={"dataset": str(dataset_path)}, heartbeat_at=timezone.now()
-    )
+    TrainingRun.objects.filter(pk=run.pk).update(n_pairs=len(pairs), artifacts={"dataset": str(dataset_path)})
+    progress.phase("dataset", len(pairs), len(pairs))
     if len(pairs) < 2:
         _finish(run.pk, RunStatus.FAILED, error=f"the data source has {len(pairs)} decided pair(s); "
                                                 "at least 2 are needed to train")  # fmt: skip
         return RunStatus.FAILED
-
-    history: list[dict] = []
-
-    def on_progress(progress) -> None:
-        # Called on every logged step: this is the heartbeat too.
-        point = {"step": progress.step, "total_steps": progress.total_steps, "loss": progress.loss,
-                 "reward_accuracy": progress.reward_accuracy, "epoch": progress.epoch}  # fmt: skip
-        history.append(point)
-        TrainingRun.objects.filter(pk=run.pk).update(progress=point, history=history, heartbeat_at=timezone.now())
 
     def should_stop() -> bool:
         TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
         return TrainingRun.objects.filter(pk=run.pk, cancel_requested=True).exists()
 
     train = train_dpo if run.kind == RunKind.DPO else train_reward_model
-    result = train(pairs, TrainingRecipe.from_dict(run.recipe), run_dir(run),
-                   on_progress=on_progress, should_stop=should_stop)  # fmt: skip
+    result = train(pairs, TrainingRecipe.from_dict(run.recipe), run_dir(run), on_progress=progress.step,
+                   should_stop=should_stop, on_phase=progress.phase)  # fmt: skip
     artifacts = {"dataset": str(dataset_path), "output_dir": result.output_dir, "model_dir": result.model_dir,
                  "merged_dir": result.merged_dir}  # fmt: skip
     if result.cancelled:
@@ -252,6 +246,7 @@ def _train(run: TrainingRun) -> str:
         return RunStatus.CANCELLED
     produced = None
     if run.kind == RunKind.DPO and result.merged_dir:
+        progress.phase("registering")
         produced = register_tuned_system(run, result.merged_dir)
     _finish(run.pk, RunStatus.SUCCEEDED, artifacts=artifacts, metrics=_metrics(result), produced_system=produced)
     if produced is not None:

@@ -63,7 +63,13 @@ class ModelSettings:
 class DataSettings:
     validation_fraction: float = 0.1  # of prompts, not pairs: no prompt is in both splits
     split_seed: int = 0
-    max_length: int = 512  # tokens of prompt + completion
+    # Memory on a CPU grows with the tokens of one micro-batch (about 1 GiB of peak RSS per
+    # 512-token sequence with LoRA on SmolLM2, measured here), so every sequence is cut to
+    # max_length tokens of prompt + completion. DPO keeps the END of a prompt longer than
+    # max_prompt_length (a long dialogue's latest turns) and the START of each completion; a
+    # reward model keeps the end of the whole dialogue (the reward is read at its last token).
+    max_length: int = 512
+    max_prompt_length: int | None = None  # None: half of max_length
     # Uncertainty filter (UPO): score pairs with a reward model under MC dropout and drop the
     # most uncertain fraction before DPO. 0 turns it off.
     uncertainty_filter_fraction: float = 0.0
@@ -74,6 +80,10 @@ class DataSettings:
     def __post_init__(self):
         _check(0.0 <= self.validation_fraction < 1.0, "data.validation_fraction must be in [0, 1)")
         _check(self.max_length >= 8, "data.max_length must be at least 8 tokens")
+        _check(
+            self.max_prompt_length is None or 1 <= self.max_prompt_length < self.max_length,
+            "data.max_prompt_length must be at least 1 and below data.max_length",
+        )
         _check(0.0 <= self.uncertainty_filter_fraction < 1.0, "data.uncertainty_filter_fraction must be in [0, 1)")
         _check(
             self.uncertainty_filter_fraction == 0.0 or bool(self.uncertainty_reward_model),
@@ -81,6 +91,11 @@ class DataSettings:
         )
         _check(self.mc_dropout_passes >= 2, "data.mc_dropout_passes must be at least 2")
         _check(0.0 < self.mc_dropout_rate < 1.0, "data.mc_dropout_rate must be in (0, 1)")
+
+    @property
+    def prompt_budget(self) -> int:
+        """Tokens a DPO prompt keeps (its end); the completions get the rest of max_length."""
+        return self.max_prompt_length or self.max_length // 2
 
 
 @dataclass
@@ -108,7 +123,12 @@ class TrainingSettings:
     learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATES
     epochs: float = 1.0
     max_steps: int = -1  # > 0 overrides epochs
-    batch_size: int = 8
+    batch_size: int = 8  # pairs per optimiser step
+    # Pairs per forward/backward: batch_size is reached by accumulating gradients over
+    # micro-batches, so memory depends on this and data.max_length, never on batch_size.
+    # None: 1 on a CPU (each pair is two sequences; one micro-batch of 8 pairs at 512 tokens
+    # took a SmolLM2 worker past 15 GB), the whole batch on a GPU.
+    micro_batch_size: int | None = None
     gradient_accumulation_steps: int = 1
     warmup_ratio: float = 0.1
     seed: int = 0
@@ -152,7 +172,25 @@ class TrainingSettings:
         _check(self.epochs > 0 or self.max_steps > 0, "training.epochs or training.max_steps must be positive")
         _check(self.batch_size >= 1, "training.batch_size must be at least 1")
         _check(self.gradient_accumulation_steps >= 1, "training.gradient_accumulation_steps must be at least 1")
+        _check(
+            self.micro_batch_size is None or 1 <= self.micro_batch_size <= self.batch_size,
+            "training.micro_batch_size must be between 1 and training.batch_size",
+        )
+        _check(
+            self.micro_batch_size is None or self.batch_size % self.micro_batch_size == 0,
+            "training.batch_size must be a multiple of training.micro_batch_size",
+        )
         _check(0.0 <= self.warmup_ratio < 1.0, "training.warmup_ratio must be in [0, 1)")
+
+    def micro_batch(self, device: str) -> int:
+        """Pairs per forward/backward on this device (see micro_batch_size)."""
+        if self.micro_batch_size is not None:
+            return self.micro_batch_size
+        return 1 if device == "cpu" else self.batch_size
+
+    def accumulation(self, device: str) -> int:
+        """Micro-batches per optimiser step."""
+        return self.batch_size // self.micro_batch(device) * self.gradient_accumulation_steps
 
     @property
     def weighted_terms(self) -> tuple[tuple[str, float], ...]:

@@ -17,8 +17,8 @@ from .pairs import (
     to_dataset,
 )
 from .evaluation import completion_logps, dpo_metrics
-from .results import Progress, TrainResult, result_after_training, write_run_record
-from .runtime import Runtime, load_policy, lora_config, model_directory, select_runtime
+from .results import Phases, Progress, planned_steps, TrainResult, result_after_training, write_run_record
+from .runtime import Runtime, load_policy, lora_config, model_directory, release_freed_tensors, select_runtime
 
 
 def train_dpo(
@@ -29,6 +29,7 @@ def train_dpo(
     validation_pairs: Sequence[Mapping] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_phase: Callable[[str, int, int], None] | None = None,
 ) -> TrainResult:
     """Tune a causal LM on preference pairs; save it, evaluate it on held-out prompts.
 
@@ -37,7 +38,8 @@ def train_dpo(
     ``output_dir``: ``adapter/`` (LoRA) or ``model/`` (full), ``merged/`` (LoRA: the merged
     checkpoint + tokenizer; with full fine-tuning ``model/`` is that checkpoint), loadable by
     ``arena.localmodel.load_causal_lm``, and ``recipe.json``, ``result.json``. A cancelled
-    run writes nothing and returns ``cancelled=True``.
+    run writes nothing and returns ``cancelled=True``. ``on_phase`` hears each phase
+    (``results.Phases``), ``on_progress`` each optimiser step.
     """
     import torch
 
@@ -46,8 +48,11 @@ def train_dpo(
     started = time.monotonic()
     recipe = recipe or TrainingRecipe()
     output_dir = Path(output_dir)
+    phases = Phases(on_phase)
+    release_freed_tensors()
 
     # Data
+    phases.start("loading")
     split = _split(pairs, validation_pairs, recipe)
     train_pairs, n_filtered = split.train, 0
     if recipe.data.uncertainty_filter_fraction > 0:
@@ -56,20 +61,30 @@ def train_dpo(
         train_pairs, n_filtered = drop_uncertain_pairs(train_pairs, recipe.data)
     flip_rate = resolve_flip_rate(train_pairs, recipe)
 
-    # Model, and the reference's log-probs on the held-out pairs before any step
+    # Model (loaded once: with LoRA the reference is the same model with its adapters off),
+    # and the reference's log-probs: of the training pairs when precomputed, and of the
+    # held-out pairs, before any step
     runtime = select_runtime(recipe.model)
+    precompute = precomputes_reference(recipe, runtime, len(train_pairs))
     progress = ProgressCallback(on_progress, should_stop, accuracy_key="rewards/accuracies")
-    trainer = build_dpo_trainer(train_pairs, recipe, output_dir, runtime=runtime, flip_rate=flip_rate,
-                                callbacks=[progress])
+    trainer = build_dpo_trainer(
+        train_pairs, recipe, output_dir, runtime=runtime, flip_rate=flip_rate, callbacks=[progress],
+        on_reference_start=lambda: phases.start(
+            "reference", (len(train_pairs) if precompute else 0) + len(split.validation)),
+        on_reference_batch=phases.advance,
+    )
     tokenizer = trainer.processing_class
     validation = reference_logps = None
     if split.validation:
+        if phases.phase != "reference":
+            phases.start("reference", len(split.validation))
         # TRL's own tokenization (a private method, pinned by the tests to trl 1.16), so the
         # evaluation sees exactly the tokens training would.
         validation = trainer._prepare_dataset(to_dataset(split.validation), tokenizer, trainer.args, "validation")
-        reference_logps = _logps(trainer, validation, runtime, recipe)
+        reference_logps = _logps(trainer, validation, runtime, recipe, phases.advance)
 
     # Train
+    phases.start("training", planned_steps(trainer))
     trainer.train()
     result = result_after_training(
         "dpo", trainer, progress, runtime, output_dir, started,
@@ -83,8 +98,10 @@ def train_dpo(
 
     # Evaluate, then save
     if validation is not None and len(validation):
-        result.metrics = dpo_metrics(_logps(trainer, validation, runtime, recipe), reference_logps,
-                                     recipe.training.beta)
+        phases.start("evaluation", len(validation))
+        result.metrics = dpo_metrics(_logps(trainer, validation, runtime, recipe, phases.advance),
+                                     reference_logps, recipe.training.beta)
+    phases.start("saving")
     with torch.no_grad():
         _save(trainer, tokenizer, runtime, output_dir, result)
     write_run_record(result, recipe, output_dir, started)
@@ -99,14 +116,31 @@ def resolve_flip_rate(train_pairs: Sequence[PreferencePair], recipe: TrainingRec
     return settings.flip_rate if settings.flip_rate is not None else estimate_flip_rate(train_pairs)
 
 
-def _logps(trainer, rows, runtime: Runtime, recipe: TrainingRecipe):
+def _logps(trainer, rows, runtime: Runtime, recipe: TrainingRecipe, on_batch=None):
     return completion_logps(
         trainer.model, rows, pad_token_id=trainer.processing_class.pad_token_id,
-        max_length=recipe.data.max_length, batch_size=recipe.training.batch_size, bf16=runtime.bf16,
+        max_length=recipe.data.max_length, batch_size=recipe.training.micro_batch(runtime.device),
+        bf16=runtime.bf16, on_batch=on_batch,
     )
 
 
-def dpo_config(recipe: TrainingRecipe, runtime: Runtime, output_dir: Path, flip_rate: float | None):
+def precomputes_reference(recipe: TrainingRecipe, runtime: Runtime, n_train: int) -> bool:
+    """Whether the reference log-probs of every training pair are computed before training.
+
+    Full fine-tuning: always, or a second copy of the model would sit in memory. LoRA: only
+    when the run visits every pair (a whole epoch or more); otherwise the reference is the
+    same model with its adapters off, run on each step's pairs, so a short run on many pairs
+    (2 steps of 8 on 2,000) never pays a forward pass over all of them first.
+    """
+    if runtime.adapter == "full":
+        return True
+    settings = recipe.training
+    pairs_visited = settings.max_steps * settings.batch_size * settings.gradient_accumulation_steps
+    return settings.max_steps <= 0 or pairs_visited >= n_train
+
+
+def dpo_config(recipe: TrainingRecipe, runtime: Runtime, output_dir: Path, flip_rate: float | None,
+               precompute: bool = True):
     from trl import DPOConfig
 
     settings = recipe.training
@@ -114,11 +148,12 @@ def dpo_config(recipe: TrainingRecipe, runtime: Runtime, output_dir: Path, flip_
     if settings.needs_duet_loss:
         # WeightedDPOTrainer computes the loss; TRL's loss_type is then unused.
         trl_terms = [("sigmoid", 1.0)]
+    micro_batch = settings.micro_batch(runtime.device)
     return DPOConfig(
         output_dir=str(output_dir / "trainer"),
-        per_device_train_batch_size=settings.batch_size,
-        per_device_eval_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        per_device_train_batch_size=micro_batch,
+        per_device_eval_batch_size=micro_batch,
+        gradient_accumulation_steps=settings.accumulation(runtime.device),
         learning_rate=recipe.learning_rate("dpo", runtime.adapter),
         num_train_epochs=settings.epochs,
         max_steps=settings.max_steps,
@@ -134,43 +169,46 @@ def dpo_config(recipe: TrainingRecipe, runtime: Runtime, output_dir: Path, flip_
         loss_type=[name for name, _ in trl_terms],
         loss_weights=[weight for _, weight in trl_terms],
         label_smoothing=flip_rate if flip_rate is not None and "robust" in settings.losses else 0.0,
-        max_length=recipe.data.max_length,
-        # One no-grad pass over the data before training instead of a reference forward every
-        # step: the reference never needs to sit in memory, and a batch of 2x costs no more.
-        precompute_ref_log_probs=True,
-        precompute_ref_batch_size=2 * settings.batch_size,
+        max_length=recipe.data.max_length,  # prompts are cut first (DuetDPOTrainer), then the completions' ends
+        precompute_ref_log_probs=precompute,
+        # The reference pass runs in the training's micro-batches: the same memory bound.
+        precompute_ref_batch_size=micro_batch,
         **runtime.trainer_kwargs(recipe.model.gradient_checkpointing),
     )
 
 
 def build_dpo_trainer(train_pairs: Sequence[PreferencePair], recipe: TrainingRecipe, output_dir: str | Path,
-                      *, runtime: Runtime | None = None, flip_rate: float | None = None, callbacks=()):
-    """The configured trainer, reference log-probs already computed: TRL's DPOTrainer, or
-    WeightedDPOTrainer when the recipe needs Duet's loss (cDPO, per-pair weights)."""
+                      *, runtime: Runtime | None = None, flip_rate: float | None = None, callbacks=(),
+                      on_reference_start: Callable[[], None] | None = None,
+                      on_reference_batch: Callable[[int], None] | None = None):
+    """The configured trainer, reference log-probs already computed when precomputed:
+    DuetDPOTrainer (TRL's, with long prompts cut to their end), or WeightedDPOTrainer when the
+    recipe needs Duet's loss (cDPO, per-pair weights)."""
     from transformers import PrinterCallback
-    from trl import DPOTrainer
 
     from .losses import LossParams
-    from .trainers import ReliabilityCallback, WeightedDPOTrainer
+    from .trainers import DuetDPOTrainer, ReliabilityCallback, WeightedDPOTrainer
 
     runtime = runtime or select_runtime(recipe.model)
     settings = recipe.training
     if flip_rate is None:
         flip_rate = resolve_flip_rate(train_pairs, recipe)
     model, tokenizer = load_policy(model_directory(recipe.model.name_or_path))
-    _check_some_prompt_fits(train_pairs, tokenizer, recipe.data.max_length)
-    train_dataset = to_dataset(train_pairs)
+    precompute = precomputes_reference(recipe, runtime, len(train_pairs))
     kwargs = dict(
         model=model,
-        args=dpo_config(recipe, runtime, Path(output_dir), flip_rate),
-        train_dataset=train_dataset,
+        args=dpo_config(recipe, runtime, Path(output_dir), flip_rate, precompute),
+        train_dataset=to_dataset(train_pairs),
         processing_class=tokenizer,
         callbacks=list(callbacks),
         # With LoRA and no ref_model, TRL's reference is this model with its adapters disabled.
         peft_config=lora_config(recipe.model, "CAUSAL_LM") if runtime.adapter == "lora" else None,
+        max_prompt_length=recipe.data.prompt_budget,
+        on_reference_start=on_reference_start,
+        on_reference_batch=on_reference_batch,
     )
     if not settings.needs_duet_loss:
-        trainer = DPOTrainer(**kwargs)
+        trainer = DuetDPOTrainer(**kwargs)
     else:
         trainer = WeightedDPOTrainer(
             **kwargs,
@@ -183,21 +221,6 @@ def build_dpo_trainer(train_pairs: Sequence[PreferencePair], recipe: TrainingRec
             trainer.add_callback(ReliabilityCallback(trainer, settings.em_every_steps))
     trainer.remove_callback(PrinterCallback)  # progress goes through on_progress, not stdout
     return trainer
-
-
-def _check_some_prompt_fits(pairs: Sequence[PreferencePair], tokenizer, max_length: int) -> None:
-    """TRL drops a pair whose prompt alone fills max_length; if that is every pair, say so
-    rather than fail inside TRL on an empty dataset."""
-    for pair in pairs:
-        if isinstance(pair.prompt, str):
-            ids = tokenizer(text=pair.prompt)["input_ids"]
-        else:
-            ids = tokenizer.apply_chat_template(pair.prompt, add_generation_prompt=True, tokenize=True,
-                                                return_dict=True)["input_ids"]
-        if len(ids) < max_length:
-            return
-    raise ValueError(f"every training prompt is at least data.max_length={max_length} tokens long "
-                     "(a chat template adds its system prompt); raise data.max_length")
 
 
 def _pair_weighting(train_pairs: Sequence[PreferencePair], settings, flip_rate: float | None):

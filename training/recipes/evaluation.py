@@ -14,6 +14,7 @@ Ties (margin exactly 0, e.g. any DPO policy before its first step) count as half
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -94,18 +95,25 @@ def _autocast(device: str, bf16: bool):
     return contextlib.nullcontext()
 
 
+# Completion tokens projected through the LM head at a time: SmolLM2's 49,152-word vocabulary
+# makes each token's logits 192 KiB in float32, so 512 tokens are 96 MiB, where a batch of
+# 8 pairs of 200-token answers at once would be 600 MiB, twice over with the log-softmax.
+HEAD_CHUNK_TOKENS = 512
+
+
 def completion_logps(model, rows, pad_token_id: int, max_length: int | None, batch_size: int = 8,
-                     bf16: bool = False) -> SequenceLogps:
+                     bf16: bool = False, on_batch: Callable[[int], None] | None = None) -> SequenceLogps:
     """Summed log π(completion|prompt) for rows tokenized by TRL (prompt_ids, chosen_ids, rejected_ids).
 
-    Projects only the completion positions through the LM head: the full (batch, length,
-    vocab) logits of SmolLM2 at 256 tokens are 400 MB a batch of 8, in float32.
+    Projects only the completion positions through the LM head, a chunk of tokens at a time.
+    ``on_batch`` is called with the number of pairs after each batch.
     """
     import torch
     from trl.trainer.dpo_trainer import DataCollatorForPreference
 
     collate = DataCollatorForPreference(pad_token_id=pad_token_id, max_length=max_length)
     causal_lm = _unwrap(model)
+    head = causal_lm.get_output_embeddings()
     device = next(causal_lm.parameters()).device
     sums, counts = [], []
     was_training = model.training
@@ -118,12 +126,17 @@ def completion_logps(model, rows, pad_token_id: int, max_length: int | None, bat
                 input_ids=input_ids, attention_mask=batch["attention_mask"].to(device), use_cache=False
             ).last_hidden_state[:, :-1]
             mask = batch["completion_mask"][:, 1:].bool().to(device)
-            targets = input_ids[:, 1:][mask]
-            logits = causal_lm.get_output_embeddings()(hidden[mask]).float()  # shape (n_tokens, vocab)
-            token_logps = logits.log_softmax(-1).gather(-1, targets[:, None]).squeeze(-1)
+            targets = input_ids[:, 1:][mask]  # shape (n_tokens,)
+            token_logps = torch.cat([
+                _token_logps(head(states).float(), labels)
+                for states, labels in zip(hidden[mask].split(HEAD_CHUNK_TOKENS),
+                                          targets.split(HEAD_CHUNK_TOKENS), strict=True)
+            ])
             row_of_token = torch.arange(mask.size(0), device=device)[:, None].expand_as(mask)[mask]
             sums.append(torch.zeros(mask.size(0), device=device).index_add_(0, row_of_token, token_logps).cpu())
             counts.append(mask.sum(1).cpu())
+            if on_batch is not None:
+                on_batch(mask.size(0) // 2)
     model.train(was_training)
     if not sums:
         empty = np.zeros(0)
@@ -131,6 +144,11 @@ def completion_logps(model, rows, pad_token_id: int, max_length: int | None, bat
     chosen, rejected = _halves(torch.cat([s.view(2, -1) for s in sums], dim=1))
     chosen_tokens, rejected_tokens = _halves(torch.cat([c.view(2, -1) for c in counts], dim=1))
     return SequenceLogps(chosen, rejected, chosen_tokens, rejected_tokens)
+
+
+def _token_logps(logits, targets):
+    """log softmax(logits)[target] without a second (tokens, vocab) tensor for the softmax."""
+    return logits.gather(-1, targets[:, None]).squeeze(-1) - logits.logsumexp(-1)
 
 
 def _halves(stacked) -> tuple[np.ndarray, np.ndarray]:
@@ -160,8 +178,10 @@ def feature_dropout(model, rate: float):
 
 
 def reward_margins(model, rows, pad_token_id: int, batch_size: int = 8, bf16: bool = False,
-                   passes: int = 1, dropout: float = 0.0) -> np.ndarray:
-    """r(c) − r(r) per pair, shape (passes, n_pairs); rows hold chosen_ids and rejected_ids."""
+                   passes: int = 1, dropout: float = 0.0,
+                   on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    """r(c) − r(r) per pair, shape (passes, n_pairs); rows hold chosen_ids and rejected_ids.
+    ``on_batch`` is called with the number of pairs after each batch."""
     import torch
     from trl.trainer.reward_trainer import DataCollatorForPreference
 
@@ -179,5 +199,7 @@ def reward_margins(model, rows, pad_token_id: int, batch_size: int = 8, bf16: bo
                 rewards = model(**inputs, use_cache=False).logits[:, 0].float()
                 chosen, rejected = rewards.chunk(2)
                 margins[k, start:stop] = (chosen - rejected).cpu().numpy()
+            if on_batch is not None:
+                on_batch(stop - start)
     model.train(was_training)
     return margins

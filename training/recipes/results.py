@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -68,3 +70,34 @@ def write_run_record(result: TrainResult, recipe, output_dir: Path, started: flo
     result.runtime_s = time.monotonic() - started
     (output_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
     (output_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
+
+
+class Phases:
+    """What a run is doing, reported to ``on_phase(phase, done, total)``: loading, reference,
+    training, evaluation, saving, each with a count of its work (pairs, or optimiser steps for
+    training; 0 of 0 when a phase has nothing to count)."""
+
+    def __init__(self, on_phase: Callable[[str, int, int], None] | None):
+        self.on_phase = on_phase
+        self.phase, self.done, self.total = "", 0, 0
+
+    def start(self, phase: str, total: int = 0) -> None:
+        self.phase, self.done, self.total = phase, 0, total
+        self._report()
+
+    def advance(self, amount: int = 1) -> None:
+        self.done += amount
+        self._report()
+
+    def _report(self) -> None:
+        if self.on_phase is not None:
+            self.on_phase(self.phase, self.done, self.total)
+
+
+def planned_steps(trainer) -> int:
+    """Optimiser steps the trainer will take, before it starts (its state knows only after)."""
+    args = trainer.args
+    if args.max_steps > 0:
+        return args.max_steps
+    micro_batches = math.ceil(len(trainer.train_dataset) / args.per_device_train_batch_size)
+    return math.ceil(math.ceil(micro_batches / args.gradient_accumulation_steps) * args.num_train_epochs)

@@ -9,8 +9,15 @@ from pathlib import Path
 from .config import TrainingRecipe
 from .pairs import PairSplit, PreferencePair, normalise_pairs, split_by_prompt
 from .evaluation import reward_margins, reward_metrics
-from .results import Progress, TrainResult, result_after_training, write_run_record
-from .runtime import Runtime, load_reward_backbone, lora_config, model_directory, select_runtime
+from .results import Phases, Progress, TrainResult, planned_steps, result_after_training, write_run_record
+from .runtime import (
+    Runtime,
+    load_reward_backbone,
+    lora_config,
+    model_directory,
+    release_freed_tensors,
+    select_runtime,
+)
 
 
 def tokenize_for_reward(tokenizer, pairs: Sequence[PreferencePair], max_length: int,
@@ -50,6 +57,7 @@ def train_reward_model(
     validation_pairs: Sequence[Mapping] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_phase: Callable[[str, int, int], None] | None = None,
 ) -> TrainResult:
     """Train r(x, y) on −log σ(r(c) − r(r) − margin) (+ centring); evaluate on held-out prompts.
 
@@ -57,6 +65,8 @@ def train_reward_model(
     ``output_dir``: ``adapter/`` (LoRA only), ``reward_model/`` (a full
     AutoModelForSequenceClassification checkpoint + tokenizer, one label), ``recipe.json``,
     ``result.json``. A cancelled run writes nothing and returns ``cancelled=True``.
+    ``on_phase`` hears each phase (``results.Phases``; "reference" scores the held-out pairs
+    with the untrained head), ``on_progress`` each optimiser step.
     """
     import torch
 
@@ -65,6 +75,9 @@ def train_reward_model(
     started = time.monotonic()
     recipe = recipe or TrainingRecipe()
     output_dir = Path(output_dir)
+    phases = Phases(on_phase)
+    release_freed_tensors()
+    phases.start("loading")
     split = _split(pairs, validation_pairs, recipe)
 
     runtime = select_runtime(recipe.model)
@@ -72,16 +85,22 @@ def train_reward_model(
     trainer = build_reward_trainer(split.train, recipe, output_dir, runtime=runtime, callbacks=[progress])
     tokenizer = trainer.processing_class
     validation_rows = tokenize_for_reward(tokenizer, split.validation, recipe.data.max_length)
-    score = _scorer(tokenizer, recipe.training.batch_size, runtime)
-    base_margins = score(trainer.model, validation_rows) if validation_rows else None
+    score = _scorer(tokenizer, recipe.training.micro_batch(runtime.device), runtime)
+    base_margins = None
+    if validation_rows:
+        phases.start("reference", len(validation_rows))
+        base_margins = score(trainer.model, validation_rows, phases.advance)
 
+    phases.start("training", planned_steps(trainer))
     trainer.train()
     result = result_after_training("reward", trainer, progress, runtime, output_dir, started,
                                    n_validation=len(validation_rows))
     if result.cancelled:
         return result
     if validation_rows:
-        result.metrics = reward_metrics(score(trainer.model, validation_rows), base_margins)
+        phases.start("evaluation", len(validation_rows))
+        result.metrics = reward_metrics(score(trainer.model, validation_rows, phases.advance), base_margins)
+    phases.start("saving")
     with torch.no_grad():
         _save(trainer.model, tokenizer, runtime, output_dir, result)
     write_run_record(result, recipe, output_dir, started)
@@ -103,8 +122,8 @@ def build_reward_trainer(train_pairs: Sequence[PreferencePair], recipe: Training
     rows = tokenize_for_reward(tokenizer, train_pairs, recipe.data.max_length, settings.reward_margin_scale)
     args = RewardConfig(
         output_dir=str(Path(output_dir) / "trainer"),
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        per_device_train_batch_size=settings.micro_batch(runtime.device),
+        gradient_accumulation_steps=settings.accumulation(runtime.device),
         learning_rate=recipe.learning_rate("reward", runtime.adapter),
         num_train_epochs=settings.epochs,
         max_steps=settings.max_steps,
@@ -133,8 +152,8 @@ def build_reward_trainer(train_pairs: Sequence[PreferencePair], recipe: Training
 
 
 def _scorer(tokenizer, batch_size: int, runtime: Runtime):
-    def score(model, rows):
-        return reward_margins(model, rows, tokenizer.pad_token_id, batch_size, runtime.bf16)[0]
+    def score(model, rows, on_batch=None):
+        return reward_margins(model, rows, tokenizer.pad_token_id, batch_size, runtime.bf16, on_batch=on_batch)[0]
 
     return score
 

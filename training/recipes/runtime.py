@@ -43,6 +43,30 @@ class Runtime:
         }
 
 
+# glibc raises its mmap threshold each time a large block is freed, up to 32 MiB, so the
+# activations of every later step come from the heap, whose freed holes it rarely gives back.
+# Pinning the threshold at 1 MiB (which also stops the raising) returns each large tensor to
+# the system when it is freed. Measured here, a LoRA step on two 512-token SmolLM2 sequences
+# peaked at 3.3 GiB of RSS without it and 2.5 GiB with it.
+MMAP_THRESHOLD_BYTES = 1 << 20
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number in glibc's malloc.h
+
+
+def release_freed_tensors() -> bool:
+    """Make large freed blocks go back to the system (glibc only); True when it applied."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+    except (OSError, AttributeError):  # not glibc (musl, macOS): leave the allocator alone
+        return False
+
+
 def select_runtime(settings: ModelSettings) -> Runtime:
     import torch
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -105,7 +106,51 @@ class PosteriorWeights:
         return dict(zip(self.names, map(float, self.reliability), strict=True))
 
 
-class WeightedDPOTrainer(DPOTrainer):
+class DuetDPOTrainer(DPOTrainer):
+    """TRL's DPOTrainer with two changes: a prompt longer than ``max_prompt_length`` tokens keeps
+    its end instead of the pair being dropped, and the reference pass reports its progress.
+
+    TRL (1.16) truncates prompt + completion to ``max_length`` keeping the start, and drops a
+    pair whose prompt alone fills it: a long HH-RLHF dialogue would either vanish or lose the
+    answer. Cutting the prompt to its latest turns first leaves every completion at least
+    ``max_length - max_prompt_length`` tokens, and chosen and rejected the same prompt.
+    """
+
+    def __init__(self, *args, max_prompt_length: int, on_reference_start: Callable[[], None] | None = None,
+                 on_reference_batch: Callable[[int], None] | None = None, **kwargs):
+        self.max_prompt_length = max_prompt_length
+        # The reference pass over the training set (TRL runs it inside __init__, hence set before
+        # it) calls these: once before it starts, then with the number of pairs of each batch.
+        self.on_reference_start = on_reference_start
+        self.on_reference_batch = on_reference_batch
+        self._precomputing = False
+        super().__init__(*args, **kwargs)
+
+    def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+        untruncated = copy.copy(args)
+        untruncated.max_length = None  # TRL's filter of long prompts off: they are cut below instead
+        dataset = super()._prepare_dataset(dataset, processing_class, untruncated, dataset_name)
+        budget = self.max_prompt_length
+        return dataset.map(lambda row: {"prompt_ids": row["prompt_ids"][-budget:]},
+                           desc=f"Keeping the last {budget} prompt tokens")
+
+    def _precompute_ref_logps(self, dataset, name, batch_size):
+        self._precomputing = True
+        if self.on_reference_start is not None:
+            self.on_reference_start()
+        try:
+            return super()._precompute_ref_logps(dataset, name, batch_size)
+        finally:
+            self._precomputing = False
+
+    def compute_ref_log_probs(self, model, inputs):
+        chosen, rejected = super().compute_ref_log_probs(model, inputs)
+        if self._precomputing and self.on_reference_batch is not None:
+            self.on_reference_batch(len(chosen))
+        return chosen, rejected
+
+
+class WeightedDPOTrainer(DuetDPOTrainer):
     """DPOTrainer with Duet's loss registry and a weight per training pair.
 
     Only the loss changes: tokenization, the reference (precomputed, or the base with LoRA
