@@ -10,12 +10,13 @@ ends so the tests that follow start empty, as they expect.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
-from .world import STATES, World, set_eager
+from .world import ROLES, STATES, World, set_eager
 
 
 def wanted_states() -> tuple[str, ...]:
@@ -25,6 +26,23 @@ def wanted_states() -> tuple[str, ...]:
     if unknown:
         raise pytest.UsageError(f"JOURNEY_STATES: unknown state(s) {', '.join(unknown)}; known: {', '.join(STATES)}")
     return tuple(s for s in STATES if s in chosen) or STATES
+
+
+def pytest_collection_modifyitems(items):
+    """The world only moves forward, so the journey's tests run state by state (then role,
+    then the order the tests are written in), wherever the other tests are put. Their slots
+    in the run stay where they were, so every other test keeps its place."""
+    here = Path(__file__).parent
+    slots = [i for i, item in enumerate(items) if Path(str(item.path)).parent == here]
+    order = {"test_pages": 0, "test_api": 1, "test_browser": 2}
+
+    def key(item):
+        params = getattr(item, "callspec", None)
+        state, role = (params.params["state"], params.params["role"]) if params else (STATES[0], ROLES[0])
+        return STATES.index(state), ROLES.index(role), order.get(item.originalname, 9)
+
+    for slot, item in zip(slots, sorted((items[i] for i in slots), key=key)):
+        items[slot] = item
 
 
 @pytest.fixture(scope="session")

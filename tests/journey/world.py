@@ -88,6 +88,7 @@ class World:
     tiny_model_dir: Path
     state: int = -1  # index into STATES of the state reached
     ids: dict = field(default_factory=dict)  # real objects the walks name: project ids, run id, ...
+    memo: dict = field(default_factory=dict)  # walks done in a state, shared by that state's tests
 
     # --- clients -----------------------------------------------------------------------
 
