@@ -32,14 +32,13 @@ def pytest_collection_modifyitems(items):
     """The world only moves forward, so the journey's tests run state by state (then role,
     then the order the tests are written in), wherever the other tests are put. Their slots
     in the run stay where they were, so every other test keeps its place."""
-    here = Path(__file__).parent
-    slots = [i for i, item in enumerate(items) if Path(str(item.path)).parent == here]
+    here = Path(__file__).parent / "test_journey.py"
+    slots = [i for i, item in enumerate(items) if Path(str(item.path)) == here and hasattr(item, "callspec")]
     order = {"test_pages": 0, "test_api": 1, "test_browser": 2}
 
     def key(item):
-        params = getattr(item, "callspec", None)
-        state, role = (params.params["state"], params.params["role"]) if params else (STATES[0], ROLES[0])
-        return STATES.index(state), ROLES.index(role), order.get(item.originalname, 9)
+        params = item.callspec.params
+        return STATES.index(params["state"]), ROLES.index(params["role"]), order.get(item.originalname, 9)
 
     for slot, item in zip(slots, sorted((items[i] for i in slots), key=key)):
         items[slot] = item

@@ -25,6 +25,9 @@ from tests.reliability.test_permission_matrix import policy_for
 # the number of objects, and the Django admin's pages once each.
 PER_KIND = 3
 PER_ADMIN_KIND = 1
+# Query parameters that switch what a page does (its script, its data), so each value is a
+# kind of page of its own: the arena's modalities and modes, the leaderboard's modalities.
+BEHAVIOUR_PARAMS = ("modality", "mode")
 MAX_PAGES = 200
 LOGIN_PATHS = ("/accounts/login/", "/admin/login/")
 # A 404 in Duet's error shape with one of these codes is the answer "your queue is empty"
@@ -166,7 +169,9 @@ def kind_of(path: str, admin_by_view: bool = False) -> tuple:
     name, _ = url_name(path)
     if admin_by_view and name.startswith("admin:"):
         return "admin", name.rsplit("_", 1)[-1] if re.match(r"admin:\w+_\w+_\w+$", name) else name
-    return name or parts.path, tuple(sorted({key for key, _ in parse_qsl(parts.query)}))
+    query = parse_qsl(parts.query)
+    switches = tuple(sorted((key, value) for key, value in query if key in BEHAVIOUR_PARAMS))
+    return name or parts.path, tuple(sorted({key for key, _ in query})), switches
 
 
 def same_site(href: str, base: str, origin: str) -> str | None:
@@ -179,25 +184,26 @@ def same_site(href: str, base: str, origin: str) -> str | None:
 
 
 def crawl(fetch: Callable[[str], Page], role: str, start: Iterable[str], also: Iterable[str] = (),
-          origin: str = "http://testserver", downloads: bool = False, admin_by_view: bool = False) -> list[Visit]:  # fmt: skip
-    """Follow links from `start`; then visit `also` (what other roles reached), once per
-    kind of page, unless this role already did. Downloads are fetched only if asked; the
-    admin's pages once per view if `admin_by_view` (see kind_of)."""
+          origin: str = "http://testserver", downloads: bool = False, admin_by_view: bool = False,
+          per_kind: int = PER_KIND) -> list[Visit]:  # fmt: skip
+    """Follow links from `start`, `per_kind` pages of each kind; then visit `also` (what
+    other roles reached), once per kind, unless this role already did. Downloads are
+    fetched only if asked; the admin's pages once per view if `admin_by_view` (kind_of)."""
     visits: list[Visit] = []
     seen: set[str] = set()
-    per_kind: Counter = Counter()
+    counts: Counter = Counter()
     linked: set[str] = set(start)
     queue = list(start)
 
     def visit(path: str, deliberate: bool) -> None:
         kind = kind_of(path, admin_by_view or deliberate)
-        limit = PER_ADMIN_KIND if path.startswith("/admin/") or deliberate else PER_KIND
-        if path in seen or skipped(path) or per_kind[kind] >= limit or len(visits) >= MAX_PAGES:
+        limit = PER_ADMIN_KIND if path.startswith("/admin/") or deliberate else per_kind
+        if path in seen or skipped(path) or counts[kind] >= limit or len(visits) >= MAX_PAGES:
             return
         if is_download(path) and not downloads:
             return
         seen.add(path)
-        per_kind[kind] += 1
+        counts[kind] += 1
         page = fetch(path)
         if page.download:
             return
