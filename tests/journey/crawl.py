@@ -89,7 +89,9 @@ class Visit:
         elif self.status >= 400 or self.status == LOGIN_REDIRECT:
             if self.allowed:
                 found.append(f"{where}: {describe(self.status)}, but the access policy lets {role} in")
-            elif self.linked and self.allowed is None:
+            elif self.linked and not (role == "anonymous" and self.status == LOGIN_REDIRECT):
+                # A link that leads to a refusal is a dead end the page offered; only a
+                # visitor who is not logged in is expected to meet the login page that way.
                 found.append(f"{where}: {describe(self.status)}, but a page shown to {role} links here")
         return found
 
@@ -185,10 +187,11 @@ def same_site(href: str, base: str, origin: str) -> str | None:
 
 def crawl(fetch: Callable[[str], Page], role: str, start: Iterable[str], also: Iterable[str] = (),
           origin: str = "http://testserver", downloads: bool = False, admin_by_view: bool = False,
-          per_kind: int = PER_KIND) -> list[Visit]:  # fmt: skip
+          per_kind: int = PER_KIND, fetch_also: Callable[[str], Page] | None = None) -> list[Visit]:  # fmt: skip
     """Follow links from `start`, `per_kind` pages of each kind; then visit `also` (what
-    other roles reached), once per kind, unless this role already did. Downloads are
-    fetched only if asked; the admin's pages once per view if `admin_by_view` (kind_of)."""
+    other roles reached), once per kind, unless this role already did, with `fetch_also`
+    if given. Downloads are fetched only if asked; the admin's pages once per view if
+    `admin_by_view` (kind_of)."""
     visits: list[Visit] = []
     seen: set[str] = set()
     counts: Counter = Counter()
@@ -204,7 +207,7 @@ def crawl(fetch: Callable[[str], Page], role: str, start: Iterable[str], also: I
             return
         seen.add(path)
         counts[kind] += 1
-        page = fetch(path)
+        page = (fetch_also or fetch)(path) if deliberate else fetch(path)
         if page.download:
             return
         status = page.status
@@ -326,3 +329,20 @@ def browser_fetcher(page, origin: str) -> Callable[[str], Page]:
         return Page(status, links=links, problems=problems)
 
     return fetch
+
+
+def unless_redirected(page, origin: str, fetch: Callable[[str], Page]) -> Callable[[str], Page]:
+    """`fetch`, but a URL that answers with a redirect (to the login page, mostly) is not
+    loaded: its first answer is all the walk judges, and rendering the login page forty
+    times over tells nothing new."""
+
+    def first_answer(path: str) -> Page:
+        response = page.request.get(origin + path, max_redirects=0)
+        try:
+            if 300 <= response.status < 400:
+                return Page(response.status, response.headers.get("location", ""))
+        finally:
+            response.dispose()
+        return fetch(path)
+
+    return first_answer

@@ -51,6 +51,8 @@ def test_a_redirect_to_the_login_page_counts_as_a_refusal_and_the_login_page_is_
     "role, path, status, linked, fails",
     [
         ("annotator", "/training/", 403, False, False),  # refused, as the policy says
+        ("annotator", "/training/", 403, True, True),  # ... but a page offered the annotator that link
+        ("anonymous", "/training/", LOGIN_REDIRECT, True, False),  # a link to log in first
         ("researcher", "/training/", 403, False, True),  # refused, but the policy lets researchers in
         ("anonymous", "/projects/", LOGIN_REDIRECT, False, False),
         ("annotator", "/projects/", LOGIN_REDIRECT, False, True),

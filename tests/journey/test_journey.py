@@ -23,7 +23,7 @@ import pytest
 
 from . import apiwalk
 from .conftest import wanted_states
-from .crawl import VIEWPORT, browser_fetcher, client_fetcher, crawl, failures_of
+from .crawl import VIEWPORT, browser_fetcher, client_fetcher, crawl, failures_of, unless_redirected
 from .world import PASSWORD, ROLES
 
 pytestmark = pytest.mark.journey
@@ -100,7 +100,8 @@ def test_browser(world, journey_server, browser, state, role):
             log_in(page, journey_server, role)
         fetch = browser_fetcher(page, journey_server)
         # Layout and scripts: one page of each kind is enough (the client walks see them all).
-        visits = crawl(fetch, role, ["/"], also=reached(walks), origin=journey_server, admin_by_view=True, per_kind=1)
+        visits = crawl(fetch, role, ["/"], also=reached(walks), origin=journey_server, admin_by_view=True, per_kind=1,
+                       fetch_also=unless_redirected(page, journey_server, fetch))  # fmt: skip
     finally:
         context.close()
     failures = failures_of(visits, role, state)
