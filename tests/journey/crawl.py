@@ -78,6 +78,7 @@ class Visit:
     linked: bool  # a page this role saw links to it
     problems: list[str] = field(default_factory=list)
     code: str = ""
+    via: str = ""  # the first page that linked here
 
     def failures(self, role: str, state: str) -> list[str]:
         where = f"[{state}] {role} GET {self.url} ({self.name or 'no URL name'})"
@@ -92,7 +93,8 @@ class Visit:
             elif self.linked and not (role == "anonymous" and self.status == LOGIN_REDIRECT):
                 # A link that leads to a refusal is a dead end the page offered; only a
                 # visitor who is not logged in is expected to meet the login page that way.
-                found.append(f"{where}: {describe(self.status)}, but a page shown to {role} links here")
+                found.append(f"{where}: {describe(self.status)}, but a page shown to {role} links here"
+                             + (f" ({self.via})" if self.via else ""))
         return found
 
 
@@ -195,7 +197,7 @@ def crawl(fetch: Callable[[str], Page], role: str, start: Iterable[str], also: I
     visits: list[Visit] = []
     seen: set[str] = set()
     counts: Counter = Counter()
-    linked: set[str] = set(start)
+    linked: dict[str, str] = dict.fromkeys(start, "")  # path -> the first page that links to it
     queue = list(start)
 
     def visit(path: str, deliberate: bool) -> None:
@@ -216,14 +218,14 @@ def crawl(fetch: Callable[[str], Page], role: str, start: Iterable[str], also: I
             if target and urlsplit(target).path in LOGIN_PATHS and urlsplit(path).path not in LOGIN_PATHS:
                 status = LOGIN_REDIRECT
             if target:
-                linked.add(target)
+                linked.setdefault(target, path)
                 queue.append(target)
         visits.append(Visit(path, url_name(path)[0], status, allowed_for(role, path), path in linked, page.problems,
-                            page.code))  # fmt: skip
+                            page.code, linked.get(path, "")))  # fmt: skip
         for href in page.links:
             target = same_site(href, origin + path, origin)
             if target and target not in seen:
-                linked.add(target)
+                linked.setdefault(target, path)
                 queue.append(target)
 
     while queue:
@@ -316,7 +318,8 @@ def browser_fetcher(page, origin: str) -> Callable[[str], Page]:
         status, problems = response.status, []
         for text in messages:
             # The console reports the page's own 4xx; on a visit meant to be refused, that is the point.
-            if status >= 400 and text.startswith(f"Failed to load resource: the server responded with a status of {status}"):
+            own_status = f"Failed to load resource: the server responded with a status of {status}"
+            if status >= 400 and text.startswith(own_status):
                 continue
             problems.append(f"console: {text}")
         if inflight:
