@@ -92,6 +92,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "arena.middleware.ContentSecurityPolicyMiddleware",
+    "config.admin_links.AdminRequestMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
