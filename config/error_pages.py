@@ -6,7 +6,8 @@ person reading the page. It may add `advice` (what to do next) and `offer`, a
 refused them). Under /api/ the answer is JSON in the API's error shape instead.
 """
 
-from django.http import JsonResponse
+from django.conf import settings
+from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.urls import Resolver404
 
@@ -50,3 +51,32 @@ def page_not_found(request, exception=None):
     if request.path.startswith(API_PREFIX):
         return JsonResponse({"error": "not_found", "detail": reason}, status=404)
     return render(request, "404.html", {"reason": reason, "path": request.path}, status=404)
+
+
+class SitePageNotFoundMiddleware:
+    """With DEBUG on (`make run`), Django answers a 404 with its technical page, bypassing
+    handler404. A visitor of a local install should meet the site's page all the same, so
+    the technical page is swapped for it; the technical details stay in the runserver log.
+    Without DEBUG this middleware does nothing (handler404 already answers)."""
+
+    TECHNICAL_MARK = b"DEBUG = True"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            settings.DEBUG
+            and response.status_code == 404
+            and response.get("Content-Type", "").startswith("text/html")
+            and not getattr(response, "streaming", False)
+            and self.TECHNICAL_MARK in response.content
+        ):
+            return page_not_found(request, getattr(request, "_duet_not_found", None))
+        return response
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, Http404):
+            request._duet_not_found = exception  # its message, for the page
+        return None

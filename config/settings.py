@@ -93,6 +93,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "arena.middleware.ContentSecurityPolicyMiddleware",
     "config.admin_links.AdminRequestMiddleware",
+    "config.error_pages.SitePageNotFoundMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
