@@ -52,7 +52,8 @@ def assert_inert(page, where: str) -> None:
         """() => {
             const bad = [];
             for (const el of document.querySelectorAll('main *, #sides *, table *, svg *, form *')) {
-                if (el.tagName === 'SCRIPT' && !el.src) bad.push('inline script');
+                // a JSON data block (json_script) never runs; any other inline script would
+                    if (el.tagName === 'SCRIPT' && !el.src && el.type !== 'application/json') bad.push('inline script');
                 if (el.tagName === 'IFRAME') bad.push('iframe');
                 for (const attr of el.attributes) {
                     if (attr.name.startsWith('on')) bad.push(el.tagName + ' ' + attr.name);
