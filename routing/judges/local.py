@@ -147,7 +147,10 @@ class LogitJudge(_LocalJudge):
             shared = _shared_prefix(model, encoded) if self.share_prefix and len(items) > 1 else None
 
         results: list = [None] * len(items)
-        by_length = sorted(range(len(pairs)), key=lambda index: len(pairs[index][0]) + len(pairs[index][1]))
+        # Sorted by what the batched forward reads: with share_question, the orders' own tokens.
+        own = [len(first) + len(second) - (2 * _common_length(first, second) if self.share_question else 0)
+               for first, second in pairs]
+        by_length = sorted(range(len(pairs)), key=own.__getitem__)
         for start in range(0, len(by_length), self.batch_size):
             batch = by_length[start : start + self.batch_size]
             with autocast:
@@ -220,6 +223,32 @@ class _Past:
         cache.batch_repeat_interleave(times)
         return _Past(cache, self.mask.repeat_interleave(times, dim=0), self.lengths.repeat_interleave(times))
 
+    @staticmethod
+    def stacked(pasts: list["_Past"], split: int) -> "_Past":
+        """One-row pasts of different widths as one batch, each padded at position ``split``.
+
+        The padding goes where a row's own segment starts (after the shared prefix), as
+        left-padding that segment would; only attention reads the padded keys, masked.
+        """
+        import torch
+        from transformers import DynamicCache
+
+        width = max(past.mask.shape[1] for past in pasts)
+
+        def padded(tensor, dim: int):
+            gap = list(tensor.shape)
+            gap[dim] = width - tensor.shape[dim]
+            head, tail = tensor.split([split, tensor.shape[dim] - split], dim=dim)
+            return torch.cat([head, tensor.new_zeros(gap), tail], dim=dim)
+
+        layers = [
+            tuple(torch.cat([padded(getattr(past.cache.layers[layer], name), 2) for past in pasts])
+                  for name in ("keys", "values"))
+            for layer in range(len(pasts[0].cache.layers))
+        ]
+        return _Past(DynamicCache(ddp_cache_data=layers), torch.cat([padded(past.mask, 1) for past in pasts]),
+                     torch.cat([past.lengths for past in pasts]))
+
 
 def _forward(model, pad_id: int, segments: list[list[int]], past: _Past | None, keep: bool):
     """Run ``segments`` (one per row) after ``past``: a new _Past when ``keep``, else the last logits.
@@ -272,22 +301,31 @@ def _shared_prefix(model, encoded: list[list[int]]) -> _Past | None:
     return _forward(model, 0, [first[:length]], None, keep=True)
 
 
+def _question(model, tokens: list[int], shared: _Past | None) -> _Past:
+    """One pair's own common tokens run after the ``shared`` prefix (a copy of it if none)."""
+    if not tokens:
+        return shared.repeated(1)
+    return _forward(model, 0, [tokens], shared.repeated(1) if shared is not None else None, keep=True)
+
+
 def _pair_letter_probs(model, pad_id: int, pairs: list[tuple[list[int], list[int]]], letter_ids: list[int],
                        shared: _Past | None = None, share_question: bool = True):
     """Per row (pair 0 order ab, pair 0 order ba, pair 1 ...), P(letter) renormalised over
     A, B, C, and the raw share of those three tokens.
 
-    With ``share_question``, a first forward runs each pair's common start (its question)
-    once after the ``shared`` prefix; the second continues both orders from that cache.
+    With ``share_question``, each pair's common start (its question) runs once after the
+    ``shared`` prefix, one pair at a time so that no padding goes through the linear
+    layers; one forward then continues both orders of every pair from those caches.
     """
     import torch
 
     skip = int(shared.lengths[0]) if shared is not None else 0
     common = [max(_common_length(first, second), skip) if share_question else skip for first, second in pairs]
+    if shared is None and min(common) == 0:
+        common = [0] * len(pairs)  # a pair whose orders share no first token: nothing to cache
     if max(common) > skip:
-        past = shared.repeated(len(pairs)) if shared is not None else None
-        past = _forward(model, pad_id, [first[skip:end] for (first, _), end in zip(pairs, common)], past, keep=True)
-        past = past.repeated(2, keep_original=False)
+        past = _Past.stacked([_question(model, first[skip:end], shared) for (first, _), end in zip(pairs, common)],
+                             skip).repeated(2, keep_original=False)
     else:
         past = shared.repeated(2 * len(pairs)) if shared is not None else None
     segments = [ids[end:] for pair, end in zip(pairs, common) for ids in pair]
