@@ -272,14 +272,17 @@ def _forward(model, pad_id: int, segments: list[list[int]], past: _Past | None, 
     full_mask = torch.cat([past.mask, mask], dim=1) if past is not None else mask
     device = model.device
     with torch.inference_mode():
-        # logits_to_keep=1: the lm_head (49k vocabulary) runs on the last position only;
-        # on every position it would cost about as much as the rest of SmolLM2's forward.
-        output = model(input_ids=input_ids.to(device), attention_mask=full_mask.to(device),
-                       position_ids=positions.to(device), past_key_values=past.cache if past is not None else None,
-                       use_cache=keep, logits_to_keep=1)
-    if keep:
-        return _Past(output.past_key_values, full_mask, before + mask.sum(-1))
-    return output.logits[:, -1, :]
+        output = model.get_decoder()(input_ids=input_ids.to(device), attention_mask=full_mask.to(device),
+                                     position_ids=positions.to(device), past_key_values=past.cache if past else None,
+                                     use_cache=keep)
+        if keep:
+            return _Past(output.past_key_values, full_mask, before + mask.sum(-1))
+        # The lm_head (49k vocabulary) runs on the last position only, and outside autocast:
+        # autocast would cast its 28 M weights to bfloat16 on every forward (its weight cache
+        # is off under inference_mode) to multiply one row, and float32 reads the letters exactly.
+        head = model.get_output_embeddings()
+        with torch.autocast(device.type, enabled=False):
+            return head(output.last_hidden_state[:, -1, :].to(head.weight.dtype))
 
 
 def _common_length(first: list[int], second: list[int]) -> int:
