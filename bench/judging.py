@@ -3,9 +3,10 @@
 The pairs are PandaLM's longest third (by the tokens of question and both answers), every
 pair judged in both orders:
   duet    LogitJudge as configured by default: the answer turn pre-filled up to "[[" and
-          P(A)/P(B)/P(C) read from one forward pass (no generation); rows sorted by length
-          and batched; the tokens every row shares (chat template and MT-Bench's
-          instructions) run once per call and reused from their cache; answers cut to 192
+          P(A)/P(B)/P(C) read from one forward pass (no generation); pairs sorted by
+          length, one per forward on a CPU; the tokens every row shares (chat template and MT-Bench's
+          instructions) run once per call, each pair's question once for both orders, reused
+          from their caches; the lm_head on the last position only; answers cut to 192
           tokens and questions to 256, keeping the start and the end; bfloat16 autocast
           where the CPU has native bfloat16.
   naive   the same letter probabilities one pair at a time (its two orders in one batch),
@@ -16,7 +17,7 @@ the second is the steadier figure: two single-thread worker processes on an idle
 box judge about twice that), the process's peak memory, and how far the two methods agree.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/judging.py [--pairs 48] [--naive-pairs 12]
-                                                       [--batch-size 8] [--data PANDALM.json]
+                                                       [--batch-size N] [--data PANDALM.json]
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=int, default=48, help="long pairs judged by Duet's judge")
     parser.add_argument("--naive-pairs", type=int, default=12, help="of those, judged the naive way too")
-    parser.add_argument("--batch-size", type=int, default=8, help="pairs per forward pass")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="pairs per forward pass (the judge's default: 1 on a CPU)")
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--model", default="smollm2-135m-instruct")
     args = parser.parse_args()
@@ -78,8 +80,8 @@ def main() -> None:
     items = [pair.item for pair in long_pairs[::step][: args.pairs]]
     subset = items[: args.naive_pairs]
     duet = LogitJudge(args.model, batch_size=args.batch_size)
-    naive = LogitJudge(args.model, batch_size=1, share_prefix=False, precision="float32", max_answer_tokens=512,
-                       max_question_tokens=512)
+    naive = LogitJudge(args.model, batch_size=1, share_prefix=False, share_question=False, precision="float32",
+                       max_answer_tokens=512, max_question_tokens=512)
     duet.judge(items[:2])  # warm up outside the timings
     weights_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
     print(f"{len(long_pairs)} PandaLM pairs in the longest third, {len(items)} judged, both orders; torch "
@@ -104,6 +106,7 @@ def main() -> None:
     print(f"agreement with the naive way: same verdict on {same} of {len(subset)}, largest |P(a) difference| "
           f"{gap:.3f} (the truncation budget and bfloat16 both move it)")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
     print(f"memory: model weights {weights_mb:.0f} MiB (float32, shared by both methods), process peak RSS "
           f"{peak_mb:.0f} MiB")
 

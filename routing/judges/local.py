@@ -111,20 +111,25 @@ def verdict_token_ids(tokenizer) -> list[int]:
 class LogitJudge(_LocalJudge):
     """P(A), P(B), P(tie) from one forward pass, both orders, many pairs per batch.
 
-    ``batch_size`` counts pairs; each forward holds 2 x batch_size rows. Rows are sorted by
-    length before batching so a batch pads to similar lengths. With ``share_prefix`` the
-    tokens every row starts with (chat template and MT-Bench's instructions: 194 tokens of a
-    median 374 per row on PandaLM) go through the model once per call, and each batch
-    continues from their cached keys and values.
+    ``batch_size`` counts pairs (default 1 on a CPU, 16 on a GPU); each forward holds 2 x batch_size rows. Pairs are sorted by
+    length before batching so a batch pads to similar lengths. Two caches spare the model
+    from reading the same tokens twice. With ``share_prefix`` the tokens every row starts
+    with (chat template and MT-Bench's instructions: 194 tokens of a median 374 per row on
+    PandaLM) go through the model once per call. With ``share_question`` a pair's two orders
+    differ only from the first answer on, so the question goes through the model once per
+    pair and both orders continue from its keys and values (on PandaLM's longest third, 108
+    of a pair's ~670 own tokens). Both give the same letter probabilities as full prompts,
+    to float rounding.
     """
 
     method = "logits"
 
-    def __init__(self, model_ref: str = DEFAULT_MODEL, device: str | None = None, batch_size: int = 16,
-                 share_prefix: bool = True, precision: str = "auto", **options):
+    def __init__(self, model_ref: str = DEFAULT_MODEL, device: str | None = None, batch_size: int | None = None,
+                 share_prefix: bool = True, share_question: bool = True, precision: str = "auto", **options):
         super().__init__(model_ref, device, **options)
-        self.batch_size = max(1, int(batch_size))
+        self.batch_size = None if batch_size is None else max(1, int(batch_size))
         self.share_prefix = share_prefix
+        self.share_question = share_question
         if precision not in PRECISIONS:
             raise JudgeError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
         self.precision = precision
@@ -132,32 +137,34 @@ class LogitJudge(_LocalJudge):
     def _judge_supported(self, items: list[PairItem]) -> list[JudgeVerdict]:
         model, tokenizer = self._load()
         letter_ids = verdict_token_ids(tokenizer)
-        rows = [(index, order) for index in range(len(items)) for order in ORDERS]
-        texts = [self._prompt_text(tokenizer, items[index], order) + VERDICT_PREFIX for index, order in rows]
+        texts = [self._prompt_text(tokenizer, item, order) + VERDICT_PREFIX for item in items for order in ORDERS]
         encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
         self._check_lengths(model, encoded)
-        # One pair's two rows are the same length, so they need no padding mask and attention
-        # takes its fast causal path; a cached prefix needs an explicit mask, and measured no
-        # faster for a single pair. From two pairs on it wins (1.5-2.5x on this 2-core CPU).
+        pairs = [(encoded[2 * index], encoded[2 * index + 1]) for index in range(len(items))]
+        # A single pair has nothing to share its prefix with: its question cache covers it.
         autocast = _autocast(model, self.precision)
         with autocast:
             shared = _shared_prefix(model, encoded) if self.share_prefix and len(items) > 1 else None
 
-        results: list = [None] * len(rows)
-        by_length = sorted(range(len(rows)), key=lambda row: len(encoded[row]))
-        step = 2 * self.batch_size
-        for start in range(0, len(by_length), step):
-            batch = by_length[start : start + step]
+        results: list = [None] * len(items)
+        # Sorted by what the batched forward reads: with share_question, the orders' own tokens.
+        own = [len(first) + len(second) - (2 * _common_length(first, second) if self.share_question else 0)
+               for first, second in pairs]
+        by_length = sorted(range(len(pairs)), key=own.__getitem__)
+        # One pair per forward on a CPU: with the question cache, measured faster per CPU-second
+        # than batches of 2-8 pairs here (padding and wider attention cost more than batching saves).
+        size = self.batch_size or (1 if model.device.type == "cpu" else 16)
+        for start in range(0, len(by_length), size):
+            batch = by_length[start : start + size]
             with autocast:
-                probs, mass = _letter_probs(model, tokenizer.pad_token_id, [encoded[row] for row in batch],
-                                            letter_ids, shared)
-            for position, row in enumerate(batch):
-                letter_probs = dict(zip(LETTERS, probs[position]))
-                results[row] = order_from_letter_probs(rows[row][1], letter_probs, "logits", verdict_mass=mass[position])
-        return [
-            self._verdict(item.id, **combine_orders((results[2 * index], results[2 * index + 1])))
-            for index, item in enumerate(items)
-        ]
+                probs, mass = _pair_letter_probs(model, tokenizer.pad_token_id, [pairs[index] for index in batch],
+                                                 letter_ids, shared, self.share_question)
+            for position, index in enumerate(batch):
+                results[index] = tuple(
+                    order_from_letter_probs(order, dict(zip(LETTERS, probs[2 * position + row])), "logits",
+                                            verdict_mass=mass[2 * position + row])
+                    for row, order in enumerate(ORDERS))
+        return [self._verdict(item.id, **combine_orders(results[index])) for index, item in enumerate(items)]
 
     @staticmethod
     def _check_lengths(model, encoded: list[list[int]]) -> None:
@@ -179,7 +186,9 @@ def _autocast(model, precision: str):
     letters' logits by at most 0.4. Autocast keeps the float32 weights (the same loaded
     model the arena generates with) and norms and softmax in float32; casting the weights
     themselves to bfloat16 was no faster and moved the logits twice as far. On CUDA the
-    model is already bfloat16.
+    model is already bfloat16. Dynamic int8 quantisation of the linears (per channel, the
+    tied lm_head left out) was 13% faster than this but moved P(a) by up to 0.33 on
+    PandaLM's long pairs: not used.
     """
     import contextlib
 
@@ -193,61 +202,141 @@ def _autocast(model, precision: str):
     return contextlib.nullcontext()
 
 
-def _shared_prefix(model, encoded: list[list[int]]):
-    """(length, cache) of the longest token prefix common to every row, run through the model once.
+class _Past:
+    """A key/value cache of a batch of rows, with its attention mask and each row's real length.
+
+    Rows are left-padded segment by segment, so padding can sit between the cached prefix
+    and a row's own tokens; the mask hides it and positions count real tokens only.
+    """
+
+    def __init__(self, cache, mask, lengths):
+        self.cache = cache
+        self.mask = mask  # shape (rows, cached width), 1 on real tokens
+        self.lengths = lengths  # shape (rows,), real tokens per row
+
+    def repeated(self, times: int, keep_original: bool = True) -> "_Past":
+        """Each row ``times`` times in a row (row 0, row 0, row 1, ...).
+
+        A forward appends to its cache, so the cache is copied unless this _Past is not
+        used again (``keep_original=False``).
+        """
+        import copy
+
+        cache = copy.deepcopy(self.cache) if keep_original else self.cache
+        cache.batch_repeat_interleave(times)
+        return _Past(cache, self.mask.repeat_interleave(times, dim=0), self.lengths.repeat_interleave(times))
+
+    @staticmethod
+    def stacked(pasts: list["_Past"], split: int) -> "_Past":
+        """One-row pasts of different widths as one batch, each padded at position ``split``.
+
+        The padding goes where a row's own segment starts (after the shared prefix), as
+        left-padding that segment would; only attention reads the padded keys, masked.
+        """
+        import torch
+        from transformers import DynamicCache
+
+        width = max(past.mask.shape[1] for past in pasts)
+
+        def padded(tensor, dim: int):
+            gap = list(tensor.shape)
+            gap[dim] = width - tensor.shape[dim]
+            head, tail = tensor.split([split, tensor.shape[dim] - split], dim=dim)
+            return torch.cat([head, tensor.new_zeros(gap), tail], dim=dim)
+
+        layers = [
+            tuple(torch.cat([padded(getattr(past.cache.layers[layer], name), 2) for past in pasts])
+                  for name in ("keys", "values"))
+            for layer in range(len(pasts[0].cache.layers))
+        ]
+        return _Past(DynamicCache(ddp_cache_data=layers), torch.cat([padded(past.mask, 1) for past in pasts]),
+                     torch.cat([past.lengths for past in pasts]))
+
+
+def _forward(model, pad_id: int, segments: list[list[int]], past: _Past | None, keep: bool):
+    """Run ``segments`` (one per row) after ``past``: a new _Past when ``keep``, else the last logits.
+
+    Each segment is left-padded so every row's last token sits at position -1. A plain
+    forward numbers positions 0..width-1 whatever the mask; with padding that shifts every
+    short row, so positions come from the mask (as generate() does), or a batched row would
+    not equal the same row scored alone.
+    """
+    import torch
+
+    rows, width = len(segments), max(len(ids) for ids in segments)
+    input_ids = torch.full((rows, width), pad_id, dtype=torch.long)  # shape (rows, width)
+    mask = torch.zeros((rows, width), dtype=torch.long)
+    for row, ids in enumerate(segments):
+        if ids:
+            input_ids[row, width - len(ids):] = torch.tensor(ids)
+            mask[row, width - len(ids):] = 1
+    before = past.lengths if past is not None else torch.zeros(rows, dtype=torch.long)
+    positions = before[:, None] + (mask.cumsum(-1) - 1).clamp(min=0)
+    full_mask = torch.cat([past.mask, mask], dim=1) if past is not None else mask
+    device = model.device
+    with torch.inference_mode():
+        output = model.get_decoder()(input_ids=input_ids.to(device), attention_mask=full_mask.to(device),
+                                     position_ids=positions.to(device), past_key_values=past.cache if past else None,
+                                     use_cache=keep)
+        if keep:
+            return _Past(output.past_key_values, full_mask, before + mask.sum(-1))
+        # The lm_head (49k vocabulary) runs on the last position only, and outside autocast:
+        # autocast would cast its 28 M weights to bfloat16 on every forward (its weight cache
+        # is off under inference_mode) to multiply one row, and float32 reads the letters exactly.
+        head = model.get_output_embeddings()
+        with torch.autocast(device.type, enabled=False):
+            return head(output.last_hidden_state[:, -1, :].to(head.weight.dtype))
+
+
+def _common_length(first: list[int], second: list[int]) -> int:
+    """Tokens ``first`` and ``second`` start with in common, leaving each at least its last token."""
+    limit = min(len(first), len(second)) - 1
+    return next((i for i in range(limit) if first[i] != second[i]), max(limit, 0))
+
+
+def _shared_prefix(model, encoded: list[list[int]]) -> _Past | None:
+    """The longest token prefix common to every row, run through the model once.
 
     Every row keeps at least one token of its own, since its last position gives the logits.
     None when rows share almost nothing (not worth a separate pass).
     """
-    import torch
-
-    length = min(len(ids) for ids in encoded) - 1
     first = encoded[0]
-    for ids in encoded[1:]:
-        length = next((i for i in range(length) if ids[i] != first[i]), length)
+    length = min((_common_length(first, ids) for ids in encoded[1:]), default=len(first) - 1)
     if length < 8:
         return None
-    with torch.inference_mode():
-        cache = model(input_ids=torch.tensor([first[:length]], device=model.device), use_cache=True).past_key_values
-    return length, cache
+    return _forward(model, 0, [first[:length]], None, keep=True)
 
 
-def _letter_probs(model, pad_id: int, sequences: list[list[int]], letter_ids: list[int], shared=None):
-    """Per row, P(letter) renormalised over A, B, C, and the raw share of those three tokens.
+def _question(model, tokens: list[int], shared: _Past | None) -> _Past:
+    """One pair's own common tokens run after the ``shared`` prefix (a copy of it if none)."""
+    if not tokens:
+        return shared.repeated(1)
+    return _forward(model, 0, [tokens], shared.repeated(1) if shared is not None else None, keep=True)
 
-    One forward pass for the whole batch. Rows are left-padded so every row's last token
-    sits at position -1; with a shared prefix the padding goes between the cached prefix
-    and each row's own tokens, masked out the same way.
+
+def _pair_letter_probs(model, pad_id: int, pairs: list[tuple[list[int], list[int]]], letter_ids: list[int],
+                       shared: _Past | None = None, share_question: bool = True):
+    """Per row (pair 0 order ab, pair 0 order ba, pair 1 ...), P(letter) renormalised over
+    A, B, C, and the raw share of those three tokens.
+
+    With ``share_question``, each pair's common start (its question) runs once after the
+    ``shared`` prefix, one pair at a time so that no padding goes through the linear
+    layers; one forward then continues both orders of every pair from those caches.
     """
-    import copy
-
     import torch
 
-    skip, cache = shared if shared is not None else (0, None)
-    sequences = [ids[skip:] for ids in sequences]
-    width = max(len(ids) for ids in sequences)
-    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)  # shape (rows, width)
-    attention = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, ids in enumerate(sequences):
-        input_ids[row, width - len(ids):] = torch.tensor(ids)
-        attention[row, width - len(ids):] = 1
-    # A plain forward numbers positions 0..width-1 whatever the mask; with padding that
-    # shifts every short row. generate() derives positions from the mask, so do we, or a
-    # batched row would not equal the same row scored alone.
-    positions = skip + (attention.cumsum(-1) - 1).clamp(min=0)
-    options = {"use_cache": False}
-    if cache is not None:
-        cache = copy.deepcopy(cache)  # the forward appends to it; the prefix is reused per batch
-        cache.batch_repeat_interleave(len(sequences))
-        attention = torch.cat([torch.ones((len(sequences), skip), dtype=torch.long), attention], dim=1)
-        options = {"use_cache": True, "past_key_values": cache}
-    device = model.device
-    with torch.inference_mode():
-        # logits_to_keep=1: the lm_head (49k vocabulary) runs on the last position only;
-        # on every position it would cost about as much as the rest of SmolLM2's forward.
-        logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device),
-                       position_ids=positions.to(device), logits_to_keep=1, **options).logits
-    log_probs = torch.log_softmax(logits[:, -1, :].float(), dim=-1)  # shape (rows, vocab)
+    skip = int(shared.lengths[0]) if shared is not None else 0
+    common = [max(_common_length(first, second), skip) if share_question else skip for first, second in pairs]
+    if shared is None and min(common) == 0:
+        common = [0] * len(pairs)  # a pair whose orders share no first token: nothing to cache
+    if max(common) > skip:
+        past = _Past.stacked([_question(model, first[skip:end], shared) for (first, _), end in zip(pairs, common)],
+                             skip).repeated(2, keep_original=False)
+    else:
+        past = shared.repeated(2 * len(pairs)) if shared is not None else None
+    segments = [ids[end:] for pair, end in zip(pairs, common) for ids in pair]
+    logits = _forward(model, pad_id, segments, past, keep=False)
+    log_probs = torch.log_softmax(logits.float(), dim=-1)  # shape (rows, vocab)
     letters = log_probs[:, letter_ids]  # shape (rows, 3)
     return torch.softmax(letters, dim=-1).tolist(), letters.exp().sum(dim=-1).tolist()
 

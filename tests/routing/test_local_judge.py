@@ -7,6 +7,7 @@ import pytest
 
 from routing.judges import UNPARSABLE, UNSUPPORTED, PairItem, get_judge
 from routing.judges.local import GenerateJudge, LogitJudge, verdict_token_ids
+from routing.judges.protocol import VERDICT_PREFIX
 
 DATA = Path(__file__).parent / "data"
 
@@ -55,15 +56,55 @@ def test_swapping_the_answers_swaps_the_probabilities(tiny_model_dir):
 
 
 @pytest.mark.parametrize("share_prefix", [True, False])
-def test_batched_scoring_equals_one_pair_at_a_time(tiny_model_dir, share_prefix):
+@pytest.mark.parametrize("share_question", [True, False])
+def test_batched_scoring_equals_one_pair_at_a_time(tiny_model_dir, share_prefix, share_question):
     items = _pandalm_items(5)
     # float32: exact mechanics; bfloat16 rounding differs with the batch's shapes
-    batched = LogitJudge(str(tiny_model_dir), batch_size=4, share_prefix=share_prefix, precision="float32").judge(items)
-    alone = [LogitJudge(str(tiny_model_dir), batch_size=1, share_prefix=False, precision="float32").judge([item])[0]
-             for item in items]
+    batched = LogitJudge(str(tiny_model_dir), batch_size=4, share_prefix=share_prefix, share_question=share_question,
+                         precision="float32").judge(items)
+    alone = [LogitJudge(str(tiny_model_dir), batch_size=1, share_prefix=False, share_question=False,
+                        precision="float32").judge([item])[0] for item in items]
     for together, single in zip(batched, alone):
         assert (together.p_a, together.p_b, together.p_tie) == pytest.approx((single.p_a, single.p_b, single.p_tie),
                                                                              abs=1e-5)
+
+
+def _printed_letter_probs(order):
+    """P(A), P(B), P(C) as printed in that order (an OrderResult holds them mapped to a/b)."""
+    first, second = (order.p_a, order.p_b) if order.order == "ab" else (order.p_b, order.p_a)
+    return [first, second, order.p_tie]
+
+
+def _full_prompt_letter_log_probs(model, tokenizer, judge, item):
+    """The letter log-probs of each order from its whole prompt, alone, no cache: the reference."""
+    import torch
+
+    letter_ids = verdict_token_ids(tokenizer)
+    rows = []
+    for order in ("ab", "ba"):
+        text = judge._prompt_text(tokenizer, item, order) + VERDICT_PREFIX
+        ids = torch.tensor([tokenizer.encode(text, add_special_tokens=False)])
+        with torch.inference_mode():
+            logits = model(input_ids=ids).logits[0, -1]
+        rows.append(torch.log_softmax(logits.float(), dim=-1)[letter_ids].tolist())
+    return rows
+
+
+def test_shared_prefix_and_question_caches_give_the_full_prompts_letter_log_probs(tiny_model_dir):
+    import math
+
+    from arena.localmodel import load_causal_lm
+
+    model, tokenizer = load_causal_lm(str(tiny_model_dir))
+    # Questions and answers of different lengths, so rows pad inside the batch.
+    items = _pandalm_items(5) + [PairItem("short", "Hi?", "Hello.", "A much longer greeting than the other one.")]
+    judge = LogitJudge(str(tiny_model_dir), batch_size=6, precision="float32")
+    verdicts = judge.judge(items)
+    for item, verdict in zip(items, verdicts):
+        reference = _full_prompt_letter_log_probs(model, tokenizer, judge, item)
+        for order, expected in zip(verdict.orders, reference):
+            got = [math.log(order.verdict_mass * p) for p in _printed_letter_probs(order)]
+            assert got == pytest.approx(expected, abs=1e-4)
 
 
 def test_bfloat16_scoring_stays_close_to_float32(tiny_model_dir):
