@@ -33,3 +33,17 @@ def test_whoever_may_view_accounts_still_gets_the_link(researcher, annotator):
     page = _judge_page(researcher, judge)
     assert page.status_code == 200
     assert f"/admin/auth/user/{annotator.pk}/change/".encode() in page.content
+
+
+@pytest.mark.django_db
+def test_a_projects_members_are_not_linked_to_account_pages_a_researcher_cannot_open(researcher, annotator):
+    from annotation.models import Project, ProjectMembership
+
+    project = Project.objects.create(name="links")
+    ProjectMembership.objects.create(project=project, user=annotator)
+    client = Client()
+    client.force_login(researcher)
+    page = client.get(f"/admin/annotation/project/{project.pk}/change/")
+    assert page.status_code == 200
+    assert f"/admin/auth/user/{annotator.pk}/change/".encode() not in page.content
+    assert annotator.username.encode() in page.content
