@@ -1,10 +1,10 @@
 """Annotation's actions: the only functions that write projects, members, items, leases,
 adjudications and the judgments given in projects.
 
-Live judgments go through `arena.actions.check_vote` / `do_record_judgment` (the arena's
+Live judgments go through `arena.voting.actions.check_vote` / `do_record_judgment` (the arena's
 token, verdict, timing and audio-gate checks, and its `judgment_recorded` signal); the
 project's own checks (schema, lease, minimum time, gold) wrap them. Imported judgments
-and a reviewer's corrections carry what `arena.actions.Vote` cannot (confidence,
+and a reviewer's corrections carry what `arena.voting.actions.Vote` cannot (confidence,
 `supersedes`), so they are written here.
 """
 
@@ -20,7 +20,7 @@ from django.db.models import F
 from django.dispatch import Signal
 from django.utils import timezone
 
-from arena import actions as arena_actions
+from arena.voting import actions as arena_actions
 from arena import hotcache
 from arena.models import (
     HUMAN_JUDGE_KINDS,
@@ -37,7 +37,7 @@ from arena.models import (
     System,
     output_media_path,
 )
-from arena.textstats import markdown_counts
+from arena.outputs.textstats import markdown_counts
 
 from . import assignment as queue
 from .errors import (

@@ -33,7 +33,7 @@ from pathlib import PurePosixPath
 
 from django.conf import settings
 
-from arena import media as arena_media
+from arena.outputs import media as arena_media
 from arena.models import Verdict
 
 from .errors import ImportFailed

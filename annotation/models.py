@@ -48,7 +48,7 @@ class RoutingPolicy(models.TextChoices):
 class Project(models.Model):
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
-    # Markdown, rendered with arena.rendering.render_markdown beside every task.
+    # Markdown, rendered with arena.outputs.rendering.render_markdown beside every task.
     guidelines = models.TextField(blank=True)
     schema = models.JSONField(default=default_schema)
     overlap = models.PositiveSmallIntegerField(

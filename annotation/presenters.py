@@ -2,8 +2,8 @@
 outputs, no system identity) plus the project's schema, the lease and their progress.
 Nothing says whether an item is a check item."""
 
-from arena import actions as arena_actions
-from arena.presenters import comparison_payload
+from arena.voting import actions as arena_actions
+from arena.voting.presenters import comparison_payload
 
 from . import assignment as queue
 from .models import Assignment, Project, ProjectMembership

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from arena.errors import DuetError
 from arena.models import HUMAN_JUDGE_KINDS, Judgment, Verdict
-from arena.rendering import render_markdown
+from arena.outputs.rendering import render_markdown
 
 from . import actions
 from . import assignment as queue

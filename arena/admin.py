@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from . import outliers
+from .board import outliers
 from .models import (
     Arena,
     Battle,

@@ -1,7 +1,7 @@
 """Duet's core records: systems, prompts, outputs, comparisons, judges and judgments.
 
-Models hold fields and constraints; behaviour lives in `arena.actions` (the only place that
-writes judgments) and in small strategy modules (`arena.providers`, `arena.media`).
+Models hold fields and constraints; behaviour lives in `arena.voting.actions` (the only place that
+writes judgments) and in small strategy modules (`arena.providers`, `arena.outputs.media`).
 """
 
 import uuid
@@ -200,9 +200,9 @@ class Judge(models.Model):
     )
     config = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    # Review of a voter whose votes disagree with the crowd beyond chance (arena.outliers):
+    # Review of a voter whose votes disagree with the crowd beyond chance (arena.board.outliers):
     # while flagged_at is set, their judgments are left out of the boards and, by default,
-    # of exports (DUET_EXCLUDE_FLAGGED_VOTERS). Written by arena.outliers only.
+    # of exports (DUET_EXCLUDE_FLAGGED_VOTERS). Written by arena.board.outliers only.
     flagged_at = models.DateTimeField(null=True, blank=True, db_index=True)
     flag_reason = models.TextField(blank=True)
     flagged_by = models.CharField(max_length=150, blank=True)  # "flag_outliers" or the reviewer's username

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.conf import settings
 
-from .generation import generate_missing_outputs
+from .providers.generation import generate_missing_outputs
 from .models import Provider, System
 
 
@@ -35,8 +35,8 @@ def generate_all_missing() -> int:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, expires=600)
 def refresh_leaderboards(arena_id: int) -> int:
-    """Recompute an arena's boards (debounced: see arena.leaderboard.request_refresh)."""
-    from .leaderboard import refresh_arena
+    """Recompute an arena's boards (debounced: see arena.board.snapshots.request_refresh)."""
+    from .board.snapshots import refresh_arena
     from .models import Arena
 
     arena = Arena.objects.filter(pk=arena_id).first()
@@ -47,7 +47,7 @@ def refresh_leaderboards(arena_id: int) -> int:
 def generate_live_turn(self, generation_id: int) -> str:
     """Answer one side of one live-battle turn, streaming into its row (`generation` queue).
     Waits for a free slot of its system by retrying shortly; gives up at the timeout."""
-    from .live import run_live_generation
+    from .live.battles import run_live_generation
 
     status = run_live_generation(generation_id)
     if status == "wait":

@@ -1,11 +1,12 @@
 from django.urls import path, re_path
 
-from . import leaderboard_views, views
+from .board import views as board_views
+from .voting import views as voting_views
 
 app_name = "arena"
 urlpatterns = [
-    path("", views.arena_page, name="arena"),
-    path("leaderboard/", leaderboard_views.leaderboard_page, name="leaderboard"),
-    re_path(r"^leaderboard/download/(?P<fmt>json|csv)/$", leaderboard_views.leaderboard_download, name="leaderboard-download"),
-    path("leaderboard/refresh/", leaderboard_views.leaderboard_refresh, name="leaderboard-refresh"),
+    path("", voting_views.arena_page, name="arena"),
+    path("leaderboard/", board_views.leaderboard_page, name="leaderboard"),
+    re_path(r"^leaderboard/download/(?P<fmt>json|csv)/$", board_views.leaderboard_download, name="leaderboard-download"),
+    path("leaderboard/refresh/", board_views.leaderboard_refresh, name="leaderboard-refresh"),
 ]

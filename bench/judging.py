@@ -71,7 +71,7 @@ def main() -> None:
 
     import torch
 
-    from arena.localmodel import load_causal_lm
+    from arena.providers.localmodel import load_causal_lm
 
     model, tokenizer = load_causal_lm(args.model)
     long_pairs = longest_third(read_labelled_pairs(args.data), tokenizer)

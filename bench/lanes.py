@@ -79,7 +79,7 @@ def time_live_battle(api: Api, wait: float, message: str) -> tuple[float, float]
     """Seconds from starting a live battle to the first text of either side and of both.
     Then the battle is voided, which stops both answers within a token, and their end is
     awaited, so the next battle finds the live processes free."""
-    from arena import live
+    from arena.live import battles as live
     from arena.models import GenerationStatus, LiveBattle, LiveGeneration
 
     started = time.monotonic()
@@ -111,7 +111,7 @@ def time_live_battle(api: Api, wait: float, message: str) -> tuple[float, float]
 
 SEED_VOTES = """
 import random
-from arena import actions
+from arena.voting import actions
 from arena.demo import create_demo_records
 from arena.models import Output, Prompt, System
 from django.contrib.auth import get_user_model
@@ -165,7 +165,7 @@ def measure_layout(layout: str, args) -> dict:
     import django
 
     django.setup()
-    from arena.localmodel import ensure_converted
+    from arena.providers.localmodel import ensure_converted
     from tests import processes
 
     ensure_converted()

@@ -8,7 +8,7 @@ the battle): Duet's demo systems, PandaLM's five, and six common hosted models.
 Catch rate: sentences in which a system names itself or its maker.
 
 Prints the rates for the check before this change (copied below as `old_*`, the word
-list from each system's name parts of four letters or more) and for `arena.leaks`.
+list from each system's name parts of four letters or more) and for `arena.live.leaks`.
 Prints figures; not a test.
 
     .venv/bin/python bench/leaks.py [--show 10]
@@ -33,7 +33,7 @@ import django  # noqa: E402
 
 django.setup()
 
-from arena import leaks  # noqa: E402
+from arena.live import leaks  # noqa: E402
 from arena.demo import TEXT_SYSTEMS  # noqa: E402
 from arena.models import System  # noqa: E402
 
@@ -88,7 +88,7 @@ LEAK_SENTENCES = [
 ]
 
 
-# --- the check before this change (arena/live_checks.py) -------------------------------------
+# --- the check before this change (arena/live/checks.py) -------------------------------------
 OLD_GENERIC = frozenset({"model", "chat", "instruct", "base", "demo", "system", "local", "uploaded", "tones",
                          "painter", "large", "small", "mini", "latest", "preview", "turbo", "http", "https"})  # fmt: skip
 OLD_FAMILIES = {

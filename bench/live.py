@@ -4,7 +4,7 @@ concurrent voters.
 
 Runs a real Celery worker (the `make run` one: two processes, one torch thread each, on
 the embedded filesystem broker) against a throwaway SQLite database, and starts the
-battles the way the API does (`arena.live.start_live_battle`). Prints a table.
+battles the way the API does (`arena.live.battles.start_live_battle`). Prints a table.
 
     .venv/bin/python bench/live.py [--voters 1,4,16] [--max-new-tokens 64] [--concurrency 2]
 """
@@ -57,8 +57,10 @@ def main():
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from arena import actions, live
-    from arena.localmodel import ensure_converted
+    from arena.voting import actions
+
+    from arena.live import battles as live
+    from arena.providers.localmodel import ensure_converted
     from arena.models import LiveGeneration, System
 
     ensure_converted()

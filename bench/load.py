@@ -191,7 +191,7 @@ SETUP = """
 import json, sys
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
-from arena.leaderboard import default_arena, refresh_arena
+from arena.board.snapshots import default_arena, refresh_arena
 from arena.models import Battle, Output, Prompt, Provider, System
 from arena.roles import assign_role, ensure_roles
 from django.utils import timezone
@@ -554,7 +554,7 @@ def report(result: dict, args) -> None:
 
 
 # gunicorn --preload imports the application once in the master and forks warm workers.
-# The URL configuration pulls in numpy and scipy.stats through arena.leaderboard (about
+# The URL configuration pulls in numpy and scipy.stats through arena.board.snapshots (about
 # 1.3 s of CPU on an idle core, several seconds on a busy one); without this each worker
 # pays that on its first request, in the middle of the measurement.
 PRELOADED_WSGI = textwrap.dedent("""
@@ -562,7 +562,7 @@ PRELOADED_WSGI = textwrap.dedent("""
     from django.urls import get_resolver
 
     get_resolver().url_patterns
-    import arena.actions, arena.leaderboard, arena.ratings  # noqa: E401,F401
+    import arena.voting.actions, arena.board.snapshots, arena.ratings  # noqa: E401,F401
 """)
 
 

@@ -116,7 +116,7 @@ def memory_run(kind: str, n_pairs: int, args: argparse.Namespace) -> dict:
 
 
 def memory_main(args: argparse.Namespace) -> None:
-    from arena.localmodel import ensure_converted
+    from arena.providers.localmodel import ensure_converted
 
     model_dir = ensure_converted(REPO / "var" / "models")
     print(f"SmolLM2-135M-Instruct, Duet's default recipe, {args.steps} optimiser step(s) of 8 pairs, "
@@ -297,7 +297,7 @@ def main() -> None:
         print(json.dumps(run_config(args.worker, args)))
         return
 
-    from arena.localmodel import build_tiny_model, ensure_converted
+    from arena.providers.localmodel import build_tiny_model, ensure_converted
 
     with tempfile.TemporaryDirectory(prefix="duet-bench-") as workdir:
         model_dir = build_tiny_model(Path(workdir) / "tiny") if args.tiny else ensure_converted(REPO / "var" / "models")

@@ -74,7 +74,7 @@ def _preload_live_models(**kwargs):
         return
     from django.db import connection
 
-    from arena.live import preload_live_models
+    from arena.live.battles import preload_live_models
 
     try:
         preload_live_models()

@@ -21,11 +21,12 @@ def _hotcache_stamps(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _fresh_hot_caches(settings, _hotcache_stamps):
     """Each test starts with empty per-process caches (arena.hotcache) and no refresh claim
-    remembered (arena.leaderboard): a test's rows are rolled back without the signals that
+    remembered (arena.board.snapshots): a test's rows are rolled back without the signals that
     would clear them, and the next test's arena may get the same primary key. The change
     stamps live in the session's own file, never in a var/ folder that running Duet
     processes may share (DUET_VAR_DIR set in the environment), and each test maps it anew."""
-    from arena import hotcache, leaderboard
+    from arena import hotcache
+    from arena.board import snapshots as leaderboard
 
     settings.ARENA_CACHE_STAMPS = _hotcache_stamps
     hotcache.forget_stamps()

@@ -18,13 +18,13 @@ REPO_MODEL_CACHE = Path(__file__).resolve().parent.parent / "var" / "models"
 
 @pytest.fixture(scope="session")
 def smollm2_dir() -> Path:
-    from arena.localmodel import ensure_converted
+    from arena.providers.localmodel import ensure_converted
 
     return ensure_converted(REPO_MODEL_CACHE)
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    from arena.localmodel import build_tiny_model
+    from arena.providers.localmodel import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))

@@ -110,7 +110,7 @@ def test_worker_on_redis(worker_env, redis_url, tmp_path):
 VOTE_SCRIPT = """
 import time
 from django.contrib.auth import get_user_model
-from arena import actions
+from arena.voting import actions
 from arena.models import Output, Prompt, System
 systems = [System.objects.create(name=f"s{i}") for i in range(3)]
 prompt = Prompt.objects.create(text="Why?")
@@ -152,7 +152,8 @@ def test_vote_reaches_the_leaderboard_through_the_worker(worker_env, tmp_path):
 
 LIVE_SCRIPT = """
 from django.contrib.auth import get_user_model
-from arena import actions, live
+from arena.voting import actions
+from arena.live import battles as live
 from arena.models import System
 for name, prompt in (("smol-a", "Answer briefly."), ("smol-b", "Answer cheerfully.")):
     System.objects.create(name=name, provider="transformers", provider_config={
@@ -197,7 +198,7 @@ def test_live_battle_answered_by_real_smollm2_in_the_worker(smollm2_dir, tmp_pat
 TRAIN_SETUP = """
 import random
 from django.contrib.auth import get_user_model
-from arena import actions
+from arena.voting import actions
 from arena.models import Output, Prompt, System
 System.objects.create(name="tiny-base", provider="transformers", provider_config={"model": "%(model)s"})
 others = [System.objects.create(name=f"answers-{i}") for i in range(3)]

@@ -13,7 +13,9 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from arena import actions, live
+from arena.voting import actions
+
+from arena.live import battles as live
 from arena.models import GenerationStatus, LiveGeneration, Output, Prompt, System
 from config.celery import LANES, app
 from tests import processes
@@ -126,8 +128,7 @@ def test_answers_lost_past_the_timeout_hold_nobody_up(db, make_user, image_syste
 
 
 def test_a_live_process_preloads_the_models_of_the_systems_that_answer_live(db, tiny_model_dir, image_systems):
-    from arena import localmodel
-
+    from arena.providers import localmodel
     localmodel.clear_cache()
     config = {"model": str(tiny_model_dir), "max_new_tokens": 4}
     System.objects.create(name="tiny-a", provider="transformers", provider_config=config)
@@ -195,7 +196,8 @@ for prompt_id in %(prompts)r:
 
 VOTE_AND_ASK = """
 from django.contrib.auth import get_user_model
-from arena import actions, live
+from arena.voting import actions
+from arena.live import battles as live
 judge = actions.judge_for_user(get_user_model().objects.create_user("voter"))
 comparison = actions.next_comparison(judge, "text")
 token = actions.issue_vote_token(comparison, judge)

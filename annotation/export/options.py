@@ -31,7 +31,7 @@ class ExportOptions:
     min_confidence: float = 0.0
     include_ties: bool = False
     source: str = "human"
-    # Leave out judgments of voters flagged for review (arena.outliers). None: the
+    # Leave out judgments of voters flagged for review (arena.board.outliers). None: the
     # installation's DUET_EXCLUDE_FLAGGED_VOTERS, resolved here so a queued job records
     # the choice made when it was asked for.
     exclude_flagged: bool | None = None

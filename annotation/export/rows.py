@@ -58,7 +58,7 @@ JUDGMENT_COLUMNS = (
     Column("source", STRING),  # "human" or "judge"
     Column("judge_kind", STRING),
     Column("judge", STRING),  # an automatic judge's name@version; "" for people
-    Column("annotator_flagged", BOOL),  # flagged for review (arena.outliers); true only in exports that keep them
+    Column("annotator_flagged", BOOL),  # flagged for review (arena.board.outliers); true only in exports that keep them
     Column("verdict", STRING),
     Column("aspects", JSON),
     Column("rationale", STRING),

@@ -3,7 +3,7 @@ math's input built from them.
 
 A selection is a scope (one project, one arena, or every arena comparison), a source
 (human annotators, automatic judges, or both) and whether voters flagged for review
-(arena.outliers) are left out. Labels and exports read the current
+(arena.board.outliers) are left out. Labels and exports read the current
 judgments, those no other judgment supersedes; agreement and reliability read what each
 judge last said themselves (see `Selection.annotator_judgments`). Superseded judgments
 are history, kept for provenance but never counted twice.

@@ -10,10 +10,10 @@ from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from arena import live
+from arena.live import battles as live
 from arena.errors import DuetError
 from arena.models import LiveBattle, LiveBattleStatus, Modality
-from arena.voters import voter_judge
+from arena.voting.voters import voter_judge
 
 from .serializers import ErrorSerializer, VoteResponseSerializer
 

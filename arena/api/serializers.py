@@ -3,9 +3,9 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from rest_framework import serializers
 
-from arena import media
+from arena.outputs import media
 from arena.models import Judge, Judgment, Modality, Output, Prompt, System, Verdict
-from arena.textstats import markdown_counts
+from arena.outputs.textstats import markdown_counts
 
 
 class SystemSerializer(serializers.ModelSerializer):
@@ -130,7 +130,7 @@ class PlayEventSerializer(serializers.Serializer):
 
 
 class VoteRequestSerializer(serializers.Serializer):
-    """Shape only; `arena.actions.check_vote` validates meaning."""
+    """Shape only; `arena.voting.actions.check_vote` validates meaning."""
 
     token = serializers.CharField(required=False, allow_blank=True)
     verdict = serializers.CharField(required=False, allow_blank=True, help_text=f"one of {', '.join(Verdict.values)}")

@@ -12,13 +12,13 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from arena import actions
+from arena.voting import actions
 from arena.errors import DuetError, InvalidInput, NotLoggedIn
 from arena.models import Judgment, Modality, Output, Prompt, PromptOrigin, System
-from arena.presenters import comparison_payload
-from arena.readiness import arena_readiness, first_ready, readiness_json
+from arena.voting.presenters import comparison_payload
+from arena.voting.readiness import arena_readiness, first_ready, readiness_json
 from arena.ratelimit import RateLimitedView
-from arena.voters import voter_judge
+from arena.voting.voters import voter_judge
 
 from . import serializers
 from .permissions import ModelPermissions
@@ -206,8 +206,8 @@ class LeaderboardView(APIView):
         from django.conf import settings
 
         from arena.errors import NotLoggedIn
-        from arena.leaderboard import latest_snapshot
-        from arena.leaderboard_views import resolve_scope, snapshot_json
+        from arena.board.snapshots import latest_snapshot
+        from arena.board.views import resolve_scope, snapshot_json
 
         if not (request.user.is_authenticated or settings.OPEN_ARENA):
             raise NotLoggedIn("log in to see the leaderboard")

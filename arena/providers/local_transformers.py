@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 
-from arena.localmodel import DEFAULT_MODEL, LocalModelError, load_causal_lm
+from arena.providers.localmodel import DEFAULT_MODEL, LocalModelError, load_causal_lm
 
 from .base import Generated, GenerationRequest, Provider, ProviderError, django_setting
 from .text import text_metadata

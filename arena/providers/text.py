@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from arena.textstats import markdown_counts
+from arena.outputs.textstats import markdown_counts
 
 
 def text_metadata(text: str, tokens: int | None) -> dict:

@@ -64,7 +64,7 @@ def openai_config_from_env(model: str = "", environ=os.environ) -> dict:
 
 def get_judge(spec: str = DEFAULT_JUDGE, **options) -> Judge:
     """Build the judge named by ``spec`` (see the module docstring); ``options`` go to its constructor."""
-    from arena.localmodel import DEFAULT_MODEL
+    from arena.providers.localmodel import DEFAULT_MODEL
 
     if spec in ("smollm2", "generate-smollm2") or spec.startswith(("model:", "generate-model:")):
         from .local import GenerateJudge, LogitJudge

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from arena.localmodel import DEFAULT_MODEL, LocalModelError, load_causal_lm
+from arena.providers.localmodel import DEFAULT_MODEL, LocalModelError, load_causal_lm
 
 from .base import Judge, JudgeError, JudgeVerdict, PairItem
 from .protocol import (

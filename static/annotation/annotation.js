@@ -95,7 +95,7 @@
     container.replaceChildren();
     container.className = "body " + data.kind;
     if (data.kind === "text") {
-      container.innerHTML = data.html; // sanitised server-side (arena.rendering)
+      container.innerHTML = data.html; // sanitised server-side (arena.outputs.rendering)
     } else if (data.kind === "image") {
       const img = document.createElement("img");
       img.src = data.url;

@@ -17,7 +17,7 @@
   // "Next" shows it without another round trip. GET next would serve the same one.
   let prefetched = null;
 
-  // Where each modality stands (arena.readiness), first from the page, then polled while
+  // Where each modality stands (arena.voting.readiness), first from the page, then polled while
   // answers are being generated, so a comparison shows up without a reload.
   const POLL_MS = 4000;
   let readiness = JSON.parse($("arena-readiness").textContent);
@@ -145,7 +145,7 @@
     container.replaceChildren();
     container.className = "body " + data.kind;
     if (data.kind === "text") {
-      container.innerHTML = data.html; // sanitised server-side (arena.rendering)
+      container.innerHTML = data.html; // sanitised server-side (arena.outputs.rendering)
     } else if (data.kind === "image") {
       const img = document.createElement("img");
       img.src = data.url;

@@ -42,7 +42,7 @@ def lease_and_answer():
     from django.utils import timezone
 
     from annotation import actions
-    from arena.actions import issue_vote_token, judge_for_user
+    from arena.voting.actions import issue_vote_token, judge_for_user
 
     def answer(project, user, verdict="a", *, assignment=None, later=None, **fields):
         assignment = assignment or actions.next_assignment(project, user)

@@ -24,7 +24,7 @@ from django.db.models import Count  # noqa: E402
 from annotation import actions  # noqa: E402
 from annotation.errors import NothingToAnnotate  # noqa: E402
 from annotation.models import Assignment, AssignmentStatus  # noqa: E402
-from arena.actions import issue_vote_token, judge_for_user  # noqa: E402
+from arena.voting.actions import issue_vote_token, judge_for_user  # noqa: E402
 from tests.annotation.conftest import jsonl, text_rows  # noqa: E402
 
 N_ITEMS, OVERLAP, N_ANNOTATORS = 12, 3, 8

@@ -22,7 +22,7 @@ from django.db.models import Count
 from annotation import actions
 from annotation.errors import NothingToAnnotate
 from annotation.models import Assignment, AssignmentStatus
-from arena.actions import issue_vote_token, judge_for_user
+from arena.voting.actions import issue_vote_token, judge_for_user
 
 from .conftest import text_rows
 

@@ -257,8 +257,8 @@ def test_two_dpo_steps_run_on_the_trl_export(hh_project, tmp_path, tiny_model_di
 
 @pytest.fixture
 def image_arena(arena_factory, make_user):
-    from arena.actions import judge_for_user
-    from arena.leaderboard import record_battle
+    from arena.voting.actions import judge_for_user
+    from arena.board.snapshots import record_battle
     from arena.models import Comparison, Judgment, Output
 
     systems, prompts = arena_factory(modality="image", n_systems=2, n_prompts=3)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from arena.battle_logs import BattleLogError, read_battles
-from arena.leaderboard import Scope, latest_snapshot, refresh_arena
+from arena.board.battle_logs import BattleLogError, read_battles
+from arena.board.snapshots import Scope, latest_snapshot, refresh_arena
 from arena.models import Arena, Battle, BattleImport, System
 
 REAL_LOG = Path(__file__).resolve().parents[1] / "data" / "real" / "fastchat-pandalm-battles.json"

@@ -16,7 +16,13 @@ from django.db import transaction
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
 
-from arena import hotcache, matchmaking, outliers, presenters
+from arena import hotcache
+
+from arena.voting import matchmaking
+
+from arena.board import outliers
+
+from arena.voting import presenters
 from arena.api.authentication import CachedTokenAuthentication
 from arena.models import Judge, Output, System
 from tests.arena.test_vote_path import api_token, clock  # noqa: F401 - fixtures

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from arena.demo import TEXT_SYSTEMS
-from arena.leaks import english_words, find_leaks, leak_words, name_words
+from arena.live.leaks import english_words, find_leaks, leak_words, name_words
 from arena.models import System
 
 REAL = Path(__file__).resolve().parents[1] / "data" / "real"
@@ -120,8 +120,10 @@ def test_false_positive_rate_on_real_answers():
 def test_a_live_vote_on_an_answer_using_a_name_word_stays_on_the_public_board(db, annotator, tiny_model_dir):
     import random
 
-    from arena import actions, live
-    from arena.leaderboard import default_arena, refresh_arena
+    from arena.voting import actions
+
+    from arena.live import battles as live
+    from arena.board.snapshots import default_arena, refresh_arena
     from arena.models import Battle, LiveGeneration
 
     # given a live battle between smollm2-concise and smollm2-playful, whose answers use those words

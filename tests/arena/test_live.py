@@ -6,9 +6,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from arena import actions, errors, hotcache, live
-from arena.leaderboard import Scope, default_arena, refresh_arena
-from arena.live_checks import check_prompt
+from arena import errors, hotcache
+
+from arena.voting import actions
+
+from arena.live import battles as live
+from arena.board.snapshots import Scope, default_arena, refresh_arena
+from arena.live.checks import check_prompt
 from arena.models import (
     Battle,
     GenerationStatus,
@@ -185,7 +189,7 @@ def test_identity_leak_keeps_vote_but_off_the_public_board(db, judge, live_syste
     assert judgment.metadata["identity_leak"] is True and "tiny-alpha" in judgment.metadata["leaked_words"]
     assert Battle.objects.get().anonymous is False
     assert refresh_arena(default_arena()) == []  # the default (anonymous) board leaves it out
-    from arena.leaderboard import battles_for
+    from arena.board.snapshots import battles_for
 
     assert battles_for(default_arena(), Scope("text", anonymous_only=False)).count() == 1
 

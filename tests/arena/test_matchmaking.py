@@ -3,7 +3,9 @@ import random
 import pytest
 from django.db import IntegrityError, transaction
 
-from arena import actions, errors
+from arena import errors
+
+from arena.voting import actions
 from arena.models import Comparison, Judgment, Output, System
 
 

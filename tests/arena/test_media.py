@@ -22,7 +22,7 @@ import zlib
 import pytest
 from PIL import Image
 
-from arena.media import MediaError, MediaInfo, validate_media
+from arena.outputs.media import MediaError, MediaInfo, validate_media
 
 # --- images -------------------------------------------------------------------------------
 

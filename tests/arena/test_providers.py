@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from arena.media import validate_media
+from arena.outputs.media import validate_media
 from arena.providers import (
     PROVIDER_NAMES,
     Generated,
@@ -280,8 +280,7 @@ def test_transformers_prompt_longer_than_the_context_is_refused(tiny_model_dir):
 
 @pytest.mark.slow
 def test_smollm2_answers_in_english(smollm2_dir, monkeypatch):
-    from arena import localmodel
-
+    from arena.providers import localmodel
     monkeypatch.setattr(localmodel, "default_cache_dir", lambda: smollm2_dir.parent)
     provider = get_provider("transformers", {"temperature": 0, "max_new_tokens": 24})  # the default model
 

@@ -1,6 +1,6 @@
 import pytest
 
-from arena.textstats import markdown_counts, strip_code
+from arena.outputs.textstats import markdown_counts, strip_code
 
 ANSWER = """# Plan
 

@@ -4,7 +4,7 @@ import pytest
 from django.core import signing
 from django.urls import reverse
 
-from arena.actions import VOTE_TOKEN_SALT
+from arena.voting.actions import VOTE_TOKEN_SALT
 from arena.models import Judgment
 
 NEXT = "/api/arena/next/"

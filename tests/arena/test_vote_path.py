@@ -1,4 +1,4 @@
-"""The fast vote loop (arena.hotcache, arena.matchmaking, arena.rows, CachedTokenAuthentication,
+"""The fast vote loop (arena.hotcache, arena.voting.matchmaking, arena.voting.fastpath, CachedTokenAuthentication,
 request_refresh_after_vote, VoteView's shape check): what its caches and hand-written
 statements promise, on the default test database (SQLite). The `rows` checks run on
 PostgreSQL too, from test_vote_path_postgres.py."""
@@ -19,9 +19,17 @@ from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.test import APIClient
 
-from arena import actions, errors, hotcache, leaderboard, matchmaking, rows
+from arena import errors, hotcache
+
+from arena.voting import actions
+
+from arena.board import snapshots as leaderboard
+
+from arena.voting import matchmaking
+
+from arena.voting import fastpath as rows
 from arena.api.authentication import CachedTokenAuthentication
-from arena.leaderboard import battle_for
+from arena.board.snapshots import battle_for
 from arena.models import (
     Arena,
     Battle,
@@ -571,7 +579,7 @@ def test_refresh_claim_reads_back_an_aware_datetime_equal_to_the_stored_one(db, 
 
 
 class WallClock:
-    """`time.time` and `timezone.now` for arena.leaderboard, moved by hand."""
+    """`time.time` and `timezone.now` for arena.board.snapshots, moved by hand."""
 
     def __init__(self):
         self.now = timezone.now().timestamp()

@@ -1,4 +1,4 @@
-"""The vote loop's hand-written statements (arena.rows) on PostgreSQL: the one-statement
+"""The vote loop's hand-written statements (arena.voting.fastpath) on PostgreSQL: the one-statement
 judgment-and-battle write, duplicates inside and outside a transaction, and prepared
 statements (DUET_DB_PREPARED_STATEMENTS).
 
@@ -22,7 +22,13 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from arena import actions, leaderboard, matchmaking, rows
+from arena.voting import actions
+
+from arena.board import snapshots as leaderboard
+
+from arena.voting import matchmaking
+
+from arena.voting import fastpath as rows
 from arena.models import Battle, Comparison, Judgment, Prompt, System
 from tests.annotation.test_concurrency import throwaway_postgres
 from tests.arena import test_vote_path as on_any_database

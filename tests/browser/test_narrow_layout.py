@@ -5,7 +5,7 @@ wears the site's style rather than the browser's default look."""
 import pytest
 
 from annotation import actions as annotation_actions
-from arena.leaderboard import default_arena, refresh_arena
+from arena.board.snapshots import default_arena, refresh_arena
 from arena.models import Output
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -128,7 +128,7 @@ class World:
         set_eager(True)
 
     def _to_voted(self) -> None:
-        from arena.generation import missing_prompts
+        from arena.providers.generation import missing_prompts
         from arena.models import Modality, System
         from arena.tasks import generate_outputs
 

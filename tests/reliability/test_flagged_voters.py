@@ -9,8 +9,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from arena import outliers
-from arena.leaderboard import Scope, latest_snapshot, refresh_arena
+from arena.board import outliers
+from arena.board.snapshots import Scope, latest_snapshot, refresh_arena
 from arena.models import Arena, Battle, Comparison, Judge, Judgment, Output, Prompt, System
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,7 @@ the sanitiser alone keep the payloads inert; the CSP is a second fence on top.""
 
 import pytest
 
-from arena.leaderboard import default_arena, refresh_arena
+from arena.board.snapshots import default_arena, refresh_arena
 from arena.models import Battle, Output, Prompt, System
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
-from arena import outliers
+from arena.board import outliers
 from arena.models import Arena, Battle, Judge, Judgment
-from arena.outliers import VoteRow
+from arena.board.outliers import VoteRow
 
 STRENGTHS = {"alpha": 1.2, "bravo": 0.6, "charlie": 0.0, "delta": -0.5, "echo": -1.3}  # logits
 

@@ -150,7 +150,7 @@ def world(make_user, arena_factory):
     """A user per role and one real object of every kind a URL can name."""
     from django.apps import apps
 
-    from arena import actions
+    from arena.voting import actions
     from arena.models import Judgment
 
     users = {"anonymous": None, **{role: make_user(role, role) for role in ROLES[1:]}}

@@ -155,7 +155,7 @@ def answer_everything(project, user, verdict_for=lambda item: "a") -> list:
     """Lease and answer every item the queue serves this annotator; the items served, in order."""
     from annotation import actions
     from annotation.errors import NothingToAnnotate
-    from arena.actions import issue_vote_token, judge_for_user
+    from arena.voting.actions import issue_vote_token, judge_for_user
 
     served = []
     while True:

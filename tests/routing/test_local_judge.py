@@ -93,7 +93,7 @@ def _full_prompt_letter_log_probs(model, tokenizer, judge, item):
 def test_shared_prefix_and_question_caches_give_the_full_prompts_letter_log_probs(tiny_model_dir):
     import math
 
-    from arena.localmodel import load_causal_lm
+    from arena.providers.localmodel import load_causal_lm
 
     model, tokenizer = load_causal_lm(str(tiny_model_dir))
     # Questions and answers of different lengths, so rows pad inside the batch.

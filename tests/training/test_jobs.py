@@ -9,9 +9,9 @@ import time
 import pytest
 from django.core.management import call_command
 
-from arena import actions as arena_actions
+from arena.voting import actions as arena_actions
 from arena import hotcache
-from arena.leaderboard import default_arena
+from arena.board.snapshots import default_arena
 from arena.errors import InvalidInput, NotFound
 from arena.models import System
 from training import actions
@@ -115,7 +115,7 @@ def test_dpo_run_trains_evaluates_and_joins_the_arena(voted_arena, django_captur
     assert produced.provider_config["model"] == run.artifacts["merged_dir"]
     # its outputs for the arena's prompts are generated in the worker (beside the new system's change stamp)
     assert len([callback for callback in queued if getattr(callback, "func", None) is not hotcache.bump]) == 1
-    from arena.generation import generate_missing_outputs
+    from arena.providers.generation import generate_missing_outputs
 
     assert generate_missing_outputs(produced) == 8
 

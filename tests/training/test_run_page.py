@@ -4,7 +4,7 @@ and live updates in a real browser."""
 
 import pytest
 
-from arena.leaderboard import default_arena
+from arena.board.snapshots import default_arena
 from training import results
 from training.models import TrainingRun
 

@@ -7,7 +7,7 @@ import random
 import pytest
 from django.core.management import CommandError, call_command
 
-from arena import actions as arena_actions
+from arena.voting import actions as arena_actions
 from arena.errors import NothingToCompare
 from arena.models import System
 from training import actions, selection

@@ -57,7 +57,7 @@ def test_a_reward_model_step_changes_every_trainable_parameter(tiny_recipe, tmp_
 
 
 def test_dpo_learns_the_marker_and_saves_a_model_the_arena_can_load(tiny_recipe, tmp_path):
-    from arena.localmodel import load_causal_lm
+    from arena.providers.localmodel import load_causal_lm
 
     # given easy pairs, a quarter of the prompts held out
     progress = []
@@ -266,7 +266,7 @@ def test_a_checkpoint_carrying_a_gguf_quantization_config_still_loads_and_saves(
 
 @pytest.mark.slow
 def test_smollm2_takes_two_lora_dpo_steps(smollm2_dir, tmp_path):
-    from arena.localmodel import load_causal_lm
+    from arena.providers.localmodel import load_causal_lm
     from training.recipes import TrainingRecipe
 
     pairs = [

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-DEFAULT_MODEL = "smollm2-135m-instruct"  # arena.localmodel.DEFAULT_MODEL, not imported to stay light
+DEFAULT_MODEL = "smollm2-135m-instruct"  # arena.providers.localmodel.DEFAULT_MODEL, not imported to stay light
 
 # Losses TRL's DPOTrainer computes itself (trl 1.16 `loss_type`); anything else, or any per-pair
 # weighting, runs through Duet's loss registry in `WeightedDPOTrainer`.

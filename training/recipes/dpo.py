@@ -37,7 +37,7 @@ def train_dpo(
     ``validation_pairs`` when given (then every pair in ``pairs`` trains). Writes under
     ``output_dir``: ``adapter/`` (LoRA) or ``model/`` (full), ``merged/`` (LoRA: the merged
     checkpoint + tokenizer; with full fine-tuning ``model/`` is that checkpoint), loadable by
-    ``arena.localmodel.load_causal_lm``, and ``recipe.json``, ``result.json``. A cancelled
+    ``arena.providers.localmodel.load_causal_lm``, and ``recipe.json``, ``result.json``. A cancelled
     run writes nothing and returns ``cancelled=True``. ``on_phase`` hears each phase
     (``results.Phases``), ``on_progress`` each optimiser step.
     """

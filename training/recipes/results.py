@@ -30,7 +30,7 @@ class TrainResult:
     output_dir: str
     # LoRA: the adapter folder; full fine-tuning: the model folder. None when cancelled.
     model_dir: str | None
-    # A complete checkpoint + tokenizer: for DPO a causal LM that arena.localmodel.load_causal_lm
+    # A complete checkpoint + tokenizer: for DPO a causal LM that arena.providers.localmodel.load_causal_lm
     # loads; for a reward model an AutoModelForSequenceClassification with one label.
     merged_dir: str | None
     device: str

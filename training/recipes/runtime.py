@@ -1,6 +1,6 @@
 """Hardware choices and model loading for training.
 
-Every load goes through ``arena.localmodel.resolve_model_dir``, so the default model is the
+Every load goes through ``arena.providers.localmodel.resolve_model_dir``, so the default model is the
 converted safetensors copy of SmolLM2, never the GGUF file itself.
 """
 
@@ -84,7 +84,7 @@ def select_runtime(settings: ModelSettings) -> Runtime:
 
 
 def model_directory(name_or_path: str) -> Path:
-    from arena.localmodel import resolve_model_dir
+    from arena.providers.localmodel import resolve_model_dir
 
     return resolve_model_dir(name_or_path)
 

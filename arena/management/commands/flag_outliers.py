@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from arena import outliers
+from arena.board import outliers
 from arena.models import Arena, Modality
 
 

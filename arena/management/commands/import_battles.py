@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from arena.battle_logs import FORMATS, BattleLogError, describe_skipped, read_battles
-from arena.leaderboard import import_battles
+from arena.board.battle_logs import FORMATS, BattleLogError, describe_skipped, read_battles
+from arena.board.snapshots import import_battles
 from arena.models import Modality
 
 

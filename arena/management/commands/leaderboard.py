@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from arena.battle_logs import FORMATS, BattleLogError, read_battles
+from arena.board.battle_logs import FORMATS, BattleLogError, read_battles
 
 
 class Command(BaseCommand):
@@ -70,7 +70,7 @@ class Command(BaseCommand):
             if options["category"]:
                 records = [r for r in records if r.category == options["category"]]
             return [r.as_rating_row() for r in records], notes
-        from arena.leaderboard import import_notes
+        from arena.board.snapshots import import_notes
         from arena.models import Arena, Battle
 
         arena = Arena.objects.filter(name=options["arena"]).first()

@@ -3,10 +3,10 @@ never anything that names or hints at a system (no names, ids, metadata or file 
 
 from django.conf import settings
 
-from .hotcache import Memo
-from .models import Comparison, Output
-from .generation import truncated_at_tokens
-from .rendering import render_answer, render_markdown
+from arena.hotcache import Memo
+from arena.models import Comparison, Output
+from arena.providers.generation import truncated_at_tokens
+from arena.outputs.rendering import render_answer, render_markdown
 
 # An output's or prompt's HTML depends only on its text, and sanitising markdown is the
 # costliest step of serving a comparison (about 1 ms per output): render each once per

@@ -12,8 +12,8 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from .leaderboard import Scope, latest_snapshot, request_refresh
-from .models import Arena, Battle, LeaderboardSnapshot, Modality
+from arena.board.snapshots import Scope, latest_snapshot, request_refresh
+from arena.models import Arena, Battle, LeaderboardSnapshot, Modality
 
 CSV_COLUMNS = ["rank", "system", "rating", "ci_low", "ci_high", "votes", "component", "flagged_low_votes"]
 

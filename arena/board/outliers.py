@@ -97,7 +97,7 @@ class OutlierReport:
 
 def crowd_strengths(rows: list[VoteRow]) -> dict[str, float]:
     """Bradley-Terry strengths in logits (ties as half a win, both_bad as a tie)."""
-    from .ratings import BattleCounts, BradleyTerry
+    from arena.ratings import BattleCounts, BradleyTerry
 
     records = [{"system_a": r.system_a, "system_b": r.system_b, "outcome": r.outcome} for r in rows]
     if not records:
@@ -225,7 +225,7 @@ def find_outliers(
 def vote_rows(arena, modality: str) -> list[VoteRow]:
     """The arena's battles of one modality as VoteRows (imported battles by judge name).
     Every battle, flagged voters' included: each voter is tested against everyone else."""
-    from .models import Battle
+    from arena.models import Battle
 
     queryset = Battle.objects.filter(arena=arena, modality=modality).values_list(
         "judgment__judge_id", "judge_name", "system_a__name", "system_b__name", "outcome"
@@ -250,7 +250,7 @@ def flag_judges(judges, *, reason: str, by: str) -> int:
 
 def clear_flag(judge) -> None:
     """A reviewer found the voter honest: their judgments count again."""
-    from .models import Judge
+    from arena.models import Judge
 
     clear_flags(Judge.objects.filter(pk=judge.pk))
     judge.flagged_at, judge.flag_reason, judge.flagged_by = None, "", ""
@@ -272,7 +272,7 @@ def _set_flags(reasons: dict[int, str], *, by: str) -> int:
     from django.db import transaction
     from django.utils import timezone
 
-    from .models import Judge
+    from arena.models import Judge
 
     now = timezone.now()
     with transaction.atomic():
@@ -287,8 +287,8 @@ def _set_flags(reasons: dict[int, str], *, by: str) -> int:
 
 def _judges_changed(judge_ids: list[int]) -> None:
     """`.update()` sends no signal: tell every process's copies of voters' judges
-    (arena.voters keeps them ten minutes) that flags changed, once committed."""
-    from . import hotcache
+    (arena.voting.voters keeps them ten minutes) that flags changed, once committed."""
+    from arena import hotcache
 
     if judge_ids:
         hotcache.changed("arena.Judge", "arena.Judge:edited")
@@ -300,13 +300,13 @@ def _refresh_boards_on_commit(judge_ids: list[int]) -> None:
     from django.conf import settings
     from django.db import transaction
 
-    from .models import Arena
+    from arena.models import Arena
 
     if not judge_ids or not settings.EXCLUDE_FLAGGED_VOTERS:
         return
 
     def refresh():
-        from .leaderboard import request_refresh
+        from arena.board.snapshots import request_refresh
 
         for arena in Arena.objects.filter(battles__judgment__judge_id__in=judge_ids).distinct():
             request_refresh(arena)
@@ -315,7 +315,7 @@ def _refresh_boards_on_commit(judge_ids: list[int]) -> None:
 
 
 def flagged_judges():
-    from .models import Judge
+    from arena.models import Judge
 
     return Judge.objects.filter(flagged_at__isnull=False)
 

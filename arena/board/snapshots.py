@@ -15,10 +15,12 @@ from django.db import transaction
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
-from . import ratings, rows
-from .battle_logs import BattleLog, describe_skipped
-from .hotcache import Memo
-from .models import (
+from arena import ratings
+
+from arena.voting import fastpath as rows
+from arena.board.battle_logs import BattleLog, describe_skipped
+from arena.hotcache import Memo
+from arena.models import (
     Arena,
     Battle,
     BattleImport,
@@ -82,7 +84,7 @@ def battle_for(judgment: Judgment) -> Battle | None:
 def record_battle(judgment: Judgment) -> Battle | None:
     """Save the battle a saved judgment stands for; call it inside the transaction that
     wrote the judgment, so the two exist together or not at all."""
-    from .rows import insert_battle_row
+    from arena.voting.fastpath import insert_battle_row
 
     battle = battle_for(judgment)
     return None if battle is None else insert_battle_row.save(battle)
@@ -100,7 +102,7 @@ def request_refresh(arena: Arena) -> bool:
     ).update(refresh_requested_at=now)
     if not claimed:
         return False
-    from .tasks import refresh_leaderboards  # the task module imports this one
+    from arena.tasks import refresh_leaderboards  # the task module imports this one
 
     try:
         refresh_leaderboards.apply_async((arena.pk,), countdown=settings.LEADERBOARD_DEBOUNCE_SECONDS)
@@ -333,7 +335,7 @@ def import_battles(log: BattleLog, arena_name: str, modality: str = Modality.TEX
     BattleImport that records how many came in and the rows skipped, by reason. A log
     that cannot be read leaves the database as it was. Unknown systems are created as
     `uploaded`."""
-    from .models import Provider, System
+    from arena.models import Provider, System
 
     if modality not in Modality.values:
         raise ValueError(f"unknown modality {modality!r}")

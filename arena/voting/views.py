@@ -2,8 +2,8 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import render
 
-from .models import Modality
-from .readiness import arena_readiness, first_ready, readiness_json
+from arena.models import Modality
+from arena.voting.readiness import arena_readiness, first_ready, readiness_json
 
 
 def arena_page(request):

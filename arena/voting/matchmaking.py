@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 
-from . import rows
-from .hotcache import Memo
-from .models import Comparison, Judgment, Modality, Output, PromptOrigin
+from arena.voting import fastpath as rows
+from arena.hotcache import Memo
+from arena.models import Comparison, Judgment, Modality, Output, PromptOrigin
 
 # The open arena serves the shared prompt pool only: imported project data stays in its
 # project, and voters' own live prompts are not shown to other voters.
@@ -125,9 +125,9 @@ def still_eligible(modality: str, *output_ids: int) -> bool:
 
 def _board_state(system_ids: list[int], modality: str):
     """The latest board as the ratings engine's MatchState over these systems, or None."""
-    from .leaderboard import Scope, default_arena, latest_snapshot
-    from .models import System
-    from .ratings import MatchState
+    from arena.board.snapshots import Scope, default_arena, latest_snapshot
+    from arena.models import System
+    from arena.ratings import MatchState
 
     snapshot = latest_snapshot(default_arena(), Scope(modality))
     if snapshot is None:
@@ -153,7 +153,7 @@ def pair_probabilities(pairs: list[tuple[int, int]], modality: str) -> np.ndarra
     """Probability of each pair (same order), or None for uniform."""
     if settings.MATCHMAKING != "active" or len(pairs) < 2:
         return None
-    from .ratings import pair_weights
+    from arena.ratings import pair_weights
 
     system_ids = sorted({system for pair in pairs for system in pair})
     state = _board_state(system_ids, modality)

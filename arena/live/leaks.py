@@ -19,9 +19,9 @@ from pathlib import Path
 
 from django.conf import settings
 
-from .models import System
+from arena.models import System
 
-WORDS_FILE = Path(__file__).resolve().parent / "data" / "english-words.txt.gz"
+WORDS_FILE = Path(__file__).resolve().parent.parent / "data" / "english-words.txt.gz"
 
 # Model families and their makers. Names that ordinary answers use ("bloom", "falcon",
 # "palm", "opt", "phi", "meta", "google") are listed only in forms they do not use; rarer

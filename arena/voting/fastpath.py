@@ -12,7 +12,7 @@ vote loop's statements are written here once, portable between SQLite and Postgr
   loads on first access, as with `.only()`.
 
 Inserts here send no model signals. Nothing in Duet listens for these models' saves: a
-judgment announces itself with `arena.actions.judgment_recorded`, after its transaction
+judgment announces itself with `arena.voting.actions.judgment_recorded`, after its transaction
 commits. Everything else keeps using the ORM.
 """
 
@@ -27,7 +27,7 @@ from django.db import models, router, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from .models import Arena, Battle, Comparison, ComparisonOrigin, Judgment, Output, Prompt
+from arena.models import Arena, Battle, Comparison, ComparisonOrigin, Judgment, Output, Prompt
 
 
 def _q(name: str) -> str:

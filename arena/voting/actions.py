@@ -18,9 +18,13 @@ from django.db.models import Count
 from django.dispatch import Signal
 from django.utils import timezone
 
-from . import errors, matchmaking, rows
-from .hotcache import Memo
-from .models import (
+from arena import errors
+
+from arena.voting import matchmaking
+
+from arena.voting import fastpath as rows
+from arena.hotcache import Memo
+from arena.models import (
     Comparison,
     ComparisonOrigin,
     Judge,
@@ -80,7 +84,7 @@ def _served_since() -> timezone.datetime:
 
 def next_comparison(judge: Judge, modality: str = Modality.TEXT, rng: random.Random | None = None) -> Comparison:
     """Serve the judge one comparison: a prompt and outputs of two different systems, random
-    sides, never a pair of outputs this judge has already judged (arena.matchmaking).
+    sides, never a pair of outputs this judge has already judged (arena.voting.matchmaking).
 
     An unanswered comparison served earlier is served again, so reloading the page does not
     let a voter pick which systems they see.
@@ -287,7 +291,7 @@ def do_record_judgment(vote: Vote) -> tuple[Judgment, bool]:
     and_battle`); on PostgreSQL that is one statement, atomic by itself, so a transaction
     is opened only when the caller holds one (a savepoint, so a duplicate does not spoil
     the caller's transaction) or the database needs two statements."""
-    from .leaderboard import battle_for, request_refresh_after_vote
+    from arena.board.snapshots import battle_for, request_refresh_after_vote
 
     judgment = Judgment(
         comparison=vote.comparison,

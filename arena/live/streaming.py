@@ -13,9 +13,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from .models import Modality, Provider, System
-from .providers import Generated, GenerationRequest, ProviderError, get_provider
-from .textstats import markdown_counts
+from arena.models import Modality, Provider, System
+from arena.providers import Generated, GenerationRequest, ProviderError, get_provider
+from arena.outputs.textstats import markdown_counts
 
 
 class Stopped(Exception):
@@ -30,7 +30,7 @@ def _stream_transformers(system: System, messages, emit, should_stop, timeout: f
     import torch
     from transformers import TextIteratorStreamer
 
-    from .localmodel import load_causal_lm
+    from arena.providers.localmodel import load_causal_lm
 
     provider = get_provider(system.provider, system.provider_config)
     model, tokenizer = load_causal_lm(provider.model_ref, provider.device)

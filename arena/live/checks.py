@@ -1,4 +1,4 @@
-"""Keeping live votes honest: the prompt filter (the identity-leak check is in `arena.leaks`)."""
+"""Keeping live votes honest: the prompt filter (the identity-leak check is in `arena.live.leaks`)."""
 
 import json
 import logging
@@ -9,7 +9,7 @@ import urllib.request
 
 from django.conf import settings
 
-from . import errors
+from arena import errors
 
 logger = logging.getLogger(__name__)
 

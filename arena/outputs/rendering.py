@@ -56,7 +56,7 @@ def render_markdown(text: str) -> str:
 
 def render_answer(text: str, truncated_at_tokens: int | None = None) -> str:
     """An output's HTML, marked when generation stopped at its token limit rather than at
-    the end of the answer (arena.generation.truncated_at_tokens)."""
+    the end of the answer (arena.providers.generation.truncated_at_tokens)."""
     html = render_markdown(text)
     if truncated_at_tokens:
         html += f'\n<p class="truncated">… (answer cut at {int(truncated_at_tokens)} tokens)</p>'

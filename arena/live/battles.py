@@ -14,12 +14,12 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import errors
-from .actions import Vote, do_record_judgment, reveal
-from .leaks import find_leaks
-from .live_checks import check_prompt
-from .live_streaming import LIVE_PROVIDERS, Stopped, stream_answer
-from .models import (
+from arena import errors
+from arena.voting.actions import Vote, do_record_judgment, reveal
+from arena.live.leaks import find_leaks
+from arena.live.checks import check_prompt
+from arena.live.streaming import LIVE_PROVIDERS, Stopped, stream_answer
+from arena.models import (
     Comparison,
     ComparisonOrigin,
     GenerationStatus,
@@ -34,8 +34,8 @@ from .models import (
     System,
     Verdict,
 )
-from .presenters import _side
-from .rendering import render_markdown
+from arena.voting.presenters import _side
+from arena.outputs.rendering import render_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def _choose_pair(modality: str, rng: random.Random) -> tuple[System, System]:
     systems = list(live_candidates(modality).order_by("id"))
     if len(systems) < 2:
         raise errors.NothingToCompare(f"fewer than two {modality} systems can answer live right now; try again later")
-    from .matchmaking import choose_system_pair
+    from arena.voting.matchmaking import choose_system_pair
 
     pairs = [(a.id, b.id) for i, a in enumerate(systems) for b in systems[i + 1 :]]
     first, second = choose_system_pair(pairs, modality, rng)
@@ -75,8 +75,8 @@ def preload_live_models() -> list[str]:
     voter's first battle does not wait for a model to load (seconds on a small machine).
     Returns the models loaded; a model that cannot load is logged and left to the battle,
     which reports the failure."""
-    from .localmodel import load_causal_lm
-    from .providers import get_provider
+    from arena.providers.localmodel import load_causal_lm
+    from arena.providers import get_provider
 
     loaded = []
     for system in live_candidates(Modality.TEXT).filter(provider="transformers"):
@@ -105,7 +105,7 @@ def _check_rate(judge: Judge) -> None:
 
 
 def _queue(generations: list[LiveGeneration]) -> None:
-    from .tasks import generate_live_turn
+    from arena.tasks import generate_live_turn
 
     def send():
         for generation in generations:
@@ -263,7 +263,7 @@ def run_live_generation(generation_id: int) -> str:
 def _finish(generation: LiveGeneration, answer) -> None:
     from django.core.files.base import ContentFile
 
-    from . import media
+    from arena.outputs import media
 
     battle = generation.battle
     output = Output(

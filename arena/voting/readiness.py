@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 
 from django.db.models import Count
 
-from .hotcache import Memo
-from .matchmaking import POOL_ORIGINS, match_index
-from .models import Modality, Prompt, Provider, System
+from arena.hotcache import Memo
+from arena.voting.matchmaking import POOL_ORIGINS, match_index
+from arena.models import Modality, Prompt, Provider, System
 
 READY, GENERATING, EMPTY = "ready", "generating", "empty"
 
