@@ -1,10 +1,17 @@
-"""Arena Celery tasks: thin wrappers that reload rows by key and call a domain function."""
+"""Arena Celery tasks: thin wrappers that reload rows by key and call a domain function.
+
+Celery finds every arena task here. The board's refresh and the live battles' turn are
+defined beside the code that queues them (so neither imports this module back) and are
+listed here under the names the settings route by.
+"""
 
 from celery import shared_task
 from django.conf import settings
 
-from .providers.generation import generate_missing_outputs
+from .board.snapshots import refresh_leaderboards
+from .live.battles import generate_live_turn
 from .models import Provider, System
+from .providers.generation import generate_missing_outputs
 
 
 @shared_task(
@@ -33,23 +40,4 @@ def generate_all_missing() -> int:
     return systems.count()
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, expires=600)
-def refresh_leaderboards(arena_id: int) -> int:
-    """Recompute an arena's boards (debounced: see arena.board.snapshots.request_refresh)."""
-    from .board.snapshots import refresh_arena
-    from .models import Arena
-
-    arena = Arena.objects.filter(pk=arena_id).first()
-    return 0 if arena is None else len(refresh_arena(arena))
-
-
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
-def generate_live_turn(self, generation_id: int) -> str:
-    """Answer one side of one live-battle turn, streaming into its row (`generation` queue).
-    Waits for a free slot of its system by retrying shortly; gives up at the timeout."""
-    from .live.battles import run_live_generation
-
-    status = run_live_generation(generation_id)
-    if status == "wait":
-        raise self.retry(countdown=0.25)
-    return status
+__all__ = ["generate_all_missing", "generate_live_turn", "generate_outputs", "refresh_leaderboards"]

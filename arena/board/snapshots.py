@@ -10,13 +10,13 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from arena import ratings
-
 from arena.voting import fastpath as rows
 from arena.board.battle_logs import BattleLog, describe_skipped
 from arena.hotcache import Memo
@@ -31,6 +31,7 @@ from arena.models import (
     Modality,
     Output,
 )
+from arena.outputs.textstats import style_features
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def default_arena() -> Arena:
 def output_style(output: Output) -> dict[str, float]:
     # Counting markdown features costs about as much as the INSERT it goes into; an
     # output's text does not change, so count once per process.
-    return _styles.get(output.pk, lambda: ratings.text_style_features(output.text, output.metadata.get("tokens")))
+    return _styles.get(output.pk, lambda: style_features(output.text, output.metadata.get("tokens")))
 
 
 def battle_for(judgment: Judgment) -> Battle | None:
@@ -102,8 +103,6 @@ def request_refresh(arena: Arena) -> bool:
     ).update(refresh_requested_at=now)
     if not claimed:
         return False
-    from arena.tasks import refresh_leaderboards  # the task module imports this one
-
     try:
         refresh_leaderboards.apply_async((arena.pk,), countdown=settings.LEADERBOARD_DEBOUNCE_SECONDS)
     except Exception:  # noqa: BLE001 - broker down: the vote stands; a later vote re-queues
@@ -302,6 +301,15 @@ def refresh_arena(arena: Arena) -> list[LeaderboardSnapshot]:
         ).values_list("pk", flat=True)[SNAPSHOTS_KEPT_PER_SCOPE:]  # fmt: skip
         LeaderboardSnapshot.objects.filter(pk__in=list(stale)).delete()
     return snapshots
+
+
+# The task lives beside what it runs and what queues it; `arena.tasks` lists it under the
+# name the settings route by.
+@shared_task(name="arena.tasks.refresh_leaderboards", acks_late=True, reject_on_worker_lost=True, expires=600)
+def refresh_leaderboards(arena_id: int) -> int:
+    """Recompute an arena's boards (debounced: see `request_refresh`)."""
+    arena = Arena.objects.filter(pk=arena_id).first()
+    return 0 if arena is None else len(refresh_arena(arena))
 
 
 def latest_snapshot(arena: Arena, scope: Scope) -> LeaderboardSnapshot | None:

@@ -9,6 +9,7 @@ import logging
 import random
 import time
 
+from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
@@ -105,8 +106,6 @@ def _check_rate(judge: Judge) -> None:
 
 
 def _queue(generations: list[LiveGeneration]) -> None:
-    from arena.tasks import generate_live_turn
-
     def send():
         for generation in generations:
             generate_live_turn.delay(generation.pk)
@@ -258,6 +257,18 @@ def run_live_generation(generation_id: int) -> str:
         return GenerationStatus.FAILED
     _finish(generation, answer)
     return GenerationStatus.DONE
+
+
+# The task lives beside what it runs and what queues it; `arena.tasks` lists it under the
+# name the settings route by.
+@shared_task(name="arena.tasks.generate_live_turn", bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def generate_live_turn(self, generation_id: int) -> str:
+    """Answer one side of one live-battle turn, streaming into its row (`live` queue).
+    Waits for a free slot of its system by retrying shortly; gives up at the timeout."""
+    status = run_live_generation(generation_id)
+    if status == "wait":
+        raise self.retry(countdown=0.25)
+    return status
 
 
 def _finish(generation: LiveGeneration, answer) -> None:
