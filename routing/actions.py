@@ -26,7 +26,7 @@ from annotation.models import RoutingPolicy as PolicyName
 from arena.errors import DuetError, InvalidInput, NotFound
 from arena.models import Judge as JudgeRow
 from arena.models import Judgment
-from routing.judges import PROTOCOL_VERSION, UNSUPPORTED, ImportedJudge, Judge, JudgeError, JudgeVerdict
+from routing.judges import PROTOCOL_VERSION, UNSUPPORTED, AutomaticJudge, ImportedJudge, JudgeError, JudgeVerdict
 from routing.policies import (
     HUMAN,
     JUDGE,
@@ -115,7 +115,7 @@ def project_budget(project: Project) -> Budget | None:
 # --- judges ---------------------------------------------------------------------------------
 
 
-def judge_row(judge: Judge, spec: str) -> JudgeRow:
+def judge_row(judge: AutomaticJudge, spec: str) -> JudgeRow:
     """The arena Judge row whose judgments these are: looked up by kind, name and version."""
     config = {"spec": spec, "class": type(judge).__name__, "modalities": sorted(judge.modalities)}
     if judge.kind == "llm":
@@ -171,7 +171,7 @@ def _write_verdicts(project: Project, row: JudgeRow, spec: str, batch: list[Proj
     return len(judgments), len(unusable)
 
 
-def judge_items(project: Project, items: list[ProjectItem], judge: Judge, row: JudgeRow, spec: str, *,
+def judge_items(project: Project, items: list[ProjectItem], judge: AutomaticJudge, row: JudgeRow, spec: str, *,
                 batch_size: int = 16, limit: int | None = None,
                 on_progress: ProgressCallback | None = None) -> tuple[dict[int, JudgeVerdict], JudgingSummary]:
     """Judge the items this judge has not judged yet, a batch at a time; return every item's
@@ -284,7 +284,7 @@ def _items(queryset, item_ids: list[int] | None) -> list[ProjectItem]:
     return sorted(found, key=lambda item: item.pk)
 
 
-def _project_judge(project: Project, spec: str | None, judge: Judge | None) -> tuple[Judge, str, ProjectRouting]:
+def _project_judge(project: Project, spec: str | None, judge: AutomaticJudge | None) -> tuple[AutomaticJudge, str, ProjectRouting]:
     """(the judge, the spec it was built from, the project's routing settings). A judge handed
     in ready-made (tests, scripts) has no spec: its Judge row records none."""
     routing = routing_settings(project)
@@ -294,7 +294,7 @@ def _project_judge(project: Project, spec: str | None, judge: Judge | None) -> t
     return build_judge(spec, project=project, batch_size=routing.batch_size), spec, routing
 
 
-def judge_project(project: Project, *, spec: str | None = None, judge: Judge | None = None, limit: int | None = None,
+def judge_project(project: Project, *, spec: str | None = None, judge: AutomaticJudge | None = None, limit: int | None = None,
                   item_ids: list[int] | None = None, on_progress: ProgressCallback | None = None) -> JudgingSummary:
     """Run a judge (the project's, or ``spec``) on the project's comparisons."""
     judge, spec, routing = _project_judge(project, spec, judge)
@@ -368,7 +368,7 @@ def _budget_state(project: Project, budget: Budget | None, batch_regular: int) -
     return {"mode": mode, "value": value, "target": target, "remaining": max(0, target - human_before), **state}
 
 
-def route_project(project: Project, *, judge: Judge | None = None, item_ids: list[int] | None = None,
+def route_project(project: Project, *, judge: AutomaticJudge | None = None, item_ids: list[int] | None = None,
                   job: JudgingJob | None = None, on_progress: ProgressCallback | None = None) -> RoutingSummary:
     """Route the project's pending items (or those of ``item_ids`` still pending).
 

@@ -18,7 +18,7 @@ import math
 import threading
 from pathlib import Path
 
-from routing.judges import A, B, TIE, Judge, JudgeError, JudgeVerdict, OrderResult, PairItem
+from routing.judges import A, B, TIE, AutomaticJudge, JudgeError, JudgeVerdict, OrderResult, PairItem
 
 _loaded: dict[tuple[str, str], tuple] = {}
 _loaded_lock = threading.Lock()
@@ -63,7 +63,7 @@ def _trained_on_messages(dataset_path: str | None) -> bool:
     return False
 
 
-class RewardModelJudge(Judge):
+class RewardModelJudge(AutomaticJudge):
     kind = "reward_model"
 
     def __init__(self, directory: str | Path, name: str, version: str, conversational: bool = False,

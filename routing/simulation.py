@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .judges.base import Judge
+from .judges.base import AutomaticJudge
 from .judges.files import LabelledPair, majority
-from .policies import HUMAN, JUDGE, Budget, LabelledCandidate, RoutingCandidate, RoutingPolicy, get_policy
+from .policies import HUMAN, JUDGE, Budget, LabelledCandidate, RoutingCandidate, Policy, get_policy
 
 DEFAULT_BUDGETS = tuple(round(0.1 * step, 1) for step in range(11))
 
@@ -60,7 +60,7 @@ class RoutingCurve:
         return asdict(self)
 
 
-def simulation_items(pairs: list[LabelledPair], judge: Judge) -> list[SimulationItem]:
+def simulation_items(pairs: list[LabelledPair], judge: AutomaticJudge) -> list[SimulationItem]:
     """Items whose human verdicts have a majority, judged by ``judge``.
 
     Scored against that majority even where the file also names a gold label: the question
@@ -94,7 +94,7 @@ def _calibrated(batch: list[SimulationItem], bought: list[tuple], allow_ties: bo
     return [calibrated(item) for item in batch]
 
 
-def run_policy(items: list[SimulationItem], policy: RoutingPolicy, budget: float, batch_size: int,
+def run_policy(items: list[SimulationItem], policy: Policy, budget: float, batch_size: int,
                seed: int = 0, calibrate: bool = False, allow_ties: bool = True) -> list[TraceEntry]:
     """Route ``items`` in sequential batches; each batch's human share is fixed so the total is
     exactly ``Budget(fraction=budget).human_count(len(items))``. With ``calibrate`` the

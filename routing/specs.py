@@ -9,7 +9,7 @@ need the database, so they live here rather than in the Django-free judges packa
 from __future__ import annotations
 
 from arena.errors import InvalidInput
-from routing.judges import DEFAULT_JUDGE, ImportedJudge, Judge, JudgeError, get_judge
+from routing.judges import DEFAULT_JUDGE, ImportedJudge, AutomaticJudge, JudgeError, get_judge
 
 LOGIT_SPECS = ("smollm2",)
 PREFIXES = ("model:", "generate-model:", "openai:", "reward:", "imported:")
@@ -32,7 +32,7 @@ def check_judge_spec(spec: str | None) -> str:
     )
 
 
-def build_judge(spec: str, project=None, batch_size: int | None = None) -> Judge:
+def build_judge(spec: str, project=None, batch_size: int | None = None) -> AutomaticJudge:
     """The judge named by ``spec``; ``imported:NAME`` needs the project whose import it replays.
 
     Raises JudgeError when it cannot be built (unknown run, missing endpoint configuration).

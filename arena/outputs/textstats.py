@@ -59,3 +59,17 @@ def markdown_counts(text: str) -> dict[str, int]:
         "bold": len(_BOLD_STARS.findall(prose)) + len(_BOLD_UNDERSCORES.findall(prose)),
         "chars": len(text or ""),
     }
+
+
+def style_features(text: str, tokens: int | None = None) -> dict[str, float]:
+    """The raw values of the style-control covariates (`arena.ratings.TEXT_STYLE_FEATURES`)
+    of one answer, from `markdown_counts`. `length` is the token count when the caller has
+    one (LMArena uses tokens) and the character count otherwise; the covariate is a ratio,
+    so either unit works as long as one arena uses one."""
+    counts = markdown_counts(text)
+    return {
+        "length": float(counts["chars"] if tokens is None else tokens),
+        "headers": float(counts["headers"]),
+        "lists": float(counts["lists"]),
+        "bold": float(counts["bold"]),
+    }

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import importlib
 
-from .base import Generated, GenerationRequest, Provider, ProviderError
+from .base import Generated, GenerationRequest, ProviderBackend, ProviderError
 
 __all__ = [
     "PROVIDER_NAMES",
     "Generated",
     "GenerationRequest",
-    "Provider",
+    "ProviderBackend",
     "ProviderError",
     "get_provider",
     "provider_class",
@@ -31,8 +31,8 @@ _REGISTRY = {
 PROVIDER_NAMES = tuple(_REGISTRY)
 
 
-def provider_class(name: str) -> type[Provider]:
-    """The Provider subclass registered under ``name`` (for its ``modality``, without building one)."""
+def provider_class(name: str) -> type[ProviderBackend]:
+    """The ProviderBackend subclass registered under ``name`` (for its ``modality``, without building one)."""
     try:
         dotted = _REGISTRY[name]
     except KeyError:
@@ -41,6 +41,6 @@ def provider_class(name: str) -> type[Provider]:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def get_provider(name: str, config: dict | None = None) -> Provider:
+def get_provider(name: str, config: dict | None = None) -> ProviderBackend:
     """Build the provider ``name`` from a System's config; ProviderError if either is invalid."""
     return provider_class(name)(config or {})

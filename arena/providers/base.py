@@ -41,7 +41,7 @@ class Generated:
     generation_time_s: float = 0.0
 
 
-class Provider:
+class ProviderBackend:
     """A way for a System to produce outputs.
 
     Subclasses set ``modality`` and implement ``generate``. ``__init__`` validates the
@@ -62,7 +62,7 @@ class Provider:
         where the backend allows it. Raises ProviderError with a clear message on failure;
         a batch either succeeds as a whole or raises.
         """
-        raise NotImplementedError("subclasses of Provider must implement generate()")
+        raise NotImplementedError("subclasses of ProviderBackend must implement generate()")
 
     # Helpers for subclasses ------------------------------------------------------------
 

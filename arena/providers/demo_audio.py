@@ -14,7 +14,7 @@ import re
 import time
 import wave
 
-from .base import Generated, GenerationRequest, Provider
+from .base import Generated, GenerationRequest, ProviderBackend
 
 STYLES = ("sine-melody", "chords", "arpeggio")
 MAJOR_PENTATONIC = (0, 2, 4, 7, 9)  # semitones; any two notes of it sound fine together
@@ -36,7 +36,7 @@ def degree_frequency(root_hz: float, degree: int) -> float:
     return root_hz * 2 ** (octave + MAJOR_PENTATONIC[step] / 12)
 
 
-class DemoAudioProvider(Provider):
+class DemoAudioProvider(ProviderBackend):
     """Config: ``style`` (sine-melody | chords | arpeggio), ``sample_rate`` (Hz),
     ``duration_s`` (fixed length; default 6 to 10 s from the prompt), ``seed``."""
 

@@ -14,7 +14,7 @@ import random
 import re
 import time
 
-from .base import Generated, GenerationRequest, Provider
+from .base import Generated, GenerationRequest, ProviderBackend
 
 STYLES = ("circles", "stripes", "gradient", "mosaic")
 
@@ -36,7 +36,7 @@ def word_palette(prompt_text: str, saturation: float, lightness: float) -> list[
     return palette
 
 
-class DemoImageProvider(Provider):
+class DemoImageProvider(ProviderBackend):
     """Config: ``style`` (circles | stripes | gradient | mosaic), ``size`` (pixels, square),
     ``saturation`` and ``lightness`` (0..1), ``seed``."""
 

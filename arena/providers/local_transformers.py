@@ -7,7 +7,7 @@ import time
 
 from arena.providers.localmodel import DEFAULT_MODEL, LocalModelError, load_causal_lm
 
-from .base import Generated, GenerationRequest, Provider, ProviderError, django_setting
+from .base import Generated, GenerationRequest, ProviderBackend, ProviderError, django_setting
 from .text import text_metadata
 
 
@@ -71,7 +71,7 @@ class _PerRowSampler:
         return top, token_ids
 
 
-class TransformersProvider(Provider):
+class TransformersProvider(ProviderBackend):
     """Generate with a local causal LM through its chat template, in left-padded batches.
 
     Config: ``model`` ("smollm2-135m-instruct" or a local folder), ``system_prompt``,

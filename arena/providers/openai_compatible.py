@@ -15,7 +15,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from http.client import HTTPException
 
-from .base import Generated, GenerationRequest, Provider, ProviderError, django_setting
+from .base import Generated, GenerationRequest, ProviderBackend, ProviderError, django_setting
 from .text import text_metadata
 
 # Rate limits and server-side failures pass; anything else in 4xx is our request's fault.
@@ -29,7 +29,7 @@ class _Transient(Exception):
         self.retry_after = retry_after
 
 
-class OpenAICompatibleProvider(Provider):
+class OpenAICompatibleProvider(ProviderBackend):
     """Config: ``base_url`` (e.g. "https://api.openai.com/v1"), ``model``, ``api_key_env``
     (name of the environment variable holding the key; omit for local servers),
     ``system_prompt``, ``temperature``, ``top_p``, ``max_tokens``, ``seed``, ``timeout`` (s),

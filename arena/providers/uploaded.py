@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from .base import Generated, GenerationRequest, Provider, ProviderError
+from .base import Generated, GenerationRequest, ProviderBackend, ProviderError
 
 
-class UploadedProvider(Provider):
+class UploadedProvider(ProviderBackend):
     """A System whose outputs were produced elsewhere and imported; it never generates."""
 
     modality = "any"  # the System's own modality decides; imported outputs can be any kind

@@ -20,11 +20,11 @@ from .leaderboard import (
     compute_leaderboard,
     rank_from_intervals,
 )
-from .matchmaking import MatchState, choose_pair, draw_pair, pair_weights, uniform_pair_weights
 from .matrices import battle_count_matrix, predicted_win_rate_matrix, win_rate_matrix
-from .models import BradleyTerry, LogisticDesign, OnlineElo, RatingModel, online_elo, online_elo_resampled
+from .pair_weights import MatchState, choose_pair, draw_pair, pair_weights, uniform_pair_weights
+from .rating_models import BradleyTerry, LogisticDesign, OnlineElo, RatingModel, online_elo, online_elo_resampled
 from .scale import BASE, INITIAL_RATING, POINTS_PER_LOGIT, SCALE, Normaliser, win_probability
-from .style import TEXT_STYLE_FEATURES, style_covariates, text_style_features
+from .style import TEXT_STYLE_FEATURES, style_covariates
 
 __all__ = [
     "BASE",
@@ -64,7 +64,6 @@ __all__ = [
     "predicted_win_rate_matrix",
     "rank_from_intervals",
     "style_covariates",
-    "text_style_features",
     "uniform_pair_weights",
     "win_probability",
     "win_rate_matrix",

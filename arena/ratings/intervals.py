@@ -10,7 +10,7 @@ from typing import ClassVar
 import numpy as np
 from scipy.stats import norm
 
-from .models import RatingModel
+from .rating_models import RatingModel
 from .scale import Normaliser
 
 

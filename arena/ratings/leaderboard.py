@@ -13,7 +13,7 @@ from .battles import Battles, BattleCounts, BothBadPolicy
 from .graph import component_labels, components_without_finite_mle
 from .intervals import BootstrapIntervals, IntervalEstimator, NoIntervals, SandwichIntervals
 from .matrices import predicted_win_rate_matrix
-from .models import BradleyTerry, OnlineElo, RatingModel
+from .rating_models import BradleyTerry, OnlineElo, RatingModel
 from .scale import INITIAL_RATING, POINTS_PER_LOGIT, Normaliser
 
 Method = Literal["bt", "elo"]

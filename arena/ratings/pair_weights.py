@@ -19,7 +19,7 @@ from scipy.stats import norm
 from .battles import BattleCounts
 from .graph import component_labels
 from .leaderboard import Leaderboard
-from .models import BradleyTerry
+from .rating_models import BradleyTerry
 from .scale import INITIAL_RATING, POINTS_PER_LOGIT, Normaliser
 
 # Share of probability spread uniformly over all allowed pairs.

@@ -7,27 +7,11 @@ Bradley-Terry margin, so a system's rating is what it would earn with average st
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
+# The raw counts come from the product (`arena.outputs.textstats.style_features`), which
+# counts what a reader sees: markdown outside code.
 TEXT_STYLE_FEATURES = ("length", "headers", "lists", "bold")
-
-_HEADER = re.compile(r"^ {0,3}#{1,6}\s+\S", re.MULTILINE)
-_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\S", re.MULTILINE)
-_BOLD = re.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__")
-
-
-def text_style_features(text: str, tokens: int | None = None) -> dict[str, float]:
-    """Raw style counts of one answer. `length` is the token count when the caller has
-    one (LMArena uses tokens) and the character count otherwise; the covariate is a ratio,
-    so either unit works as long as one arena uses one."""
-    return {
-        "length": float(len(text) if tokens is None else tokens),
-        "headers": float(len(_HEADER.findall(text))),
-        "lists": float(len(_LIST_ITEM.findall(text))),
-        "bold": float(len(_BOLD.findall(text))),
-    }
 
 
 def style_covariates(style_a: np.ndarray, style_b: np.ndarray, count: np.ndarray) -> np.ndarray:

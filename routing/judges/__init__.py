@@ -26,7 +26,7 @@ from .base import (
     UNPARSABLE,
     UNSUPPORTED,
     VERDICTS,
-    Judge,
+    AutomaticJudge,
     JudgeError,
     JudgeVerdict,
     OrderResult,
@@ -37,7 +37,7 @@ from .protocol import PROTOCOL_VERSION
 
 __all__ = [
     "DEFAULT_JUDGE", "A", "B", "TIE", "UNPARSABLE", "UNSUPPORTED", "VERDICTS", "NO_VERDICT", "PROTOCOL_VERSION",
-    "ImportedJudge", "Judge", "JudgeError", "JudgeVerdict", "OrderResult", "PairItem",
+    "AutomaticJudge", "ImportedJudge", "JudgeError", "JudgeVerdict", "OrderResult", "PairItem",
     "get_judge", "normalise_verdict", "openai_config_from_env",
 ]
 
@@ -62,7 +62,7 @@ def openai_config_from_env(model: str = "", environ=os.environ) -> dict:
     return config
 
 
-def get_judge(spec: str = DEFAULT_JUDGE, **options) -> Judge:
+def get_judge(spec: str = DEFAULT_JUDGE, **options) -> AutomaticJudge:
     """Build the judge named by ``spec`` (see the module docstring); ``options`` go to its constructor."""
     from arena.providers.localmodel import DEFAULT_MODEL
 

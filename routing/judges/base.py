@@ -108,7 +108,7 @@ class JudgeVerdict:
         return cls(**fields)
 
 
-class Judge:
+class AutomaticJudge:
     """An automatic judge of pairwise comparisons.
 
     Subclasses set ``name`` and ``version`` (together they identify the judge whose
@@ -151,7 +151,7 @@ class Judge:
         unless the judge only replays verdicts it was given. An answer that does not follow
         the format is an ``unparsable`` verdict, never a guess.
         """
-        raise NotImplementedError("subclasses of Judge must implement _judge_supported()")
+        raise NotImplementedError("subclasses of AutomaticJudge must implement _judge_supported()")
 
     # Helpers -----------------------------------------------------------------------------
 

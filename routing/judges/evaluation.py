@@ -6,7 +6,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
 
-from .base import A, B, NO_VERDICT, TIE, UNPARSABLE, UNSUPPORTED, VERDICTS, Judge, JudgeVerdict
+from .base import A, B, NO_VERDICT, TIE, UNPARSABLE, UNSUPPORTED, VERDICTS, AutomaticJudge, JudgeVerdict
 from .files import LabelledPair
 
 CONFUSION_COLUMNS = (*VERDICTS, UNPARSABLE, UNSUPPORTED)
@@ -49,7 +49,7 @@ def _share(hits: int, total: int) -> float | None:
     return hits / total if total else None
 
 
-def evaluate_judge(judge: Judge, pairs: list[LabelledPair], calibrate: bool = False,
+def evaluate_judge(judge: AutomaticJudge, pairs: list[LabelledPair], calibrate: bool = False,
                    allow_ties: bool = True) -> JudgeReport:
     """Judge every pair that has a gold label and score the verdicts.
 
@@ -99,7 +99,7 @@ def calibration_summary(pairs: list[LabelledPair], verdicts: list[JudgeVerdict],
     }
 
 
-def score_verdicts(judge: Judge, pairs: list[LabelledPair], verdicts: list[JudgeVerdict], seconds: float,
+def score_verdicts(judge: AutomaticJudge, pairs: list[LabelledPair], verdicts: list[JudgeVerdict], seconds: float,
                    skipped: int = 0) -> JudgeReport:
     golds = [pair.gold for pair in pairs]
     said = [verdict.verdict for verdict in verdicts]

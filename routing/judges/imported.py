@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .base import A, B, TIE, UNPARSABLE, Judge, JudgeVerdict, PairItem
+from .base import A, B, TIE, UNPARSABLE, AutomaticJudge, JudgeVerdict, PairItem
 
 _VERDICT_SPELLINGS = {
     "a": A, "1": A, "[[a]]": A, "response1": A,
@@ -24,7 +24,7 @@ def normalise_verdict(value) -> str:
     return _VERDICT_SPELLINGS.get(str(value).strip().lower(), UNPARSABLE)
 
 
-class ImportedJudge(Judge):
+class ImportedJudge(AutomaticJudge):
     """Verdicts by item id. An item without a record is unparsable ("no verdict imported")."""
 
     kind = "external_judge"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from arena.providers.localmodel import DEFAULT_MODEL, LocalModelError, load_causal_lm
 
-from .base import Judge, JudgeError, JudgeVerdict, PairItem
+from .base import AutomaticJudge, JudgeError, JudgeVerdict, PairItem
 from .protocol import (
     LETTERS,
     ORDERS,
@@ -40,7 +40,7 @@ def _model_name(model_ref: str) -> str:
     return model_ref if model_ref == DEFAULT_MODEL else Path(model_ref).expanduser().resolve().name
 
 
-class _LocalJudge(Judge):
+class _LocalJudge(AutomaticJudge):
     """Shared by both local judges: loading, truncation, the chat prompt of one order."""
 
     method = ""

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from arena.providers.base import ProviderError
 from arena.providers.openai_compatible import OpenAICompatibleProvider
 
-from .base import Judge, JudgeError, JudgeVerdict, PairItem
+from .base import AutomaticJudge, JudgeError, JudgeVerdict, PairItem
 from .protocol import (
     ORDERS,
     PROTOCOL_VERSION,
@@ -48,7 +48,7 @@ class _RateLimitedEndpoint(OpenAICompatibleProvider):
         return super()._post(data, headers)
 
 
-class OpenAICompatibleJudge(Judge):
+class OpenAICompatibleJudge(AutomaticJudge):
     """Config: ``base_url``, ``model``, ``api_key_env`` (name of the variable holding the key),
     ``requests_per_second`` (default 2), ``burst`` (default: the rate, at least 1),
     ``logprobs`` (ask for them; default true), ``top_logprobs`` (default 5), ``max_tokens``

@@ -14,10 +14,10 @@ from .base import (
     ROUTES,
     Budget,
     LabelledCandidate,
+    Policy,
     PolicyError,
     RouteDecision,
     RoutingCandidate,
-    RoutingPolicy,
 )
 from .learned import LearnedPolicy
 from .simple import HumanOnlyPolicy, JudgeOnlyPolicy, RandomPolicy
@@ -25,18 +25,18 @@ from .uncertainty import UncertaintyPolicy, uncertainty_score
 
 __all__ = [
     "HUMAN", "JUDGE", "NONE", "ROUTES", "POLICIES",
-    "Budget", "LabelledCandidate", "PolicyError", "RouteDecision", "RoutingCandidate", "RoutingPolicy",
+    "Budget", "LabelledCandidate", "PolicyError", "Policy", "RouteDecision", "RoutingCandidate",
     "HumanOnlyPolicy", "JudgeOnlyPolicy", "LearnedPolicy", "RandomPolicy", "UncertaintyPolicy",
     "get_policy", "uncertainty_score",
 ]
 
-POLICIES: dict[str, type[RoutingPolicy]] = {
+POLICIES: dict[str, type[Policy]] = {
     policy.name: policy
     for policy in (HumanOnlyPolicy, JudgeOnlyPolicy, RandomPolicy, UncertaintyPolicy, LearnedPolicy)
 }
 
 
-def get_policy(name: str, seed: int = 0, **options) -> RoutingPolicy:
+def get_policy(name: str, seed: int = 0, **options) -> Policy:
     try:
         policy_class = POLICIES[name]
     except KeyError:

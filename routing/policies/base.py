@@ -117,7 +117,7 @@ class RouteDecision:
     score: float | None = None  # the policy's priority for humans; higher went first
 
 
-class RoutingPolicy:
+class Policy:
     """Decides, for a batch of judged comparisons, which go to humans.
 
     Subclasses set ``name`` and implement ``route``; a policy that learns implements ``fit``.
@@ -141,7 +141,7 @@ class RoutingPolicy:
 
     def route(self, candidates: list[RoutingCandidate], budget: Budget) -> list[RouteDecision]:
         """One decision per candidate, in the candidates' order, each with its reason."""
-        raise NotImplementedError("subclasses of RoutingPolicy must implement route()")
+        raise NotImplementedError("subclasses of Policy must implement route()")
 
     def expected_human_count(self, n: int, budget: Budget) -> int:
         return Budget.parse(budget).human_count(n)

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import math
 
-from .base import HUMAN, Budget, LabelledCandidate, RouteDecision, RoutingCandidate, RoutingPolicy, describe_no_verdict
+from .base import HUMAN, Budget, LabelledCandidate, RouteDecision, RoutingCandidate, Policy, describe_no_verdict
 from .uncertainty import UncertaintyPolicy
 
 MODELS = ("logistic", "boosting")
 
 
-class LearnedPolicy(RoutingPolicy):
+class LearnedPolicy(Policy):
     name = "learned"
 
     def __init__(self, seed: int = 0, model: str = "logistic", min_train: int = 30, explore: float = 0.1,

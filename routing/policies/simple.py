@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .base import HUMAN, Budget, RouteDecision, RoutingCandidate, RoutingPolicy
+from .base import HUMAN, Budget, RouteDecision, RoutingCandidate, Policy
 
 
-class HumanOnlyPolicy(RoutingPolicy):
+class HumanOnlyPolicy(Policy):
     """Every comparison to a human: the judge is not trusted at all (the budget is not applied)."""
 
     name = "human_only"
@@ -19,7 +19,7 @@ class HumanOnlyPolicy(RoutingPolicy):
         return n
 
 
-class JudgeOnlyPolicy(RoutingPolicy):
+class JudgeOnlyPolicy(Policy):
     """Every comparison keeps the judge's verdict; none go to humans (the budget is not applied)."""
 
     name = "judge_only"
@@ -36,7 +36,7 @@ class JudgeOnlyPolicy(RoutingPolicy):
         return 0
 
 
-class RandomPolicy(RoutingPolicy):
+class RandomPolicy(Policy):
     """A random share of the comparisons to humans: the baseline a smarter policy must beat."""
 
     name = "random"

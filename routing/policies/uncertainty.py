@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Budget, RouteDecision, RoutingCandidate, RoutingPolicy, describe_no_verdict
+from .base import Budget, RouteDecision, RoutingCandidate, Policy, describe_no_verdict
 
 
 def uncertainty_score(candidate: RoutingCandidate) -> float:
@@ -32,7 +32,7 @@ def _signal(candidate: RoutingCandidate) -> str:
     return ", ".join(parts)
 
 
-class UncertaintyPolicy(RoutingPolicy):
+class UncertaintyPolicy(Policy):
     name = "uncertainty"
 
     def route(self, candidates: list[RoutingCandidate], budget: Budget) -> list[RouteDecision]:

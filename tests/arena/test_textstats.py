@@ -69,3 +69,46 @@ def test_none_is_empty():
 
 def test_strip_code_keeps_prose():
     assert strip_code("a\n```\nb\n```\nc `d` e") == "a\nc  e"
+
+
+# A reader of this answer sees one header, one list item and one bold span: the rest is
+# inside a code block, shown as code. Worked by hand:
+#   headers: "# Setup" (1); "# install it" is a comment inside the fence.
+#   lists:   "- run the script" (1); the three "- " lines inside the fence are code.
+#   bold:    "**once**" (1).
+#   chars:   len(READER_TEXT), code included.
+READER_TEXT = """# Setup
+
+- run the script **once**
+
+```bash
+# install it
+- a
+- b
+- c
+```
+"""
+
+
+def test_one_counter_counts_what_a_reader_sees():
+    counts = markdown_counts(READER_TEXT)
+
+    assert (counts["headers"], counts["lists"], counts["bold"]) == (1, 1, 1)
+    assert counts["chars"] == len(READER_TEXT)
+
+
+@pytest.mark.django_db
+def test_the_board_weighs_style_with_the_same_counter():
+    # given: an output of the text above, as generation stores it (no token count known)
+    from arena.board.snapshots import output_style
+    from arena.models import Output, Prompt, System
+
+    system = System.objects.create(name="styled", modality="text", provider="uploaded")
+    prompt = Prompt.objects.create(text="How do I set it up?", modality="text")
+    output = Output.objects.create(system=system, prompt=prompt, text=READER_TEXT, metadata=markdown_counts(READER_TEXT))
+
+    # when: the board reads its style features
+    style = output_style(output)
+
+    # then: the counts a reader sees, length in characters
+    assert style == {"length": float(len(READER_TEXT)), "headers": 1.0, "lists": 1.0, "bold": 1.0}

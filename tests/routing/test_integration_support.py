@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from routing.judges import UNPARSABLE, Judge, JudgeVerdict, PairItem
+from routing.judges import UNPARSABLE, AutomaticJudge, JudgeVerdict, PairItem
 
 
-class ScriptedJudge(Judge):
+class ScriptedJudge(AutomaticJudge):
     """Says what each item's prompt tells it to: "say:a", "say:b", "say:tie" or "say:garbage"
     (unparsable); "conf:0.7" sets the confidence, "flip" makes the two orders disagree.
     Records every item it was shown, and calls ``on_call`` before each batch."""

@@ -58,7 +58,7 @@ def make_policy(request):
 
 
 class TestPolicyContract:
-    """What every RoutingPolicy promises (SessionTestsMixin-style: one suite, every implementation)."""
+    """What every routing Policy promises (SessionTestsMixin-style: one suite, every implementation)."""
 
     def test_one_decision_per_candidate_in_order(self, make_policy):
         batch = candidates(40)
