@@ -33,8 +33,9 @@ from pathlib import PurePosixPath
 
 from django.conf import settings
 
-from arena.outputs import media as arena_media
+from arena.jsonl import JsonlError, read_objects
 from arena.models import Verdict
+from arena.outputs import media as arena_media
 
 from .errors import ImportFailed
 from .models import CheckKind
@@ -147,16 +148,11 @@ def read_records(data: bytes, name: str):
 
 
 def _jsonl_records(text: str):
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ImportFailed(f"line {number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(row, dict):
-            raise ImportFailed(f"line {number}: expected a JSON object, got {type(row).__name__}")
-        yield f"line {number}", row
+    try:
+        for number, row in read_objects(io.StringIO(text, newline=None)):
+            yield f"line {number}", row
+    except JsonlError as exc:
+        raise ImportFailed(str(exc)) from None
 
 
 def _json_records(text: str, name: str):

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from arena.jsonl import JsonlError, read_objects
+
 FASTCHAT_WINNERS = {"model_a": "a", "model_b": "b", "tie": "tie", "tie (bothbad)": "both_bad"}
 OUTCOMES = ("a", "b", "tie", "both_bad")
 FORMATS = ("fastchat", "jsonl")
@@ -199,16 +201,10 @@ def _fastchat_record(row: dict) -> BattleRecord:
 def _jsonl_rows(path: Path) -> Iterator[dict]:
     with _open(path) as handle:
         try:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise BattleLogError(f"{path}: line {number}, column {exc.colno}: not valid JSON ({exc.msg})") from None
-                if not isinstance(row, dict):
-                    raise BattleLogError(f"{path}: line {number}: expected an object, got {type(row).__name__}")
+            for _, row in read_objects(handle):
                 yield row
+        except JsonlError as exc:
+            raise BattleLogError(f"{path}: {exc}") from None
         except UnicodeDecodeError as exc:
             raise BattleLogError(f"{path}: not UTF-8 text (byte {exc.start} of a block)") from None
         except (gzip.BadGzipFile, EOFError) as exc:

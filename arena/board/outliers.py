@@ -130,23 +130,18 @@ def score_test(a: np.ndarray, b: np.ndarray, a_won: np.ndarray, logit: np.ndarra
     return float(np.sum(projected**2 / eigenvalues[keep])), int(keep.sum())
 
 
+CORRECTIONS = {"holm": "holm", "bh": "fdr_bh"}  # Duet's name -> statsmodels' method
+
+
 def adjust(p_values: np.ndarray, method: str) -> np.ndarray:
     """Holm (family-wise error) or Benjamini-Hochberg (false discovery rate) adjusted p-values."""
-    m = len(p_values)
-    if m == 0:
-        return p_values
-    order = np.argsort(p_values)
-    ranked = p_values[order]
-    if method == "holm":
-        adjusted = np.maximum.accumulate(np.minimum(1.0, ranked * (m - np.arange(m))))
-    elif method == "bh":
-        adjusted = np.minimum.accumulate((ranked * m / np.arange(1, m + 1))[::-1])[::-1]
-        adjusted = np.minimum(1.0, adjusted)
-    else:
+    if method not in CORRECTIONS:
         raise ValueError(f"correction must be 'holm' or 'bh', got {method!r}")
-    out = np.empty(m)
-    out[order] = adjusted
-    return out
+    if len(p_values) == 0:
+        return p_values
+    from statsmodels.stats.multitest import multipletests  # seconds to import: only when screening
+
+    return multipletests(p_values, method=CORRECTIONS[method])[1]
 
 
 def _test_round(rows, strengths, min_votes) -> tuple[list[VoterResult], dict[str, int]]:

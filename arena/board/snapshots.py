@@ -7,7 +7,7 @@ at a million — and stores the results as snapshots the pages and the API read.
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from celery import shared_task
@@ -148,6 +148,10 @@ class Scope:
     style_control: bool = False
     anonymous_only: bool = True
 
+    def snapshot_fields(self) -> dict:
+        """The LeaderboardSnapshot columns a board of this scope is stored and found by."""
+        return asdict(self)
+
 
 def battles_for(arena: Arena, scope: Scope):
     queryset = Battle.objects.filter(arena=arena, modality=scope.modality)
@@ -255,10 +259,7 @@ def compute_snapshot(arena: Arena, scope: Scope) -> LeaderboardSnapshot | None:
     payload["warnings"] = [*board.warnings, *import_notes(arena, scope.modality)]
     return LeaderboardSnapshot.objects.create(
         arena=arena,
-        modality=scope.modality,
-        category=scope.category,
-        style_control=scope.style_control,
-        anonymous_only=scope.anonymous_only,
+        **scope.snapshot_fields(),
         method=board.method,
         ci=board.ci,
         n_battles=counts.n_battles,
@@ -295,10 +296,9 @@ def refresh_arena(arena: Arena) -> list[LeaderboardSnapshot]:
         if snapshot is None:
             continue
         snapshots.append(snapshot)
-        stale = LeaderboardSnapshot.objects.filter(
-            arena=arena, modality=scope.modality, category=scope.category, style_control=scope.style_control,
-            anonymous_only=scope.anonymous_only,
-        ).values_list("pk", flat=True)[SNAPSHOTS_KEPT_PER_SCOPE:]  # fmt: skip
+        stale = LeaderboardSnapshot.objects.filter(arena=arena, **scope.snapshot_fields()).values_list(
+            "pk", flat=True
+        )[SNAPSHOTS_KEPT_PER_SCOPE:]
         LeaderboardSnapshot.objects.filter(pk__in=list(stale)).delete()
     return snapshots
 
@@ -313,13 +313,7 @@ def refresh_leaderboards(arena_id: int) -> int:
 
 
 def latest_snapshot(arena: Arena, scope: Scope) -> LeaderboardSnapshot | None:
-    return LeaderboardSnapshot.objects.filter(
-        arena=arena,
-        modality=scope.modality,
-        category=scope.category,
-        style_control=scope.style_control,
-        anonymous_only=scope.anonymous_only,
-    ).first()
+    return LeaderboardSnapshot.objects.filter(arena=arena, **scope.snapshot_fields()).first()
 
 
 @transaction.atomic

@@ -133,65 +133,12 @@
     updateGate();
   }
 
-  // --- audio gate: each track must be heard for a minimum time (or to its end), as in the arena ---
-  function trackAudio(audio, side, duration) {
-    const track = { audio, heard: 0, startedAt: null, duration: duration || 0 };
-    state.tracks[side] = track;
-    const now = () => performance.now() - state.shownAt;
-    const stop = (type) => {
-      if (track.startedAt !== null) {
-        track.heard += Math.max(0, audio.currentTime - track.startedAt);
-        track.startedAt = null;
-      }
-      state.events.push({ side, type, position: audio.currentTime, t: now() });
-      updateGate();
-    };
-    audio.addEventListener("play", () => {
-      track.startedAt = audio.currentTime;
-      state.events.push({ side, type: "play", position: audio.currentTime, t: now() });
-    });
-    audio.addEventListener("pause", () => { if (!audio.ended) stop("pause"); });
-    audio.addEventListener("ended", () => stop("ended"));
-    audio.addEventListener("timeupdate", updateGate);
-    audio.addEventListener("loadedmetadata", () => {
-      if (!track.duration && isFinite(audio.duration)) track.duration = audio.duration;
-      updateGate();
-    });
-  }
-
-  function heardSeconds(track) {
-    const running = track.startedAt !== null ? Math.max(0, track.audio.currentTime - track.startedAt) : 0;
-    return track.heard + running;
-  }
-
-  function gateOpen() {
-    if (!state || state.payload.modality !== "audio") return true;
-    const required = parseFloat(root.dataset.audioMin);
-    return ["a", "b"].every((side) => {
-      const track = state.tracks[side];
-      if (!track) return false;
-      const needed = track.duration > 0 ? Math.min(required, track.duration - 0.25) : required;
-      return heardSeconds(track) >= needed;
-    });
-  }
-
-  function updateGate() {
-    if (!state) return;
-    const open = gateOpen() && !state.busy && !state.done;
-    voteButtons.forEach((button) => { button.disabled = !open; });
-    const gate = $("gate");
-    if (state.payload.modality === "audio" && !gateOpen()) {
-      const required = parseFloat(root.dataset.audioMin);
-      const parts = ["a", "b"].map((side) => {
-        const track = state.tracks[side];
-        return side.toUpperCase() + ": " + (track ? heardSeconds(track).toFixed(1) : "0.0") + " s";
-      });
-      gate.textContent = "Listen to both tracks for at least " + required + " s before answering (" + parts.join(", ") + ").";
-      gate.hidden = false;
-    } else {
-      gate.hidden = true;
-    }
-  }
+  // --- audio gate (static/duet/audio_gate.js, shared with the arena) ---
+  const gate = window.DuetAudioGate.forPage({
+    root, current: () => state, canAnswer: (current) => !current.busy && !current.done,
+    buttons: voteButtons, note: $("gate"), action: "answering",
+  });
+  const trackAudio = gate.track, gateOpen = gate.isOpen, updateGate = gate.update;
 
   // --- aspects and rationale ---
   function collectAspects() {
@@ -251,9 +198,7 @@
     state.busy = true;
     updateGate();
     const elapsed = performance.now() - state.shownAt;
-    Object.entries(state.tracks).forEach(([side, track]) => {
-      if (track.startedAt !== null) state.events.push({ side, type: "vote", position: track.audio.currentTime, t: elapsed });
-    });
+    gate.recordVerdict(elapsed);
     const body = {
       token: state.payload.token,
       verdict,

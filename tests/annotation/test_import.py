@@ -136,9 +136,25 @@ def test_row_errors_name_the_line_and_field(make_project, change, message):
     assert ProjectItem.objects.count() == 0
 
 
+def test_a_line_separator_inside_a_string_is_text_not_a_line_break(make_project):
+    # given: an answer holding U+2028, which JSON allows raw inside a string (json.dumps
+    # with ensure_ascii=False writes it so), and Windows line ends
+    project = make_project()
+    rows = text_rows(2)
+    rows[0]["a"]["text"] = "First line\u2028second line"
+    data = "".join(json.dumps(row, ensure_ascii=False) + "\r\n" for row in rows).encode()
+
+    # when
+    do_import(project, data)
+
+    # then: two items, the separator kept in the answer
+    assert ProjectItem.objects.filter(project=project).count() == 2
+    assert Output.objects.filter(text="First line\u2028second line").exists()
+
+
 def test_invalid_json_and_gold_outside_the_schema(make_project):
     project = make_project(schema={"verdicts": ["a", "b"]})
-    with pytest.raises(ImportFailed, match="line 2: not valid JSON"):
+    with pytest.raises(ImportFailed, match=r"line 2, column 2: not valid JSON"):
         do_import(project, jsonl(text_rows(1)) + b"{oops\n")
     with pytest.raises(ImportFailed, match="line 1: field 'gold' is 'tie', which this project's schema does not offer"):
         do_import(project, jsonl(text_rows(1, gold="tie")))

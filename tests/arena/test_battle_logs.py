@@ -156,7 +156,7 @@ def test_jsonl_rows_are_skipped_and_counted_the_same_way(db, tmp_path, capsys):
         ("broken.jsonl", '{"system_a": "a", "system_b": "b", "outcome": "a"}\n{"system_a": ', "jsonl",
          r"line 2, column 14: not valid JSON"),
         ("list.jsonl", '{"system_a": "a", "system_b": "b", "outcome": "a"}\n[1, 2]\n', "jsonl",
-         r"line 2: expected an object, got list"),
+         r"line 2: expected a JSON object, got list"),
         ("log.json.gz", "not gzip", "fastchat", r"not a readable gzip file"),
         ("log.jsonl.gz", "not gzip", "jsonl", r"not a readable gzip file"),
         ("latin1.json", "[{\"model_a\": \"caf\xe9\"}]", "fastchat", r"not UTF-8 text"),
