@@ -23,10 +23,7 @@ FRAMEWORKS = {"django", "rest_framework", "celery"}
 # 14. Delete each from the list when its change lands (test_pending_edges_still_exist
 # fails once an edge is gone, so the list cannot outlive them).
 PENDING = {
-    # The vote path imports the board inside `do_record_judgment` to record the battle and
-    # request a refresh; both move to a receiver of `judgment_recorded` (one writer).
-    ("arena.voting.actions", "arena.board.snapshots"),
-    # `queue_run` / `queue_job` import their task inside the function; the task imports the
+    # `do_create_run` / `queue_job` import their task inside the function; the task imports the
     # action back. Goes with the shared job lifecycle (one base task, queued by it).
     ("training.actions", "training.tasks"),
     ("routing.actions", "routing.tasks"),
