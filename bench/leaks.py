@@ -33,8 +33,8 @@ import django  # noqa: E402
 
 django.setup()
 
-from arena.live import leaks  # noqa: E402
 from arena.demo import TEXT_SYSTEMS  # noqa: E402
+from arena.live import leaks  # noqa: E402
 from arena.models import System  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "real"

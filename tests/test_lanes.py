@@ -13,10 +13,9 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from arena.voting import actions
-
 from arena.live import battles as live
 from arena.models import GenerationStatus, LiveGeneration, Output, Prompt, System
+from arena.voting import actions
 from config.celery import LANES, app
 from tests import processes
 

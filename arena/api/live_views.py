@@ -10,8 +10,8 @@ from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from arena.live import battles as live
 from arena.errors import DuetError
+from arena.live import battles as live
 from arena.models import LiveBattle, LiveBattleStatus, Modality
 from arena.voting.voters import voter_judge
 

@@ -3,8 +3,8 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from rest_framework import serializers
 
-from arena.outputs import media
 from arena.models import Judge, Judgment, Modality, Output, Prompt, System, Verdict
+from arena.outputs import media
 from arena.outputs.textstats import markdown_counts
 
 

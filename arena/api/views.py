@@ -12,12 +12,12 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from arena.voting import actions
 from arena.errors import DuetError, InvalidInput, NotLoggedIn
 from arena.models import Judgment, Modality, Output, Prompt, PromptOrigin, System
+from arena.ratelimit import RateLimitedView
+from arena.voting import actions
 from arena.voting.presenters import comparison_payload
 from arena.voting.readiness import arena_readiness, first_ready, readiness_json
-from arena.ratelimit import RateLimitedView
 from arena.voting.voters import voter_judge
 
 from . import serializers

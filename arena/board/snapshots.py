@@ -17,7 +17,6 @@ from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from arena import ratings
-from arena.voting import fastpath as rows
 from arena.board.battle_logs import BattleLog, describe_skipped
 from arena.hotcache import Memo
 from arena.models import (
@@ -32,6 +31,7 @@ from arena.models import (
     Output,
 )
 from arena.outputs.textstats import style_features
+from arena.voting import fastpath as rows
 
 logger = logging.getLogger(__name__)
 

@@ -16,9 +16,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from arena import errors
-from arena.voting.actions import Vote, do_record_judgment, reveal
-from arena.live.leaks import find_leaks
 from arena.live.checks import check_prompt
+from arena.live.leaks import find_leaks
 from arena.live.streaming import LIVE_PROVIDERS, Stopped, stream_answer
 from arena.models import (
     Comparison,
@@ -35,8 +34,9 @@ from arena.models import (
     System,
     Verdict,
 )
-from arena.voting.presenters import _side
 from arena.outputs.rendering import render_markdown
+from arena.voting.actions import Vote, do_record_judgment, reveal
+from arena.voting.presenters import _side
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import urllib.request
 from collections.abc import Callable
 
 from arena.models import Modality, Provider, System
-from arena.providers import Generated, GenerationRequest, ProviderError, get_provider
 from arena.outputs.textstats import markdown_counts
+from arena.providers import Generated, GenerationRequest, ProviderError, get_provider
 
 
 class Stopped(Exception):

@@ -9,10 +9,10 @@ import logging
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
-from arena.outputs import media
 from arena.models import Output, Prompt, System
-from arena.providers import GenerationRequest, get_provider
+from arena.outputs import media
 from arena.outputs.textstats import markdown_counts
+from arena.providers import GenerationRequest, get_provider
 
 logger = logging.getLogger(__name__)
 

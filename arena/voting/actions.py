@@ -19,10 +19,6 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from arena import errors
-
-from arena.voting import matchmaking
-
-from arena.voting import fastpath as rows
 from arena.hotcache import Memo
 from arena.models import (
     Comparison,
@@ -35,6 +31,8 @@ from arena.models import (
     Prompt,
     Verdict,
 )
+from arena.voting import fastpath as rows
+from arena.voting import matchmaking
 
 VOTE_TOKEN_SALT = "duet.arena.vote"
 

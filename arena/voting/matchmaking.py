@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 
-from arena.voting import fastpath as rows
 from arena.hotcache import Memo
 from arena.models import Comparison, Judgment, Modality, Output, PromptOrigin
+from arena.voting import fastpath as rows
 
 # The open arena serves the shared prompt pool only: imported project data stays in its
 # project, and voters' own live prompts are not shown to other voters.

@@ -5,8 +5,8 @@ from django.conf import settings
 
 from arena.hotcache import Memo
 from arena.models import Comparison, Output
-from arena.providers.generation import truncated_at_tokens
 from arena.outputs.rendering import render_answer, render_markdown
+from arena.providers.generation import truncated_at_tokens
 
 # An output's or prompt's HTML depends only on its text, and sanitising markdown is the
 # costliest step of serving a comparison (about 1 ms per output): render each once per

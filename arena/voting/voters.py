@@ -4,9 +4,9 @@ is switched on, an anonymous visitor identified by their session."""
 from django.conf import settings
 
 from arena import errors
-from arena.voting.actions import judge_for_session, judge_for_user
 from arena.hotcache import Memo
 from arena.models import Judge
+from arena.voting.actions import judge_for_session, judge_for_user
 
 # A voter's judge row never changes hands; keeping it saves a query on every request.
 _judges: Memo[Judge] = Memo("voters' judges", ttl=600, invalidated_by=("arena.Judge:edited",))

@@ -15,8 +15,8 @@ from annotation.errors import (
 )
 from annotation.models import Assignment, AssignmentStatus, ProjectItem, QualityStatus, Route
 from annotation.schema import parse_schema
-from arena.voting.actions import issue_vote_token, judge_for_user
 from arena.models import Judgment
+from arena.voting.actions import issue_vote_token, judge_for_user
 
 from .conftest import text_rows
 

@@ -17,14 +17,11 @@ from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
 
 from arena import hotcache
-
-from arena.voting import matchmaking
-
-from arena.board import outliers
-
-from arena.voting import presenters
 from arena.api.authentication import CachedTokenAuthentication
+from arena.board import outliers
 from arena.models import Judge, Output, System
+from arena.voting import matchmaking
+from arena.voting import presenters
 from tests.arena.test_vote_path import api_token, clock  # noqa: F401 - fixtures
 from tests.processes import ROOT, process_env
 

@@ -5,9 +5,9 @@ from collections import Counter
 import pytest
 from django.core.management import CommandError, call_command
 
-from arena.voting import actions
 from arena.board.snapshots import Scope, default_arena, latest_snapshot, rebuild_battles, refresh_arena, request_refresh
 from arena.models import Arena, Battle, Comparison, ComparisonOrigin, Judgment, LeaderboardSnapshot, System
+from arena.voting import actions
 
 
 def cast_votes(judge_user_factory, n_voters, prefer, modality="text"):

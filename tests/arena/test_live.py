@@ -7,11 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from arena import errors, hotcache
-
-from arena.voting import actions
-
-from arena.live import battles as live
 from arena.board.snapshots import Scope, default_arena, refresh_arena
+from arena.live import battles as live
 from arena.live.checks import check_prompt
 from arena.models import (
     Battle,
@@ -22,6 +19,7 @@ from arena.models import (
     Output,
     System,
 )
+from arena.voting import actions
 
 
 @pytest.fixture

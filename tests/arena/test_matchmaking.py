@@ -4,9 +4,8 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from arena import errors
-
-from arena.voting import actions
 from arena.models import Comparison, Judgment, Output, System
+from arena.voting import actions
 
 
 def vote(judge, comparison, verdict="a"):

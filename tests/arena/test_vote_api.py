@@ -4,8 +4,8 @@ import pytest
 from django.core import signing
 from django.urls import reverse
 
-from arena.voting.actions import VOTE_TOKEN_SALT
 from arena.models import Judgment
+from arena.voting.actions import VOTE_TOKEN_SALT
 
 NEXT = "/api/arena/next/"
 VOTE = "/api/arena/vote/"

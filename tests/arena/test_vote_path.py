@@ -20,15 +20,8 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.test import APIClient
 
 from arena import errors, hotcache
-
-from arena.voting import actions
-
-from arena.board import snapshots as leaderboard
-
-from arena.voting import matchmaking
-
-from arena.voting import fastpath as rows
 from arena.api.authentication import CachedTokenAuthentication
+from arena.board import snapshots as leaderboard
 from arena.board.snapshots import battle_for
 from arena.models import (
     Arena,
@@ -41,6 +34,9 @@ from arena.models import (
     System,
 )
 from arena.roles import ANNOTATOR, ensure_roles
+from arena.voting import actions
+from arena.voting import fastpath as rows
+from arena.voting import matchmaking
 
 NEXT = "/api/arena/next/"
 VOTE = "/api/arena/vote/"

@@ -22,14 +22,11 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from arena.voting import actions
-
 from arena.board import snapshots as leaderboard
-
-from arena.voting import matchmaking
-
-from arena.voting import fastpath as rows
 from arena.models import Battle, Comparison, Judgment, Prompt, System
+from arena.voting import actions
+from arena.voting import fastpath as rows
+from arena.voting import matchmaking
 from tests.annotation.test_concurrency import throwaway_postgres
 from tests.arena import test_vote_path as on_any_database
 from tests.arena.test_vote_path import duel, judge, queued, vote, wall_clock  # noqa: F401 - fixtures

@@ -6,8 +6,8 @@ import pytest
 from django.core.management import call_command
 
 from arena.board import outliers
-from arena.models import Arena, Battle, Judge, Judgment
 from arena.board.outliers import VoteRow
+from arena.models import Arena, Battle, Judge, Judgment
 
 STRENGTHS = {"alpha": 1.2, "bravo": 0.6, "charlie": 0.0, "delta": -0.5, "echo": -1.3}  # logits
 

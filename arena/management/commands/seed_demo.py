@@ -2,8 +2,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from arena.demo import create_demo_records
-from arena.providers.generation import generate_missing_outputs, missing_prompts
 from arena.models import System
+from arena.providers.generation import generate_missing_outputs, missing_prompts
 from arena.tasks import generate_outputs
 
 
