@@ -7,6 +7,7 @@ from .webhooks import EVENT_CHOICES, DeliveryStatus, Webhook, WebhookDelivery, d
 
 
 class WebhookForm(forms.ModelForm):
+    url = forms.URLField(max_length=500, assume_scheme="https")
     events = forms.MultipleChoiceField(choices=EVENT_CHOICES, widget=forms.CheckboxSelectMultiple)
 
     class Meta:

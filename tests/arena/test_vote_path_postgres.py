@@ -67,11 +67,8 @@ class TestOnPostgreSQL:
 
     # The checks test_vote_path.py runs on SQLite, here on PostgreSQL (with statements
     # prepared, where the test does not count queries).
-    test_insert_judgment_and_battle_writes_what_the_orm_writes = staticmethod(
-        on_any_database.test_insert_judgment_and_battle_writes_what_the_orm_writes
-    )
-    test_the_vote_write_reads_the_refresh_claim_on_postgresql = staticmethod(
-        on_any_database.test_the_vote_write_reads_the_refresh_claim_on_postgresql
+    test_insert_linked_writes_what_the_orm_writes = staticmethod(
+        on_any_database.test_insert_linked_writes_what_the_orm_writes
     )
     test_duplicate_judgment_raises_and_leaves_no_battle = staticmethod(
         on_any_database.test_duplicate_judgment_raises_and_leaves_no_battle
@@ -121,11 +118,8 @@ class TestOnPostgreSQL:
             judgment, created = actions.do_record_judgment(actions.check_vote(token=token, judge=judge, verdict="b"))
         # then the judgment and its battle were written by one statement, no transaction of its own
         writes = [q["sql"] for q in statements.captured_queries if "INSERT" in q["sql"].upper()]
-        assert len(writes) == 1 and writes[0].startswith("WITH j AS (INSERT INTO")
+        assert len(writes) == 1 and writes[0].startswith("WITH r AS (INSERT INTO")
         assert not [q for q in statements.captured_queries if "SAVEPOINT" in q["sql"].upper()]
-        # and the refresh claim came back with the write: no read of its own
-        assert not [q for q in statements.captured_queries
-                    if q["sql"].startswith("SELECT") and "refresh_requested_at" in q["sql"]]  # fmt: skip
         assert created and Battle.objects.get().judgment_id == judgment.pk
         assert len(queued) == 1  # its leaderboard refresh asked for at once: the write committed
         # when it comes again, then the first stands and nothing was added
