@@ -1,8 +1,12 @@
-"""Webhook subscriptions and their deliveries through the API, for admins only."""
+"""Webhook subscriptions and their deliveries through the API, for admins only: the
+model permissions on Webhook / WebhookDelivery, which the admin role holds and
+researchers (staff, but not managers of integrations) do not."""
 
-from rest_framework import mixins, permissions, serializers, viewsets
+from rest_framework import mixins, serializers, viewsets
 
 from arena.webhooks import EVENTS, Webhook, WebhookDelivery
+
+from .permissions import ModelPermissions
 
 
 class WebhookSerializer(serializers.ModelSerializer):
@@ -29,7 +33,7 @@ class WebhookViewSet(viewsets.ModelViewSet):
 
     queryset = Webhook.objects.all()
     serializer_class = WebhookSerializer
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [ModelPermissions]
 
 
 class WebhookDeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -37,7 +41,7 @@ class WebhookDeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
 
     queryset = WebhookDelivery.objects.all()
     serializer_class = WebhookDeliverySerializer
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [ModelPermissions]
 
     def get_queryset(self):
         queryset = super().get_queryset()
