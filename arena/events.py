@@ -23,6 +23,7 @@ project.completed, export.finished, training_run.finished.
 """
 
 import logging
+from functools import partial
 
 from django.db import transaction
 from django.dispatch import Signal
@@ -36,14 +37,15 @@ training_run_finished = Signal()
 
 
 def send_on_commit(signal: Signal, sender, **kwargs) -> None:
-    """Send `signal` once the current transaction commits (at once in autocommit). A
-    receiver that fails is logged and the others still run: what was committed stands
-    (a vote's answer must not become an error because a webhook could not be queued)."""
+    """Send `signal` once the current transaction commits (at once in autocommit)."""
+    transaction.on_commit(partial(send, signal, sender, kwargs))
 
-    def send():
-        for receiver, outcome in signal.send_robust(sender=sender, **kwargs):
-            if isinstance(outcome, Exception):
-                logger.error("receiver %s of %s failed", getattr(receiver, "__qualname__", receiver), sender,
-                             exc_info=(type(outcome), outcome, outcome.__traceback__))  # fmt: skip
 
-    transaction.on_commit(send)
+def send(signal: Signal, sender, kwargs: dict) -> None:
+    """Send to every receiver; one that fails is logged and the others still run: what was
+    committed stands (a vote's answer must not become an error because a webhook could
+    not be queued)."""
+    for receiver, outcome in signal.send_robust(sender=sender, **kwargs):
+        if isinstance(outcome, Exception):
+            logger.error("receiver %s of %s failed", getattr(receiver, "__qualname__", receiver), sender,
+                         exc_info=(type(outcome), outcome, outcome.__traceback__))  # fmt: skip

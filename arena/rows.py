@@ -148,9 +148,14 @@ def _plain_type(field) -> type | None:
     return _PLAIN_TYPES.get(type(field))
 
 
-insert_comparison_row = Insert(Comparison)
-insert_judgment_row = Insert(Judgment)
-insert_battle_row = Insert(Battle)
+@cache
+def insert_for(model: type[models.Model]) -> Insert:
+    return Insert(model)
+
+
+insert_comparison_row = insert_for(Comparison)
+insert_judgment_row = insert_for(Judgment)
+insert_battle_row = insert_for(Battle)
 
 
 def _saved(instance, pk, connection):
@@ -158,13 +163,6 @@ def _saved(instance, pk, connection):
     instance._state.adding = False
     instance._state.db = connection.alias
     return instance
-
-
-@cache
-def insert_for(model: type[models.Model]) -> Insert:
-    return {Comparison: insert_comparison_row, Judgment: insert_judgment_row, Battle: insert_battle_row}.get(
-        model
-    ) or Insert(model)
 
 
 @cache

@@ -281,3 +281,19 @@ def test_a_routed_judges_verdicts_are_announced(db, announced, django_capture_on
     judged = [j for judgments, _ in announced for j in judgments]
     assert len(judged) == 3 and {j.judge.name for j in judged} == {"scripted"}
     assert set(Judgment.objects.values_list("pk", flat=True)) == {j.pk for j in judged}
+
+
+def test_the_writer_and_its_receivers_load_at_start_up_without_scipy():
+    # Every management command imports the vote path (apps' ready); the rating engine's
+    # scipy loads only when a board is computed (arena.ratings loads its parts on use).
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys, django; os.environ['DJANGO_SETTINGS_MODULE']='config.settings_test'; django.setup();"
+        "import arena.judgments, arena.receivers; from arena import ratings; ratings.text_style_features('**x**');"
+        "print('LOADED', sorted(m for m in ('scipy', 'arena.leaderboard') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "LOADED ['arena.leaderboard']" in result.stdout

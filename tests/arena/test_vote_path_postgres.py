@@ -25,7 +25,9 @@ from django.utils import timezone
 from arena import actions, leaderboard, matchmaking, rows
 from arena.models import Battle, Comparison, Judgment, Prompt, System
 from tests.annotation.test_concurrency import throwaway_postgres
+from tests.arena import test_judgment_writer as writer_tests
 from tests.arena import test_vote_path as on_any_database
+from tests.arena.test_judgment_writer import announced, arena_pair, people  # noqa: F401 - fixtures
 from tests.arena.test_vote_path import duel, judge, queued, vote, wall_clock  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,6 +71,16 @@ class TestOnPostgreSQL:
     # prepared, where the test does not count queries).
     test_insert_linked_writes_what_the_orm_writes = staticmethod(
         on_any_database.test_insert_linked_writes_what_the_orm_writes
+    )
+    # The one writer's batch, its lost race and corrections (arena.judgments).
+    test_a_batch_skips_what_is_recorded_and_announces_the_rest_in_one_event = staticmethod(
+        writer_tests.test_a_batch_skips_what_is_recorded_and_announces_the_rest_in_one_event
+    )
+    test_a_batch_that_lost_a_race_keeps_the_first_judgment_and_writes_the_rest = staticmethod(
+        writer_tests.test_a_batch_that_lost_a_race_keeps_the_first_judgment_and_writes_the_rest
+    )
+    test_a_correction_moves_the_battle_so_the_board_counts_the_vote_once = staticmethod(
+        writer_tests.test_a_correction_moves_the_battle_so_the_board_counts_the_vote_once
     )
     test_duplicate_judgment_raises_and_leaves_no_battle = staticmethod(
         on_any_database.test_duplicate_judgment_raises_and_leaves_no_battle
