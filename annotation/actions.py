@@ -2,10 +2,11 @@
 adjudications and the judgments given in projects.
 
 Live judgments go through `arena.voting.actions.check_vote` / `do_record_judgment` (the arena's
-token, verdict, timing and audio-gate checks, and its `judgment_recorded` signal); the
-project's own checks (schema, lease, minimum time, gold) wrap them. Imported judgments
-and a reviewer's corrections carry what `arena.voting.actions.Vote` cannot (confidence,
-`supersedes`), so they are written here.
+token, verdict, timing and audio-gate checks); the project's own checks (schema, lease,
+minimum time, gold) wrap them. Imported judgments and a reviewer's corrections carry what
+`arena.voting.actions.Vote` cannot (confidence, `supersedes`) and go to the same writer in
+batches (`arena.judgments.record_judgments`): nothing here writes a Judgment row itself,
+and the writer announces every judgment with `arena.events.judgment_recorded`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from arena.voting import actions as arena_actions
-from arena import hotcache
+from arena import events, hotcache
+from arena.judgments import NewJudgment, record_judgments
 from arena.models import (
     HUMAN_JUDGE_KINDS,
     Comparison,
@@ -56,6 +58,7 @@ from .models import (
     Adjudication,
     Assignment,
     AssignmentStatus,
+    CheckKind,
     MembershipRole,
     Project,
     ProjectItem,
@@ -408,15 +411,7 @@ def _create_items(project, batch: list[_Prepared], lookups: _Lookups, route, sav
 
 
 def _import_judgments(project: Project, prepared: list[_Prepared], items: dict, lookups: _Lookups) -> int:
-    """Each row's judgments, skipping a judge who already judged that comparison."""
-    comparison_ids = [items[entry.spec.external_id].comparison_id for entry in prepared if entry.spec.judgments]
-    already = set()
-    for start in range(0, len(comparison_ids), IMPORT_BATCH):
-        already.update(
-            Judgment.objects.filter(
-                comparison_id__in=comparison_ids[start : start + IMPORT_BATCH], supersedes__isnull=True
-            ).values_list("comparison_id", "judge_id")
-        )
+    """Each row's judgments; the writer skips a judge who already judged that comparison."""
     new = []
     for entry in prepared:
         item = items[entry.spec.external_id]
@@ -425,23 +420,13 @@ def _import_judgments(project: Project, prepared: list[_Prepared], items: dict, 
                 judge = lookups.judge(JudgeKind.EXTERNAL_HUMAN, judgment.annotator)
             else:
                 judge = lookups.judge(JudgeKind.EXTERNAL_JUDGE, judgment.judge)
-            if (item.comparison_id, judge.pk) in already:
-                continue
-            already.add((item.comparison_id, judge.pk))
-            lookups.summary.judges.add(judge.name)
-            new.append(
-                Judgment(
-                    comparison_id=item.comparison_id,
-                    judge=judge,
-                    verdict=judgment.verdict,
-                    aspects=judgment.aspects,
-                    rationale=judgment.rationale,
-                    confidence=judgment.confidence,
-                    metadata={"project": project.pk, "item": item.pk, "imported": True},
-                )
-            )
-    Judgment.objects.bulk_create(new, batch_size=IMPORT_BATCH)
-    return len(new)
+            new.append(NewJudgment(
+                item.comparison_id, judge, judgment.verdict, aspects=judgment.aspects, rationale=judgment.rationale,
+                confidence=judgment.confidence, metadata={"project": project.pk, "item": item.pk, "imported": True},
+            ))  # fmt: skip
+    written = record_judgments(new)
+    lookups.summary.judges.update(judgment.judge.name for judgment in written)
+    return len(written)
 
 
 def import_into_project(name: str, source, filename: str, **options) -> tuple[Project, bool, ImportSummary]:
@@ -639,11 +624,11 @@ def do_record_submission(submission: Submission, now=None) -> SubmissionResult:
         item = assignment.item
         if assignment.status == AssignmentStatus.EXPIRED or assignment.expires_at <= now:
             _reclaim_late_lease(project, assignment, now)
-        judgment, created = arena_actions.do_record_judgment(submission.vote)
+        vote = submission.vote
+        vote.metadata = {**vote.metadata, "project": project.pk, "item": item.pk}
+        judgment, created = arena_actions.do_record_judgment(vote)
         if not created:
             raise AlreadyDone("you already judged this comparison")
-        judgment.metadata = {**judgment.metadata, "project": project.pk, "item": item.pk}
-        judgment.save(update_fields=["metadata"])
         assignment.status = AssignmentStatus.COMPLETED
         assignment.completed_at = now
         assignment.judgment = judgment
@@ -656,6 +641,8 @@ def do_record_submission(submission: Submission, now=None) -> SubmissionResult:
         membership = submission.membership
         if item.is_check:
             membership = _record_check_answer(project, membership, assignment.gold_correct, now)
+        elif _completes_project(project, item):
+            events.send_on_commit(events.project_completed, Project, project_id=project.pk, name=project.name)
     return SubmissionResult(
         judgment=judgment,
         assignment=assignment,
@@ -663,6 +650,22 @@ def do_record_submission(submission: Submission, now=None) -> SubmissionResult:
         quality_status=membership.quality_status,
         warning=queue.quality_warning(project, membership),
     )
+
+
+def _completes_project(project: Project, item: ProjectItem) -> bool:
+    """Whether the judgment just recorded brought `item` to the project's overlap and left
+    no regular item unfinished (none waiting to be routed, every one routed to people
+    judged `overlap` times). Only the submission that fills an item's last slot asks,
+    so a project is announced complete once."""
+    if Assignment.objects.filter(item=item, status=AssignmentStatus.COMPLETED).count() != project.overlap:
+        return False
+    if ProjectItem.objects.filter(project=project, check_kind=CheckKind.NONE, route=Route.PENDING).exists():
+        return False
+    unfinished = (
+        queue.queue_items(project).filter(check_kind=CheckKind.NONE).annotate(done=queue.completed_count())
+        .filter(done__lt=project.overlap)
+    )  # fmt: skip
+    return not unfinished.exists()
 
 
 def _reclaim_late_lease(project: Project, assignment: Assignment, now) -> None:
@@ -730,21 +733,11 @@ def adjudicate(item: ProjectItem, reviewer, verdict: str, note: str = "") -> Adj
                 .exclude(verdict=verdict)
                 .order_by("id")
             )
-            corrections = [
-                Judgment.objects.create(
-                    comparison_id=item.comparison_id,
-                    judge=judge,
-                    verdict=verdict,
-                    rationale=note,
-                    supersedes=original,
-                    metadata={"project": project.pk, "item": item.pk, "adjudication": adjudication.pk},
-                )
+            record_judgments([
+                NewJudgment(item.comparison_id, judge, verdict, rationale=note, supersedes=original,
+                            metadata={"project": project.pk, "item": item.pk, "adjudication": adjudication.pk})
                 for original in live
-            ]
-            for correction in corrections:
-                transaction.on_commit(
-                    lambda judgment=correction: arena_actions.judgment_recorded.send(sender=Judgment, judgment=judgment)
-                )
+            ])  # fmt: skip
     except IntegrityError:
         # Another reviewer superseded one of these judgments at the same moment.
         raise AlreadyDone("another reviewer adjudicated this item at the same time; reload it") from None

@@ -15,6 +15,8 @@ from celery import Task, shared_task
 from django.db import OperationalError, transaction
 
 from annotation.export import jobs
+from annotation.models import Project
+from arena import events
 from annotation.export.options import ExportOptions
 from annotation.export.service import export_dataset
 
@@ -64,6 +66,9 @@ def export_dataset_task(self, job_id: str) -> dict | None:
         jobs.update_job(job, status=jobs.QUEUED)
         raise
     jobs.finish_job(job, result)
+    project = job.options.get("project")
+    project_id = Project.objects.filter(name=project).values_list("pk", flat=True).first() if project else None
+    events.send_on_commit(events.export_finished, jobs.ExportJob, job_id=job.id, result=result, project_id=project_id)
     return result
 
 

@@ -143,3 +143,6 @@ class LiveBattleAdmin(admin.ModelAdmin):
     list_filter = ["modality", "status"]
     raw_id_fields = ["judge", "prompt", "system_a", "system_b", "comparison"]
     inlines = [LiveGenerationInline]
+
+
+from . import webhooks_admin  # noqa: E402,F401  (Webhook, WebhookDelivery)

@@ -7,9 +7,10 @@ class ArenaConfig(AppConfig):
     verbose_name = "Arena"
 
     def ready(self):
-        from . import hotcache
+        from . import hotcache, receivers
         from .roles import ensure_roles
 
         hotcache.connect_signals()
+        receivers.connect()  # the board's refresh and webhooks hear arena.events
 
         post_migrate.connect(ensure_roles, dispatch_uid="duet.ensure_roles")

@@ -59,6 +59,7 @@ _MISSING = object()
 # or `manage.py shell` deleting a token need not import arena.api.authentication).
 WATCHED = (
     "arena.Arena", "arena.Judge", "arena.LeaderboardSnapshot", "arena.Output", "arena.Prompt", "arena.System",
+    "arena.Webhook",
     "authtoken.Token", "auth.User", "auth.Group", "auth.User.groups", "auth.User.user_permissions",
     "auth.Group.permissions",
 )  # fmt: skip

@@ -407,3 +407,7 @@ class LiveGeneration(models.Model):
         ordering = ["turn", "side"]
         constraints = [models.UniqueConstraint(fields=["battle", "side", "turn"], name="one_generation_per_side_turn")]
         indexes = [models.Index(fields=["system", "status"])]
+
+
+# Webhook subscriptions and their deliveries live with their behaviour.
+from .webhooks import Webhook, WebhookDelivery  # noqa: E402,F401

@@ -32,8 +32,9 @@ planner may sort a voter's whole history to find their newest comparison.
 Each web process warms its own caches (arena/hotcache.py: rendered outputs, the
 matchmaking index, token owners) during the warm-up; the figures are steady state. No
 Celery worker runs, so leaderboard refreshes are requested but never run: past the
-debounce each vote looks at the refresh claim again (on PostgreSQL in the statement that
-writes the vote; with a worker the claim is taken and renewed).
+debounce each vote looks at the refresh claim again (one read, by the board's receiver of
+`judgment_recorded`, at most once per half debounce per process; with a worker the claim
+is taken and renewed).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ it at Redis in production.
 
 `LANES` are the workers `make run` and `make worker` start, in two lanes. Quick work (the
 board refresh in `board`, live-battle answers in `live`) never waits behind long jobs
-(outputs in bulk, judging, training, exports, in `long`): it has processes of its own, and
+(outputs in bulk, judging, training, exports, webhook deliveries, in `long`): it has processes of its own, and
 the long lane runs at a lower CPU priority (`nice`), so on a small machine the quick lane
 gets the cores when it needs them.
 """
@@ -57,7 +57,7 @@ LANES = (
     Lane("live", ("live",), concurrency=2),
     # Long jobs: a training run and a batch of outputs side by side, yielding the CPU to
     # the quick lane (nice 10 weighs about a tenth of nice 0 on Linux's scheduler).
-    Lane("long", ("generation", "judging", "training", "export"), concurrency=2, nice=10),
+    Lane("long", ("generation", "judging", "training", "export", "webhooks"), concurrency=2, nice=10),
 )
 
 

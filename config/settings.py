@@ -228,7 +228,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # `default` and live-battle answers on `live`, has worker processes of its own, so a
 # training run or a batch of demo outputs never holds up a vote's effect or a live battle.
 CELERY_QUICK_QUEUES = ("default", "live")
-CELERY_LONG_QUEUES = ("generation", "judging", "training", "export")
+CELERY_LONG_QUEUES = ("generation", "judging", "training", "export", "webhooks")
 CELERY_TASK_QUEUES = [
     Queue(name, Exchange(name), routing_key=name) for name in CELERY_QUICK_QUEUES + CELERY_LONG_QUEUES
 ]
@@ -240,8 +240,10 @@ CELERY_TASK_ROUTES = {
     "arena.tasks.generate_outputs": {"queue": "generation"},
     "arena.tasks.generate_all_missing": {"queue": "generation"},
     "routing.tasks.run_judging_job": {"queue": "judging"},
+    "routing.tasks.recalibrate_judge": {"queue": "judging"},
     "training.tasks.run_training": {"queue": "training"},
     "annotation.export_tasks.export_dataset_task": {"queue": "export"},
+    "arena.webhooks.deliver_webhook": {"queue": "webhooks"},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -263,6 +265,11 @@ VOTE_TOKEN_MAX_AGE_SECONDS = env_number("DUET_VOTE_TOKEN_MAX_AGE", 6 * 3600)
 # vote the refresh runs (votes within this window share one refresh).
 DEFAULT_ARENA = env_str("DUET_DEFAULT_ARENA", "main")
 LEADERBOARD_DEBOUNCE_SECONDS = env_number("DUET_LEADERBOARD_DEBOUNCE", 0.5, float)
+# Webhook deliveries (arena.webhooks): the POST's timeout, the wait before the first retry
+# (doubling after each failure, capped at an hour), and the attempts before giving up.
+WEBHOOK_TIMEOUT_SECONDS = env_number("DUET_WEBHOOK_TIMEOUT", 10.0, float)
+WEBHOOK_BACKOFF_SECONDS = env_number("DUET_WEBHOOK_BACKOFF_SECONDS", 30.0, float)
+WEBHOOK_MAX_ATTEMPTS = env_number("DUET_WEBHOOK_MAX_ATTEMPTS", 6)
 LEADERBOARD_CI = env_str("DUET_LEADERBOARD_CI", "sandwich")
 LEADERBOARD_BOOTSTRAP_ROUNDS = env_number("DUET_LEADERBOARD_ROUNDS", 200)
 LEADERBOARD_MIN_VOTES = env_number("DUET_LEADERBOARD_MIN_VOTES", 20)

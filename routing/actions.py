@@ -24,6 +24,7 @@ from django.utils import timezone
 from annotation.models import CheckKind, Project, ProjectItem, Route
 from annotation.models import RoutingPolicy as PolicyName
 from arena.errors import DuetError, InvalidInput, NotFound
+from arena.judgments import NewJudgment, record_judgments
 from arena.models import Judge as JudgeRow
 from arena.models import Judgment
 from routing.judges import PROTOCOL_VERSION, UNSUPPORTED, AutomaticJudge, ImportedJudge, JudgeError, JudgeVerdict
@@ -147,17 +148,19 @@ class JudgingSummary:
 
 def _write_verdicts(project: Project, row: JudgeRow, spec: str, batch: list[ProjectItem],
                     verdicts: list[JudgeVerdict]) -> tuple[int, int]:
-    """Judgments for the usable verdicts, UnusableVerdicts for the rest; (written, unusable).
+    """Judgments for the usable verdicts (through the one writer, `arena.judgments`),
+    UnusableVerdicts for the rest; (written, unusable).
 
     A concurrent job that judged the same comparison wins the unique constraint and this
-    row is dropped (ignore_conflicts): one judgment per comparison and judge, whoever wrote it.
+    verdict is dropped (the writer skips it): one judgment per comparison and judge,
+    whoever wrote it.
     """
     judgments, unusable = [], []
     for item, verdict in zip(batch, verdicts, strict=True):
         context = {"project": project.pk, "item": item.pk, "judge_spec": spec}
         if verdict.usable:
-            judgments.append(Judgment(
-                comparison_id=item.comparison_id, judge=row, verdict=verdict.verdict, confidence=verdict.confidence,
+            judgments.append(NewJudgment(
+                item.comparison_id, row, verdict.verdict, confidence=verdict.confidence,
                 rationale=verdict.raw_text[:20000], metadata={**judge_verdict_metadata(verdict), **context},
             ))  # fmt: skip
         elif verdict.verdict != UNSUPPORTED:
@@ -166,9 +169,9 @@ def _write_verdicts(project: Project, row: JudgeRow, spec: str, batch: list[Proj
                 metadata={**verdict.to_dict(), **context},
             ))  # fmt: skip
     with transaction.atomic():
-        Judgment.objects.bulk_create(judgments, ignore_conflicts=True)
+        written = record_judgments(judgments)
         UnusableVerdict.objects.bulk_create(unusable, ignore_conflicts=True)
-    return len(judgments), len(unusable)
+    return len(written), len(unusable)
 
 
 def judge_items(project: Project, items: list[ProjectItem], judge: AutomaticJudge, row: JudgeRow, spec: str, *,

@@ -7,7 +7,11 @@ class RoutingConfig(AppConfig):
     def ready(self):
         # annotation announces imports with a signal, so it never imports routing.
         from annotation.actions import items_imported
+        from arena.events import judgment_recorded
 
         from .actions import route_imported_items
+        from .receivers import recalibrate_after_human_judgments
 
         items_imported.connect(route_imported_items, dispatch_uid="duet.routing.route_imported_items")
+        # People's judgments on items the judge judged refit its calibration.
+        judgment_recorded.connect(recalibrate_after_human_judgments, dispatch_uid="duet.routing.recalibrate")

@@ -38,3 +38,26 @@ def run_judging_job(self, job_id: int) -> str:
     from .actions import execute_job
 
     return execute_job(job_id)
+
+
+@shared_task(
+    name="routing.tasks.recalibrate_judge",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    expires=3600,
+)
+def recalibrate_judge(project_id: int, judge_id: int) -> int | None:
+    """Refit the judge's calibration on the project (`routing.receivers`): the fitted n, or None."""
+    from annotation.models import Project
+    from arena.models import Judge
+
+    from .actions import calibrate_judge
+
+    project, judge = Project.objects.filter(pk=project_id).first(), Judge.objects.filter(pk=judge_id).first()
+    if project is None or judge is None:
+        return None
+    stored = calibrate_judge(project, judge)
+    return stored.n if stored is not None else None

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from arena import events
 from arena.errors import InvalidInput, NotFound
 from arena.models import Arena, Modality, Provider, System
 
@@ -195,6 +196,9 @@ def _claim(run_id: int) -> TrainingRun | None:
 
 def _finish(run_id: int, status: str, **fields) -> None:
     TrainingRun.objects.filter(pk=run_id).update(status=status, finished_at=timezone.now(), **fields)
+    kind, project_id = TrainingRun.objects.filter(pk=run_id).values_list("kind", "project_id").first() or ("", None)
+    events.send_on_commit(events.training_run_finished, TrainingRun, run_id=run_id, status=status, kind=kind,
+                          project_id=project_id)  # fmt: skip
 
 
 def execute_run(run_id: int) -> str:

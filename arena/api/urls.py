@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from . import live_views, review_views, views
+from . import live_views, review_views, views, webhook_views
 
 router = DefaultRouter()
 router.register("systems", views.SystemViewSet)
@@ -9,6 +9,8 @@ router.register("prompts", views.PromptViewSet)
 router.register("outputs", views.OutputViewSet)
 router.register("judgments", views.JudgmentViewSet)
 router.register("arena/judges", review_views.JudgeReviewViewSet, basename="judge")
+router.register("webhooks", webhook_views.WebhookViewSet)
+router.register("webhook-deliveries", webhook_views.WebhookDeliveryViewSet)
 
 urlpatterns = [
     path("arena/next/", views.NextComparisonView.as_view(), name="arena-next"),

@@ -117,21 +117,19 @@ def request_refresh(arena: Arena) -> bool:
 _refresh_pending_until: dict[int, float] = {}
 
 
-def request_refresh_after_vote(arena: Arena, claimed_at=rows.UNREAD) -> bool:
+def request_refresh_after_vote(arena: Arena) -> bool:
     """`request_refresh` for the vote path, where a claim per vote would cost a write.
 
     A claimed refresh starts no earlier than its claim plus the debounce, and reads the
     battles after it starts; so a vote committed while a claim stands is in it. Within
     the debounce of a claim this process saw, a vote asks nothing; after it, one read of
     the claim, and a new claim only when the last one has been taken by its task (or is
-    stale). Half the debounce is kept as a margin for clocks. `claimed_at`: the claim as
-    the statement that wrote the vote read it (rows.insert_judgment_and_battle, on
-    PostgreSQL), so it is not read again; `rows.UNREAD` where it was not."""
+    stale). Half the debounce is kept as a margin for clocks. Called by the receiver of
+    `judgment_recorded` (`arena.receivers`), after the vote's transaction commits."""
     now = time.time()
     if now < _refresh_pending_until.get(arena.pk, 0.0):
         return False
-    if claimed_at is rows.UNREAD:
-        claimed_at = rows.refresh_claim(arena.pk)
+    claimed_at = rows.refresh_claim(arena.pk)
     if claimed_at is not None and claimed_at.timestamp() > now - STALE_REFRESH_SECONDS:
         _refresh_pending_until[arena.pk] = claimed_at.timestamp() + settings.LEADERBOARD_DEBOUNCE_SECONDS / 2
         return False

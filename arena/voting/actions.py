@@ -1,25 +1,25 @@
-"""The arena's actions: the only functions that write judges, comparisons and judgments.
+"""The arena's actions: the only functions that write judges and comparisons, and the vote.
 
-`check_vote` validates a vote and resolves what it refers to; `do_record_judgment` writes
-it exactly once and announces it after the transaction commits.
+`check_vote` validates a vote and resolves what it refers to; `do_record_judgment` hands
+it to the one writer of judgments (`arena.judgments`), which writes it exactly once and
+announces it after the transaction commits.
 """
 
 import hashlib
 import os
 import random
 import uuid
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, transaction
 from django.db.models import Count
-from django.dispatch import Signal
 from django.utils import timezone
 
 from arena import errors
 from arena.hotcache import Memo
+from arena.judgments import record_judgment
 from arena.models import (
     Comparison,
     ComparisonOrigin,
@@ -35,10 +35,6 @@ from arena.voting import fastpath as rows
 from arena.voting import matchmaking
 
 VOTE_TOKEN_SALT = "duet.arena.vote"
-
-# Sent after the transaction that recorded a judgment commits; the leaderboard and the
-# routing modules listen, so the arena never imports them.
-judgment_recorded = Signal()  # kwargs: judgment
 
 
 # --- judges -------------------------------------------------------------------------------
@@ -281,44 +277,13 @@ def check_vote(
 
 
 def do_record_judgment(vote: Vote) -> tuple[Judgment, bool]:
-    """Record the vote once. Returns (judgment, created); a repeated vote returns the
-    judgment recorded first and counts nothing twice: the unique constraint on (comparison,
-    judge) decides, so no read before the write (a repeat is rare; a read costs every vote).
-
-    The judgment and its battle are written together or not at all (`rows.insert_judgment_
-    and_battle`); on PostgreSQL that is one statement, atomic by itself, so a transaction
-    is opened only when the caller holds one (a savepoint, so a duplicate does not spoil
-    the caller's transaction) or the database needs two statements."""
-    from arena.board.snapshots import battle_for, request_refresh_after_vote
-
-    judgment = Judgment(
-        comparison=vote.comparison,
-        judge=vote.judge,
-        verdict=vote.verdict,
-        time_to_vote_ms=vote.time_to_vote_ms,
-        play_events=vote.play_events,
-        aspects=vote.aspects,
-        rationale=vote.rationale,
-        metadata=vote.metadata,
-    )
-    connection = transaction.get_connection()
-    one_statement = connection.vendor == "postgresql" and not connection.in_atomic_block
-    try:
-        with nullcontext() if one_statement else transaction.atomic():
-            battle, claim = rows.insert_judgment_and_battle(judgment, battle_for)
-            # Outside a transaction (autocommit) on_commit runs these at once: the
-            # statement has committed.
-            if battle is not None:
-                transaction.on_commit(lambda: request_refresh_after_vote(battle.arena, claim))
-            transaction.on_commit(lambda: judgment_recorded.send(sender=Judgment, judgment=judgment))
-    except IntegrityError:
-        # A concurrent duplicate won the unique constraint; it is the first judgment. Or
-        # the comparison was deleted after its token was issued (the foreign key).
-        first = Judgment.objects.filter(comparison=vote.comparison, judge=vote.judge, supersedes__isnull=True).first()
-        if first is None:
-            raise errors.NotFound(f"comparison {vote.comparison.public_id} does not exist") from None
-        return first, False
-    return judgment, True
+    """Record the vote once (`arena.judgments.record_judgment`: the judgment, its battle,
+    the event). Returns (judgment, created); a repeated vote returns the judgment
+    recorded first and counts nothing twice."""
+    return record_judgment(
+        vote.comparison, vote.judge, vote.verdict, time_to_vote_ms=vote.time_to_vote_ms,
+        play_events=vote.play_events, aspects=vote.aspects, rationale=vote.rationale, metadata=vote.metadata,
+    )  # fmt: skip
 
 
 _identities = Memo("system identities", invalidated_by=("arena.System:edited",))

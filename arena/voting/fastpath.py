@@ -12,8 +12,9 @@ vote loop's statements are written here once, portable between SQLite and Postgr
   loads on first access, as with `.only()`.
 
 Inserts here send no model signals. Nothing in Duet listens for these models' saves: a
-judgment announces itself with `arena.voting.actions.judgment_recorded`, after its transaction
-commits. Everything else keeps using the ORM.
+judgment announces itself with `arena.events.judgment_recorded`, sent by the one writer
+of judgments (`arena.judgments`) after its transaction commits. Everything else keeps
+using the ORM.
 """
 
 from __future__ import annotations
@@ -147,9 +148,14 @@ def _plain_type(field) -> type | None:
     return _PLAIN_TYPES.get(type(field))
 
 
-insert_comparison_row = Insert(Comparison)
-insert_judgment_row = Insert(Judgment)
-insert_battle_row = Insert(Battle)
+@cache
+def insert_for(model: type[models.Model]) -> Insert:
+    return Insert(model)
+
+
+insert_comparison_row = insert_for(Comparison)
+insert_judgment_row = insert_for(Judgment)
+insert_battle_row = insert_for(Battle)
 
 
 def _saved(instance, pk, connection):
@@ -160,47 +166,42 @@ def _saved(instance, pk, connection):
 
 
 @cache
-def _judgment_with_battle_sql() -> str:
-    judgment, battle = insert_judgment_row, insert_battle_row
-    battle_columns = [f for f in battle.fields if f.attname != "judgment_id"]
+def _linked_sql(model: type[models.Model], linked_model: type[models.Model], link: str) -> str:
+    row, linked = insert_for(model), insert_for(linked_model)
+    link_column = linked_model._meta.get_field(link).column
+    linked_columns = [f for f in linked.fields if f.column != link_column]
     return (
-        f"WITH j AS ({judgment.head} RETURNING {_q(judgment.pk.column)}) "
-        f"INSERT INTO {_table(Battle)} ({', '.join(_q(f.column) for f in battle_columns)}, "
-        f"{_q(Battle._meta.get_field('judgment').column)}) "
-        f"SELECT {', '.join('%s' for _ in battle_columns)}, j.{_q(judgment.pk.column)} FROM j "
-        f"RETURNING {_q(battle.pk.column)}, {_q(Battle._meta.get_field('judgment').column)}, "
-        f"({_refresh_claim_sql()})"
+        f"WITH r AS ({row.head} RETURNING {_q(row.pk.column)}) "
+        f"INSERT INTO {_table(linked_model)} ({', '.join(_q(f.column) for f in linked_columns)}, {_q(link_column)}) "
+        f"SELECT {', '.join('%s' for _ in linked_columns)}, r.{_q(row.pk.column)} FROM r "
+        f"RETURNING {_q(linked.pk.column)}, {_q(link_column)}"
     )
 
 
-# What insert_judgment_and_battle returns for the refresh claim when it did not read it.
-UNREAD = object()
-
-
-def insert_judgment_and_battle(judgment: Judgment, make_battle) -> tuple[Battle | None, object]:
-    """Save a judgment and the battle `make_battle(judgment)` makes of it (None: no
-    battle), together or not at all. Returns (battle, claim): `claim` is the battle's
-    arena's pending refresh claim (`refresh_claim`) where the statement read it, else
-    UNREAD. On PostgreSQL one statement (a data-modifying WITH) that also reads the
-    claim, so a vote is one round trip and needs no transaction of its own; elsewhere
-    two inserts, in a transaction the caller holds."""
-    connection = _connection(Judgment)
+def insert_linked(row: models.Model, make_linked, link: str) -> models.Model | None:
+    """Save `row` and the row `make_linked(row)` builds (None: none), which points at it
+    through its foreign key `link`, together or not at all; returns the linked row, saved.
+    `make_linked` is called after `row`'s own values are set (its `created_at`, say), so
+    it may copy them. On PostgreSQL one statement (a data-modifying WITH), so one round
+    trip, atomic by itself; elsewhere two inserts, in a transaction the caller holds.
+    What the linked row is and what follows the write are the caller's business."""
+    model = type(row)
+    connection = _connection(model)
     if connection.vendor != "postgresql":
-        insert_judgment_row.save(judgment)
-        battle = make_battle(judgment)
-        return (None if battle is None else insert_battle_row.save(battle)), UNREAD
-    judgment_params = insert_judgment_row.params(judgment, connection)  # sets created_at, which the battle copies
-    battle = make_battle(judgment)
-    if battle is None:
-        insert_judgment_row.save(judgment)
-        return None, UNREAD
-    battle_params = insert_battle_row.params(battle, connection, leave_out="judgment_id")
-    battle_pk, judgment_pk, claim = _fetchone(
-        connection, _judgment_with_battle_sql(), judgment_params + battle_params + [battle.arena_id]
-    )
-    _saved(judgment, judgment_pk, connection)
-    battle.judgment = judgment
-    return _saved(battle, battle_pk, connection), _claim_value(claim)
+        insert_for(model).save(row)
+        linked = make_linked(row)
+        return None if linked is None else insert_for(type(linked)).save(linked)
+    row_params = insert_for(model).params(row, connection)  # sets auto_now_add values the linked row may copy
+    linked = make_linked(row)
+    if linked is None:
+        insert_for(model).save(row)
+        return None
+    link_attname = type(linked)._meta.get_field(link).attname
+    linked_params = insert_for(type(linked)).params(linked, connection, leave_out=link_attname)
+    linked_pk, row_pk = _fetchone(connection, _linked_sql(model, type(linked), link), row_params + linked_params)
+    _saved(row, row_pk, connection)
+    setattr(linked, link, row)
+    return _saved(linked, linked_pk, connection)
 
 
 def insert_comparison(*, prompt_id: int, output_a_id: int, output_b_id: int, origin: str, served_to) -> Comparison:

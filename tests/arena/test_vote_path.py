@@ -376,7 +376,7 @@ def without(row: dict, *names) -> dict:
     return {key: value for key, value in row.items() if key not in names}
 
 
-def test_insert_judgment_and_battle_writes_what_the_orm_writes(duel, judge, make_user):
+def test_insert_linked_writes_what_the_orm_writes(duel, judge, make_user):
     # given one comparison judged by two voters: one through the ORM, one through rows
     comparison = actions.next_comparison(judge, "text", rng=random.Random(0))
     other = actions.judge_for_user(make_user("other"))
@@ -387,7 +387,7 @@ def test_insert_judgment_and_battle_writes_what_the_orm_writes(duel, judge, make
     # when
     judgment = Judgment(comparison=rows.comparison_for_vote(comparison.public_id), judge=judge, **VOTE_DATA)
     with transaction.atomic():
-        battle, _ = rows.insert_judgment_and_battle(judgment, battle_for)
+        battle = rows.insert_linked(judgment, battle_for, "judgment")
     # then both rows exist, linked, as the returned instances say
     assert judgment.pk is not None and battle.pk is not None and battle.judgment_id == judgment.pk
     stored = Judgment.objects.get(pk=judgment.pk)
@@ -413,32 +413,14 @@ def test_insert_judgment_and_battle_writes_what_the_orm_writes(duel, judge, make
     assert {name: getattr(stored, name) for name in VOTE_DATA} == VOTE_DATA
 
 
-def test_the_vote_write_reads_the_refresh_claim_on_postgresql(duel, judge):
-    # given an arena whose refresh was claimed a moment ago
-    arena = leaderboard.default_arena()
-    claimed = timezone.now() - datetime.timedelta(seconds=3)
-    Arena.objects.filter(pk=arena.pk).update(refresh_requested_at=claimed)
-    comparison = actions.next_comparison(judge, "text")
-    # when a judgment and its battle are written
-    with transaction.atomic():
-        battle, claim = rows.insert_judgment_and_battle(Judgment(comparison=comparison, judge=judge, verdict="a"), battle_for)
-    # then on PostgreSQL the same statement read the claim (no read of its own after the
-    # vote); elsewhere it says it did not read it
-    assert battle.arena_id == arena.pk
-    if transaction.get_connection().vendor == "postgresql":
-        assert claim == claimed
-    else:
-        assert claim is rows.UNREAD
-
-
 def test_duplicate_judgment_raises_and_leaves_no_battle(duel, judge):
     # given a recorded judgment
     comparison = actions.next_comparison(judge, "text")
     with transaction.atomic():
-        rows.insert_judgment_and_battle(Judgment(comparison=comparison, judge=judge, verdict="a"), battle_for)
+        rows.insert_linked(Judgment(comparison=comparison, judge=judge, verdict="a"), battle_for, "judgment")
     # when the same voter's second judgment of it is written
     with pytest.raises(IntegrityError), transaction.atomic():
-        rows.insert_judgment_and_battle(Judgment(comparison=comparison, judge=judge, verdict="b"), battle_for)
+        rows.insert_linked(Judgment(comparison=comparison, judge=judge, verdict="b"), battle_for, "judgment")
     # then nothing more was written
     assert list(Judgment.objects.values_list("verdict", flat=True)) == ["a"]
     assert Battle.objects.count() == 1

@@ -28,7 +28,9 @@ from arena.voting import actions
 from arena.voting import fastpath as rows
 from arena.voting import matchmaking
 from tests.annotation.test_concurrency import throwaway_postgres
+from tests.arena import test_judgment_writer as writer_tests
 from tests.arena import test_vote_path as on_any_database
+from tests.arena.test_judgment_writer import announced, arena_pair, people  # noqa: F401 - fixtures
 from tests.arena.test_vote_path import duel, judge, queued, vote, wall_clock  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,11 +72,18 @@ class TestOnPostgreSQL:
 
     # The checks test_vote_path.py runs on SQLite, here on PostgreSQL (with statements
     # prepared, where the test does not count queries).
-    test_insert_judgment_and_battle_writes_what_the_orm_writes = staticmethod(
-        on_any_database.test_insert_judgment_and_battle_writes_what_the_orm_writes
+    test_insert_linked_writes_what_the_orm_writes = staticmethod(
+        on_any_database.test_insert_linked_writes_what_the_orm_writes
     )
-    test_the_vote_write_reads_the_refresh_claim_on_postgresql = staticmethod(
-        on_any_database.test_the_vote_write_reads_the_refresh_claim_on_postgresql
+    # The one writer's batch, its lost race and corrections (arena.judgments).
+    test_a_batch_skips_what_is_recorded_and_announces_the_rest_in_one_event = staticmethod(
+        writer_tests.test_a_batch_skips_what_is_recorded_and_announces_the_rest_in_one_event
+    )
+    test_a_batch_that_lost_a_race_keeps_the_first_judgment_and_writes_the_rest = staticmethod(
+        writer_tests.test_a_batch_that_lost_a_race_keeps_the_first_judgment_and_writes_the_rest
+    )
+    test_a_correction_moves_the_battle_so_the_board_counts_the_vote_once = staticmethod(
+        writer_tests.test_a_correction_moves_the_battle_so_the_board_counts_the_vote_once
     )
     test_duplicate_judgment_raises_and_leaves_no_battle = staticmethod(
         on_any_database.test_duplicate_judgment_raises_and_leaves_no_battle
@@ -124,11 +133,8 @@ class TestOnPostgreSQL:
             judgment, created = actions.do_record_judgment(actions.check_vote(token=token, judge=judge, verdict="b"))
         # then the judgment and its battle were written by one statement, no transaction of its own
         writes = [q["sql"] for q in statements.captured_queries if "INSERT" in q["sql"].upper()]
-        assert len(writes) == 1 and writes[0].startswith("WITH j AS (INSERT INTO")
+        assert len(writes) == 1 and writes[0].startswith("WITH r AS (INSERT INTO")
         assert not [q for q in statements.captured_queries if "SAVEPOINT" in q["sql"].upper()]
-        # and the refresh claim came back with the write: no read of its own
-        assert not [q for q in statements.captured_queries
-                    if q["sql"].startswith("SELECT") and "refresh_requested_at" in q["sql"]]  # fmt: skip
         assert created and Battle.objects.get().judgment_id == judgment.pk
         assert len(queued) == 1  # its leaderboard refresh asked for at once: the write committed
         # when it comes again, then the first stands and nothing was added

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 
 from arena.voting import actions as arena_actions
-from arena import hotcache
+from arena import events, hotcache
 from arena.board.snapshots import default_arena
 from arena.errors import InvalidInput, NotFound
 from arena.models import System
@@ -113,8 +113,11 @@ def test_dpo_run_trains_evaluates_and_joins_the_arena(voted_arena, django_captur
     assert produced.name == f"tiny-base+dpo-run{run.pk}" and produced.parent == voted_arena
     assert produced.provider == "transformers" and produced.provider_config["system_prompt"] == "Be kind."
     assert produced.provider_config["model"] == run.artifacts["merged_dir"]
-    # its outputs for the arena's prompts are generated in the worker (beside the new system's change stamp)
-    assert len([callback for callback in queued if getattr(callback, "func", None) is not hotcache.bump]) == 1
+    # its outputs for the arena's prompts are generated in the worker (beside the new system's change stamp
+    # and the run's announcement)
+    assert len([callback for callback in queued if getattr(callback, "func", None) not in (hotcache.bump, events.send)]) == 1
+    [announced] = [callback.args for callback in queued if getattr(callback, "func", None) is events.send]
+    assert announced[0] is events.training_run_finished and announced[2]["status"] == "succeeded"
     from arena.providers.generation import generate_missing_outputs
 
     assert generate_missing_outputs(produced) == 8
