@@ -28,6 +28,7 @@ def real_ids(world) -> dict[str, str | None]:
     from annotation.models import Project
     from arena.models import Judge, Judgment, LiveBattle, Output, Prompt, System
     from routing.models import JudgingJob
+    from arena.webhooks import Webhook, WebhookDelivery
     from training.models import TrainingRun
 
     def first(queryset, field="pk"):
@@ -47,6 +48,8 @@ def real_ids(world) -> dict[str, str | None]:
         "/api/annotation/exports/{job_id}/": world.ids.get("export_job"),
         "/api/training/runs/{id}/": first(TrainingRun.objects.all()),
         "/api/live/battles/{battle_id}/": first(LiveBattle.objects.all(), "public_id"),
+        "/api/webhooks/{id}/": first(Webhook.objects.all()),
+        "/api/webhook-deliveries/{id}/": first(WebhookDelivery.objects.all()),
     }
 
 

@@ -70,6 +70,11 @@ POLICY = [
     ("judgment-*", "GET", RESEARCHERS),
     # Voters for review: a flag's reason describes how someone voted.
     ("judge-*", "GET", RESEARCHERS),
+    # Webhooks carry their signing secret and point the data at other systems: admins only.
+    ("webhook-*", "GET", ADMINS),
+    ("webhook-list", "POST", ADMINS),
+    ("webhook-detail", "PATCH", ADMINS),
+    ("webhookdelivery-*", "GET", ADMINS),
     # Researchers never manage accounts, tokens or groups.
     ("admin:auth_*", "GET", ADMINS),
     ("admin:authtoken_*", "GET", ADMINS),
