@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from arena.jobs.models import Job
 from arena.models import Comparison, Judgment, Verdict
 
 
@@ -223,3 +224,35 @@ class Adjudication(models.Model):
 
     def __str__(self):
         return f"{self.item}: {self.verdict} by {self.reviewer}"
+
+
+def new_export_id() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
+
+
+class ExportJob(Job):
+    """An export run in the worker (`annotation.export`): its options, and when it has
+    succeeded its result and files. Status, claim, heartbeat, rows done of total, cancel and
+    attempts: `arena.jobs.models.Job`. The files live in the export folder under the id
+    (shared storage on several machines); the state lives here, where every host reads it."""
+
+    task_name = "annotation.export_tasks.export_dataset_task"
+    noun = "export"
+
+    # Hex, no dashes: the folder's name and the id in the URLs, as before jobs were rows.
+    id = models.CharField(max_length=32, primary_key=True, default=new_export_id, editable=False)
+    options = models.JSONField(help_text="annotation.export.options.ExportOptions.to_dict()")
+    result = models.JSONField(null=True, blank=True)
+    files = models.JSONField(default=dict, blank=True, help_text="part name (rows, media) -> path")
+    requested_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"export {self.pk[:8]}"
+
+    def retry_fields(self) -> dict:
+        return {"result": None, "files": {}}
