@@ -13,6 +13,7 @@ import re
 import socket
 import traceback
 from collections.abc import Callable
+from functools import partial
 
 from django.apps import apps
 from django.db import OperationalError, transaction
@@ -85,7 +86,7 @@ def finish(model: type[Job], job_id, status: str, *, only_from=ACTIVE, where: Q 
         status=status, finished_at=timezone.now(), **fields
     )
     if ended:
-        transaction.on_commit(lambda: job_finished.send(sender=model, job_id=job_id, status=status))
+        transaction.on_commit(partial(job_finished.send, sender=model, job_id=job_id, status=status))
         logger.info("%s %s %s", model._meta.label, job_id, status)
     return bool(ended)
 

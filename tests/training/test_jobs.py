@@ -114,7 +114,10 @@ def test_dpo_run_trains_evaluates_and_joins_the_arena(voted_arena, django_captur
     assert produced.provider == "transformers" and produced.provider_config["system_prompt"] == "Be kind."
     assert produced.provider_config["model"] == run.artifacts["merged_dir"]
     # its outputs for the arena's prompts are generated in the worker (beside the new system's change stamp)
-    assert len([callback for callback in queued if getattr(callback, "func", None) is not hotcache.bump]) == 1
+    from arena.jobs.lifecycle import job_finished
+
+    others = [callback for callback in queued if getattr(callback, "func", None) not in (hotcache.bump, job_finished.send)]
+    assert len(others) == 1
     from arena.generation import generate_missing_outputs
 
     assert generate_missing_outputs(produced) == 8
