@@ -256,3 +256,32 @@ class ExportJob(Job):
 
     def retry_fields(self) -> dict:
         return {"result": None, "files": {}}
+
+
+class ImportJob(Job):
+    """A comparison file imported in the worker (`annotation.import_jobs`), for files too
+    large for a request. The upload is kept in its folder until the job is deleted, so a
+    retry imports the same bytes; the import itself is all or nothing, as in a request."""
+
+    task_name = "annotation.import_tasks.import_comparisons_task"
+    noun = "import"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
+    filename = models.CharField(max_length=300, help_text="The uploaded file's name (it decides how it is read).")
+    format = models.CharField(max_length=20, default="duet")
+    seed = models.IntegerField(default=0)
+    folder = models.CharField(max_length=500, help_text="Where the upload (and its media zip) are kept.")
+    has_media_zip = models.BooleanField(default=False)
+    result = models.JSONField(null=True, blank=True, help_text="annotation.actions.ImportSummary.as_dict()")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"import {self.pk} of {self.filename} into {self.project}"
+
+    def retry_fields(self) -> dict:
+        return {"result": None}

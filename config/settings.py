@@ -243,6 +243,7 @@ CELERY_TASK_ROUTES = {
     "routing.tasks.run_judging_job": {"queue": "judging"},
     "training.tasks.run_training": {"queue": "training"},
     "annotation.export_tasks.export_dataset_task": {"queue": "export"},
+    "annotation.import_tasks.import_comparisons_task": {"queue": "export"},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

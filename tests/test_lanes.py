@@ -25,6 +25,7 @@ LONG_TASKS = {
     "routing.tasks.run_judging_job",
     "training.tasks.run_training",
     "annotation.export_tasks.export_dataset_task",
+    "annotation.import_tasks.import_comparisons_task",
 }
 
 

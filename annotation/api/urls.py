@@ -12,6 +12,7 @@ app_name = "annotation_api"
 # SimpleRouter: the arena's DefaultRouter already serves the API root at /api/.
 router = SimpleRouter()
 router.register("projects", views.ProjectViewSet, basename="project")
+router.register("annotation/imports", views.ImportJobViewSet, basename="import-job")
 
 urlpatterns = router.urls + [
     path("annotation/exports/", export_views.ExportJobsView.as_view(), name="export-jobs"),

@@ -118,6 +118,14 @@ POLICY = [
     # researchers and admins create projects.
     # The permission is checked before the body is validated: an annotator's empty (invalid)
     # body gets 403, not 400.
+    # Imports in the worker: whoever may import (researchers, admins).
+    ("annotation_api:import-job-cancel", "GET", MEMBERS),  # POST-only: a GET is 405 once logged in
+    ("annotation_api:import-job-retry", "GET", MEMBERS),
+    ("annotation_api:import-job-*", "GET", RESEARCHERS),
+    ("annotation_api:import-job-cancel", "POST", RESEARCHERS),
+    ("annotation_api:import-job-retry", "POST", RESEARCHERS),
+    ("annotation:import-cancel", "POST", RESEARCHERS),
+    ("annotation:import-retry", "POST", RESEARCHERS),
     ("annotation_api:project-list", "POST", RESEARCHERS),
     ("annotation_api:project-detail", "PATCH", RESEARCHERS),
     ("annotation:create", "GET", RESEARCHERS),
