@@ -25,11 +25,12 @@ migrate: install
 
 # Celery workers in two lanes (config/celery.py LANES): the quick lane is the board refresh
 # (`default`) and live battles (`live`); the long lane is outputs in bulk, judging, training,
-# exports and webhook deliveries, at a lower CPU priority. One torch thread per process: on a small machine,
+# exports and webhook deliveries, at a lower CPU priority; it also runs the beat (-B), whose sweep fails jobs
+# whose worker stopped. One torch thread per process: on a small machine,
 # several processes with several threads each slow down many times over.
 WORKER_BOARD := OMP_NUM_THREADS=1 nice -n 0 $(BIN)/celery -A config worker -n board@%h -Q default -c 1 --loglevel=INFO
 WORKER_LIVE  := OMP_NUM_THREADS=1 nice -n 0 $(BIN)/celery -A config worker -n live@%h -Q live -c 2 --loglevel=INFO
-WORKER_LONG  := OMP_NUM_THREADS=1 nice -n 10 $(BIN)/celery -A config worker -n long@%h -Q generation,judging,training,export,webhooks -c 2 --loglevel=INFO
+WORKER_LONG  := OMP_NUM_THREADS=1 nice -n 10 $(BIN)/celery -A config worker -n long@%h -Q generation,judging,training,export,webhooks -c 2 -B --loglevel=INFO
 
 # The web server and the workers of both lanes, side by side; Ctrl-C stops them all.
 run: migrate

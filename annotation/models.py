@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from arena.jobs.models import Job
 from arena.models import Comparison, Judgment, Verdict
 
 
@@ -223,3 +224,64 @@ class Adjudication(models.Model):
 
     def __str__(self):
         return f"{self.item}: {self.verdict} by {self.reviewer}"
+
+
+def new_export_id() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
+
+
+class ExportJob(Job):
+    """An export run in the worker (`annotation.export`): its options, and when it has
+    succeeded its result and files. Status, claim, heartbeat, rows done of total, cancel and
+    attempts: `arena.jobs.models.Job`. The files live in the export folder under the id
+    (shared storage on several machines); the state lives here, where every host reads it."""
+
+    task_name = "annotation.export_tasks.export_dataset_task"
+    noun = "export"
+
+    # Hex, no dashes: the folder's name and the id in the URLs, as before jobs were rows.
+    id = models.CharField(max_length=32, primary_key=True, default=new_export_id, editable=False)
+    options = models.JSONField(help_text="annotation.export.options.ExportOptions.to_dict()")
+    result = models.JSONField(null=True, blank=True)
+    files = models.JSONField(default=dict, blank=True, help_text="part name (rows, media) -> path")
+    requested_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"export {self.pk[:8]}"
+
+    def retry_fields(self) -> dict:
+        return {"result": None, "files": {}}
+
+
+class ImportJob(Job):
+    """A comparison file imported in the worker (`annotation.import_jobs`), for files too
+    large for a request. The upload is kept in its folder until the job is deleted, so a
+    retry imports the same bytes; the import itself is all or nothing, as in a request."""
+
+    task_name = "annotation.import_tasks.import_comparisons_task"
+    noun = "import"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
+    filename = models.CharField(max_length=300, help_text="The uploaded file's name (it decides how it is read).")
+    format = models.CharField(max_length=20, default="duet")
+    seed = models.IntegerField(default=0)
+    folder = models.CharField(max_length=500, help_text="Where the upload (and its media zip) are kept.")
+    has_media_zip = models.BooleanField(default=False)
+    result = models.JSONField(null=True, blank=True, help_text="annotation.actions.ImportSummary.as_dict()")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"import {self.pk} of {self.filename} into {self.project}"
+
+    def retry_fields(self) -> dict:
+        return {"result": None}

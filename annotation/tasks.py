@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from .export_tasks import export_dataset_task  # noqa: F401 - registered for the worker's autodiscovery
+from .import_tasks import import_comparisons_task  # noqa: F401 - registered for the worker's autodiscovery
 
 
 @shared_task(acks_late=True, expires=300)

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from arena.errors import DuetError
+from arena.jobs import lifecycle
 from arena.models import HUMAN_JUDGE_KINDS, Judgment, Verdict
 from arena.outputs.rendering import render_markdown
 
@@ -20,7 +21,7 @@ from . import actions
 from . import assignment as queue
 from .errors import PageRefused
 from .forms import AdjudicateForm, ImportForm, MemberForm, ProjectForm
-from .models import Assignment, AssignmentStatus, MembershipRole, Project, ProjectItem, ProjectMembership
+from .models import Assignment, AssignmentStatus, ImportJob, MembershipRole, Project, ProjectItem, ProjectMembership
 from .schema import parse_schema
 
 ITEMS_SHOWN = 100
@@ -128,6 +129,7 @@ def project_detail(request, pk):
             .order_by("id")[:ITEMS_SHOWN]
         )
         context["items_shown"] = ITEMS_SHOWN
+        context["import_jobs"] = ImportJob.objects.filter(project=project).order_by("-id")[:10]
     return render(request, "annotation/project_detail.html", context)
 
 
@@ -154,6 +156,32 @@ def project_import(request, pk):
         return _import_answer(request, pk, wants_json, ok=False, message=f"Nothing was imported. {exc.message}")
     return _import_answer(request, pk, wants_json, ok=True, message=f"Imported {data['file'].name}: {summary}.",
                           summary=summary.as_dict())  # fmt: skip
+
+
+def _import_job_action(request, pk, job_id, act, done: str):
+    """Cancel or retry an import run in the worker: whoever may import."""
+    _manager_only(request)
+    job = get_object_or_404(ImportJob, pk=job_id, project_id=pk)
+    try:
+        job = act(job)
+    except DuetError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, done.format(job=job))
+    return redirect("annotation:detail", pk=pk)
+
+
+@login_required
+@require_POST
+def import_job_cancel(request, pk, job_id):
+    return _import_job_action(request, pk, job_id, lifecycle.cancel, "Import {job.pk}: cancellation requested.")
+
+
+@login_required
+@require_POST
+def import_job_retry(request, pk, job_id):
+    return _import_job_action(request, pk, job_id, lifecycle.retry,
+                              "Import {job.pk} is queued again (attempt {job.attempts}).")
 
 
 def _import_answer(request, pk, wants_json: bool, *, ok: bool, message: str, summary: dict | None = None):

@@ -13,10 +13,12 @@ a rolled-back write never announces anything.
                            exactly one event; a repeated vote that recorded nothing sends none.
     project_completed      kwargs: project_id, name. Sent by annotation when the last
                            regular item of a project reaches its overlap.
-    export_finished        kwargs: job_id, result (dict: format, path, counts). Sent by
-                           annotation's export task when an export job succeeds.
+    export_finished        kwargs: job_id, result (dict: format, path, counts), project_id.
+                           Sent by annotation (`annotation.receivers`) when the job
+                           lifecycle's `job_finished` says an export job succeeded.
     training_run_finished  kwargs: run_id, status (succeeded, failed, cancelled), kind,
-                           project_id (or None). Sent by training when a run ends.
+                           project_id (or None). Sent by training (`training.receivers`)
+                           when the job lifecycle's `job_finished` says a run ended.
 
 Webhook event names (`arena.webhooks.EVENTS`) are these with dots: judgment.recorded,
 project.completed, export.finished, training_run.finished.

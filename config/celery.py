@@ -23,6 +23,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("duet")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+app.autodiscover_tasks(["arena.jobs"])  # the job lifecycle's sweep (arena.jobs.tasks)
+
+# The beat runs inside the long lane's worker (`-B`, see LANES): one per installation. The
+# sweep fails running jobs whose worker stopped beating; it is idempotent, so a second beat
+# on another host does no harm.
+app.conf.beat_schedule = {
+    "sweep-stale-jobs": {"task": "arena.jobs.tasks.sweep_stale_jobs", "schedule": 60.0},
+}
 
 
 @app.on_after_configure.connect
@@ -43,11 +51,12 @@ class Lane:
     queues: tuple[str, ...]
     concurrency: int
     nice: int = 0
+    beat: bool = False  # also run the beat (periodic tasks) in this worker's main process
 
     def worker_args(self) -> list[str]:
         """`celery` arguments; the Makefile spells the same ones out (tests/test_lanes.py compares)."""
         return ["-A", "config", "worker", "-n", f"{self.name}@%h", "-Q", ",".join(self.queues),
-                "-c", str(self.concurrency)]  # fmt: skip
+                "-c", str(self.concurrency)] + (["-B"] if self.beat else [])  # fmt: skip
 
 
 LANES = (
@@ -57,7 +66,8 @@ LANES = (
     Lane("live", ("live",), concurrency=2),
     # Long jobs: a training run and a batch of outputs side by side, yielding the CPU to
     # the quick lane (nice 10 weighs about a tenth of nice 0 on Linux's scheduler).
-    Lane("long", ("generation", "judging", "training", "export", "webhooks"), concurrency=2, nice=10),
+    # It also runs the beat: its main process stays free while its pool works.
+    Lane("long", ("generation", "judging", "training", "export", "webhooks"), concurrency=2, nice=10, beat=True),
 )
 
 

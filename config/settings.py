@@ -236,6 +236,7 @@ CELERY_TASK_QUEUES = [
 CELERY_TASK_ROUTES = {
     "arena.tasks.refresh_leaderboards": {"queue": "default"},
     "annotation.tasks.reclaim_expired_leases": {"queue": "default"},
+    "arena.jobs.tasks.sweep_stale_jobs": {"queue": "default"},
     "arena.tasks.generate_live_turn": {"queue": "live"},
     "arena.tasks.generate_outputs": {"queue": "generation"},
     "arena.tasks.generate_all_missing": {"queue": "generation"},
@@ -244,6 +245,7 @@ CELERY_TASK_ROUTES = {
     "training.tasks.run_training": {"queue": "training"},
     "annotation.export_tasks.export_dataset_task": {"queue": "export"},
     "arena.webhooks.deliver_webhook": {"queue": "webhooks"},
+    "annotation.import_tasks.import_comparisons_task": {"queue": "export"},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -253,6 +255,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = 300.0
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The beat (the long lane's `-B`, config/celery.py's schedule) keeps its last-run times here.
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Duet -------------------------------------------------------------------------------
 # Anonymous voters in the arena (session based). Off by default: voters log in.
@@ -318,6 +322,9 @@ ANNOTATION_EXPORT_DIR = Path(env_str("DUET_ANNOTATION_EXPORT_DIR", str(VAR_DIR /
 TRAINING_DEFAULT_BASE = env_str("DUET_TRAINING_BASE", "smollm2-135m-instruct")
 TRAINING_RUNS_DIR = Path(env_str("DUET_TRAINING_RUNS_DIR", str(VAR_DIR / "runs")))
 TRAINING_HEARTBEAT_TIMEOUT_SECONDS = env_number("DUET_TRAINING_HEARTBEAT_TIMEOUT", 900)
+# A running judging job or export whose worker wrote nothing for this long is failed by the
+# beat's sweep (arena.jobs); judging batches and export chunks take seconds.
+JOB_HEARTBEAT_TIMEOUT_SECONDS = env_number("DUET_JOB_HEARTBEAT_TIMEOUT", 900)
 # The local model for transformers systems and judges, converted once from GGUF.
 MODEL_CACHE_DIR = Path(env_str("DUET_MODEL_CACHE", str(VAR_DIR / "models")))
 # The model behind the demo's text systems: the SmolLM2 name, or a local HF model folder.

@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from django.db import OperationalError, transaction
-from django.utils import timezone
+from django.db import transaction
 
 from annotation.models import CheckKind, Project, ProjectItem, Route
 from annotation.models import RoutingPolicy as PolicyName
 from arena.errors import DuetError, InvalidInput, NotFound
 from arena.judgments import NewJudgment, record_judgments
+from arena.jobs import lifecycle
+from arena.jobs.lifecycle import JobContext, JobFailed
 from arena.models import Judge as JudgeRow
 from arena.models import Judgment
 from routing.judges import PROTOCOL_VERSION, UNSUPPORTED, AutomaticJudge, ImportedJudge, JudgeError, JudgeVerdict
@@ -44,7 +44,6 @@ from .calibration import Calibration, CalibrationError, fit_calibration, positio
 from .models import (
     ACTIVE_JOB_STATUSES,
     JobKind,
-    JobStatus,
     JudgeCalibration,
     JudgingJob,
     ProjectRouting,
@@ -59,9 +58,6 @@ logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int, dict], None]
 
 LEARNED_OPTIONS = frozenset({"model", "min_train", "explore", "regularisation"})
-# A running job whose worker has written nothing for this long died (acks_late redelivers
-# its message); the next delivery takes it over. Judging batches take seconds.
-STALE_JOB_SECONDS = 15 * 60
 
 
 # --- settings -------------------------------------------------------------------------------
@@ -514,44 +510,22 @@ def active_job(project: Project) -> JudgingJob | None:
     return JudgingJob.objects.filter(project=project, status__in=ACTIVE_JOB_STATUSES).order_by("-id").first()
 
 
-def _claim(job_id: int) -> JudgingJob | None:
-    """Take a queued job, or one whose worker died (no heartbeat for STALE_JOB_SECONDS)."""
-    now = timezone.now()
-    stale = now - timezone.timedelta(seconds=STALE_JOB_SECONDS)
-    claimed = JudgingJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, started_at=now, heartbeat_at=now
-    ) or JudgingJob.objects.filter(pk=job_id, status=JobStatus.RUNNING, heartbeat_at__lt=stale).update(
-        heartbeat_at=now, error=""
-    )
-    return JudgingJob.objects.select_related("project").get(pk=job_id) if claimed else None
+def execute_job(job_id: int, attempt: int | None = None, worker: str | None = None) -> str:
+    """Run a queued judging or routing job to its end; returns the final status. A job that
+    is not queued (a repeated delivery, a cancelled job) is left as it is."""
+    return lifecycle.run_job(JudgingJob, job_id, run_judging, worker=worker or lifecycle.this_worker(),
+                             attempt=attempt)  # fmt: skip
 
 
-def _finish(job_id: int, status: str, **fields) -> None:
-    JudgingJob.objects.filter(pk=job_id).update(status=status, finished_at=timezone.now(), **fields)
-
-
-def fail_job(job_id: int, error: str) -> None:
-    """Mark a job that has not finished as failed, keeping the error."""
-    JudgingJob.objects.filter(pk=job_id, status__in=ACTIVE_JOB_STATUSES).update(
-        status=JobStatus.FAILED, finished_at=timezone.now(), error=error[-20000:]
-    )
-
-
-def execute_job(job_id: int) -> str:
-    """Run a queued judging or routing job to its end; returns the final status.
-
-    Progress (done of total, counts) is written after every batch and doubles as the
-    heartbeat. A redelivered job resumes: what was judged is skipped. An expected failure
-    (a judge that cannot run, a policy without a budget) keeps its message, anything else
-    its traceback; a transient database error is raised for the task to retry.
-    """
-    job = _claim(job_id)
-    if job is None:
-        current = JudgingJob.objects.filter(pk=job_id).first()
-        return current.status if current else "missing"
+def run_judging(job: JudgingJob, context: JobContext) -> dict:
+    """The work of a judging job. Progress (done of total, counts) is written after every
+    batch and doubles as the heartbeat; a cancel stops it between batches, keeping what was
+    judged. A retry skips what was judged. An expected failure (a judge that cannot run, a
+    policy without a budget) keeps its message, anything else its traceback."""
 
     def progress(done: int, total: int, counts: dict) -> None:
-        JudgingJob.objects.filter(pk=job_id).update(done=done, total=total, counts=counts, heartbeat_at=timezone.now())
+        context.progress(phase="judging", done=done, total=total, counts=counts)
+        context.stop_if_cancelled(counts=counts)
 
     try:
         if job.kind == JobKind.ROUTE:
@@ -562,22 +536,22 @@ def execute_job(job_id: int) -> str:
         else:
             counts = judge_project(job.project, spec=job.judge_spec, limit=job.limit, item_ids=job.item_ids,
                                    on_progress=progress).as_dict()  # fmt: skip
-        judge = routing_settings(job.project).judge
-    except OperationalError:
-        # Locked or dropped database: back to the queue for the task's retry, which resumes.
-        JudgingJob.objects.filter(pk=job_id).update(status=JobStatus.QUEUED)
-        raise
     except (JudgeError, DuetError) as error:
-        _finish(job_id, JobStatus.FAILED, error=f"{getattr(error, 'message', None) or error}")
-        return JobStatus.FAILED
-    except Exception:  # noqa: BLE001 - any other failure is kept with its traceback for the page
-        logger.exception("judging job %s failed", job_id)
-        _finish(job_id, JobStatus.FAILED, error=traceback.format_exc()[-20000:])
-        return JobStatus.FAILED
-    done = JudgingJob.objects.get(pk=job_id)
+        raise JobFailed(f"{getattr(error, 'message', None) or error}") from None
+    judge = routing_settings(job.project).judge
+    done = JudgingJob.objects.get(pk=job.pk)
     total = max(done.total, done.done)
-    _finish(job_id, JobStatus.SUCCEEDED, counts=counts, judge=judge, done=total, total=total)
-    return JobStatus.SUCCEEDED
+    return {"counts": counts, "judge": judge, "done": total, "total": total}
+
+
+def cancel_job(job: JudgingJob) -> JudgingJob:
+    """A queued job is cancelled at once; a running one stops after its current batch."""
+    return lifecycle.cancel(job)
+
+
+def retry_job(job: JudgingJob) -> JudgingJob:
+    """A failed or cancelled job queued again with the same settings; what was judged is skipped."""
+    return lifecycle.retry(job)
 
 
 def get_job(job_id) -> JudgingJob:
@@ -605,7 +579,7 @@ def route_imported_items(sender, project: Project, item_ids: list[int], **kwargs
 
 
 __all__ = [
-    "JudgingSummary", "RoutingSummary", "active_job", "create_job", "execute_job", "fail_job", "get_job",
+    "JudgingSummary", "RoutingSummary", "active_job", "cancel_job", "create_job", "execute_job", "get_job",
     "judge_items", "judge_project", "judge_row", "labelled_candidates", "project_budget", "queue_job",
-    "route_imported_items", "route_project", "routing_settings", "update_routing_settings",
+    "retry_job", "route_imported_items", "route_project", "routing_settings", "run_judging", "update_routing_settings",
 ]

@@ -9,6 +9,8 @@ goes through `routing.actions`.
 from django.conf import settings
 from django.db import models
 
+from arena.jobs.models import ACTIVE, Job, JobStatus
+
 
 class ProjectRouting(models.Model):
     """How a project's comparisons are judged and routed, beside the project's own
@@ -37,41 +39,30 @@ class JobKind(models.TextChoices):
     ROUTE = "route", "Judge and route the pending items"
 
 
-class JobStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
+ACTIVE_JOB_STATUSES = ACTIVE  # a judging job goes through the job lifecycle (arena.jobs)
+__all__ = ["ACTIVE_JOB_STATUSES", "JobStatus"]
 
 
-ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+class JudgingJob(Job):
+    """One run of a judge (and, for `route`, of the policy) over a project, in the worker.
+    Status, claim, heartbeat, done of total, cancel and attempts: `arena.jobs.models.Job`."""
 
-
-class JudgingJob(models.Model):
-    """One run of a judge (and, for `route`, of the policy) over a project, in the worker."""
+    task_name = "routing.tasks.run_judging_job"
+    noun = "judging job"
 
     project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="judging_jobs")
     kind = models.CharField(max_length=10, choices=JobKind.choices)
     judge_spec = models.CharField(max_length=500)
     judge = models.ForeignKey("arena.Judge", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True)
-    # Comparisons to judge in this job and how many are done; written after every batch.
-    done = models.PositiveIntegerField(default=0)
-    total = models.PositiveIntegerField(default=0)
     # judged, skipped, unparsable, unsupported, and for routing jobs routed_{human,judge,none}.
     counts = models.JSONField(default=dict, blank=True)
     # Only these items (an import's new items); null: every pending item (route) or every item (judge).
     item_ids = models.JSONField(null=True, blank=True)
     limit = models.PositiveIntegerField(null=True, blank=True, help_text="Judge at most this many comparisons.")
     trigger = models.CharField(max_length=20, blank=True, help_text="page, api, import or command")
-    error = models.TextField(blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -80,9 +71,8 @@ class JudgingJob(models.Model):
     def __str__(self):
         return f"{self.get_kind_display()} job {self.pk} on {self.project}"
 
-    @property
-    def is_active(self) -> bool:
-        return self.status in ACTIVE_JOB_STATUSES
+    def retry_fields(self) -> dict:
+        return {"counts": {}}
 
     @property
     def percent(self) -> int:

@@ -273,8 +273,9 @@ def job_dict(job: JudgingJob) -> dict:
         "id": job.pk, "project": job.project_id, "kind": job.kind, "judge_spec": job.judge_spec,
         "judge": str(job.judge) if job.judge_id else None, "status": job.status, "done": job.done,
         "total": job.total, "percent": job.percent, "counts": job.counts, "error": job.error,
-        "trigger": job.trigger, "created_at": job.created_at, "started_at": job.started_at,
-        "finished_at": job.finished_at,
+        "trigger": job.trigger, "phase": job.phase, "attempts": job.attempts, "claimed_by": job.claimed_by,
+        "cancel_requested": job.cancel_requested, "created_at": job.created_at, "started_at": job.started_at,
+        "heartbeat_at": job.heartbeat_at, "finished_at": job.finished_at,
     }  # fmt: skip
 
 

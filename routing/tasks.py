@@ -1,43 +1,31 @@
 """Judging and routing on the `judging` queue (config.settings routes routing.tasks.*
-there): one task, thin; the bookkeeping is in `routing.actions.execute_job`."""
+there): one task, thin; the bookkeeping is the job lifecycle's (`arena.jobs`), the work
+`routing.actions.run_judging`."""
 
-from celery import Task, shared_task
+from celery import shared_task
 from django.db import OperationalError
 
-
-class JudgingJobTask(Task):
-    """Late acknowledgement: a worker that dies mid-job leaves the message to be redelivered,
-    and the next delivery resumes the job (what was judged is skipped)."""
-
-    acks_late = True
-    reject_on_worker_lost = True
-
-    def on_failure(self, exc, task_id, args, kwargs, einfo):
-        # execute_job stores its own failures; this catches what escaped it (retries spent,
-        # an import error in the worker).
-        from .actions import fail_job
-
-        job_id = args[0] if args else kwargs.get("job_id")
-        if job_id is not None:
-            fail_job(job_id, f"{type(exc).__name__}: {exc}\n{einfo}")
+from arena.jobs.tasks import JobTask
 
 
 @shared_task(
     bind=True,
-    base=JudgingJobTask,
+    base=JobTask,
+    job_model="routing.JudgingJob",
     name="routing.tasks.run_judging_job",
-    # A locked SQLite database or a dropped PostgreSQL connection passes; a judge that
-    # cannot run fails the same way the second time, so it is not retried.
+    # A locked SQLite database or a dropped PostgreSQL connection passes (the job goes back
+    # to the queue and this retry claims it); a judge that cannot run fails the same way the
+    # second time, so it is not retried.
     autoretry_for=(OperationalError,),
     retry_backoff=True,
     max_retries=3,
     # A job nobody started within a day is stale: the project has moved on.
     expires=24 * 3600,
 )
-def run_judging_job(self, job_id: int) -> str:
-    from .actions import execute_job
+def run_judging_job(self, job_id: int, attempt: int | None = None) -> str:
+    from .actions import run_judging
 
-    return execute_job(job_id)
+    return self.run_job(job_id, attempt, run_judging)
 
 
 @shared_task(

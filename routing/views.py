@@ -116,3 +116,29 @@ def start_job(request, pk, kind):
         messages.success(request, f"{what} is queued on the judging queue (job {job.pk}).")
     return redirect("routing:project", pk=pk)
 
+
+
+def _job_action(request, job_id, act, done: str):
+    """Cancel or retry a job from the project page: what starting a job needs."""
+    _require(request, VIEW_PERMISSION, JOB_PERMISSION)
+    job = get_object_or_404(JudgingJob, pk=job_id)
+    try:
+        job = act(job)
+    except DuetError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, done.format(job=job))
+    return redirect("routing:project", pk=job.project_id)
+
+
+@login_required
+@require_POST
+def cancel_job(request, job_id):
+    return _job_action(request, job_id, actions.cancel_job, "Job {job.pk}: cancellation requested.")
+
+
+@login_required
+@require_POST
+def retry_job(request, job_id):
+    return _job_action(request, job_id, actions.retry_job,
+                       "Job {job.pk} is queued again on the judging queue (attempt {job.attempts}).")

@@ -20,12 +20,13 @@ from config.celery import LANES, app
 from tests import processes
 
 ROOT = Path(__file__).resolve().parent.parent
-QUICK_TASKS = {"arena.tasks.refresh_leaderboards", "arena.tasks.generate_live_turn"}
+QUICK_TASKS = {"arena.tasks.refresh_leaderboards", "arena.tasks.generate_live_turn", "arena.jobs.tasks.sweep_stale_jobs"}
 LONG_TASKS = {
     "arena.tasks.generate_outputs",
     "routing.tasks.run_judging_job",
     "training.tasks.run_training",
     "annotation.export_tasks.export_dataset_task",
+    "annotation.import_tasks.import_comparisons_task",
 }
 
 
@@ -62,16 +63,27 @@ def test_the_lanes_consume_every_queue_once_and_long_work_yields_the_cpu():
         assert (lane.nice == 0) if quick else (lane.nice > 0), lane
 
 
+def test_one_lane_runs_the_beat_and_its_schedule_sweeps_stale_jobs():
+    # given the lanes `make run` and `make worker` start
+    beats = [lane for lane in LANES if lane.beat]
+    # then exactly one of them runs the beat, and the beat sweeps stale jobs on the quick lane
+    assert len(beats) == 1 and "-B" in beats[0].worker_args()
+    tasks = {entry["task"] for entry in app.conf.beat_schedule.values()}
+    assert "arena.jobs.tasks.sweep_stale_jobs" in tasks
+    assert queue_of("arena.jobs.tasks.sweep_stale_jobs") in settings.CELERY_QUICK_QUEUES
+
+
 def test_make_run_and_make_worker_start_the_lanes():
     makefile = (ROOT / "Makefile").read_text()
     variables = dict(re.findall(r"^(WORKER_\w+)\s*:=\s*(.+)$", makefile, re.M))
     started = {}
     for variable, command in variables.items():
-        nice, name, queues, concurrency = re.search(
-            r"OMP_NUM_THREADS=1 nice -n (\d+) \S+/celery -A config worker -n (\w+)@%h -Q (\S+) -c (\d+)", command
+        nice, name, queues, concurrency, beat = re.search(
+            r"OMP_NUM_THREADS=1 nice -n (\d+) \S+/celery -A config worker -n (\w+)@%h -Q (\S+) -c (\d+)( -B)?", command
         ).groups()
-        started[variable] = (name, tuple(queues.split(",")), int(concurrency), int(nice))
-    assert sorted(started.values()) == sorted((lane.name, lane.queues, lane.concurrency, lane.nice) for lane in LANES)
+        started[variable] = (name, tuple(queues.split(",")), int(concurrency), int(nice), bool(beat))
+    assert sorted(started.values()) == sorted((lane.name, lane.queues, lane.concurrency, lane.nice, lane.beat)
+                                              for lane in LANES)  # fmt: skip
 
     def recipe(target):
         return re.search(rf"^{target}:.*\n((?:\t.*\n)+)", makefile, re.M).group(1)

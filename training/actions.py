@@ -8,19 +8,18 @@ joins the arena.
 """
 
 import logging
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
-from arena import events
 from arena.errors import InvalidInput, NotFound
+from arena.jobs import lifecycle
+from arena.jobs.lifecycle import JobCancelled, JobContext, JobFailed
 from arena.models import Arena, Modality, Provider, System
 
-from .models import RunKind, RunStatus, TrainingRun
+from .models import RunKind, TrainingRun
 
 logger = logging.getLogger(__name__)
 
@@ -140,24 +139,12 @@ def do_create_run(request: RunRequest, user=None, *, queue: bool = True) -> Trai
 
 def do_cancel_run(run: TrainingRun) -> TrainingRun:
     """A queued run is cancelled at once; a running one stops at its next step."""
-    if run.is_finished:
-        raise InvalidInput(f"run {run.pk} has already {run.status}")
-    TrainingRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
-        status=RunStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now()
-    )
-    TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(cancel_requested=True)
-    run.refresh_from_db()
-    return run
+    return lifecycle.cancel(run)
 
 
-def mark_stale_runs() -> int:
-    """A run whose worker died stops sending heartbeats; it is failed, never left running."""
-    limit = timezone.now() - timezone.timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT_SECONDS)
-    return TrainingRun.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=limit).update(
-        status=RunStatus.FAILED,
-        finished_at=timezone.now(),
-        error=f"no heartbeat for {settings.TRAINING_HEARTBEAT_TIMEOUT_SECONDS} s: the worker running it stopped",
-    )
+def do_retry_run(run: TrainingRun) -> TrainingRun:
+    """A failed or cancelled run queued again with the same settings, as its next attempt."""
+    return lifecycle.retry(run)
 
 
 # --- the worker side ------------------------------------------------------------------------
@@ -186,42 +173,14 @@ def snapshot_dataset(run: TrainingRun) -> tuple[Path, list[dict]]:
     return Path(result.path), keep_text_pairs(result)
 
 
-def _claim(run_id: int) -> TrainingRun | None:
-    now = timezone.now()
-    claimed = TrainingRun.objects.filter(pk=run_id, status=RunStatus.QUEUED, cancel_requested=False).update(
-        status=RunStatus.RUNNING, started_at=now, heartbeat_at=now
-    )
-    return TrainingRun.objects.get(pk=run_id) if claimed else None
+def execute_run(run_id: int, attempt: int | None = None, worker: str | None = None) -> str:
+    """Run a queued training job to its end; returns the final status. A run that is not
+    queued (a repeated delivery, a cancelled run) is left as it is."""
+    return lifecycle.run_job(TrainingRun, run_id, train_run, worker=worker or lifecycle.this_worker(),
+                             attempt=attempt)  # fmt: skip
 
 
-def _finish(run_id: int, status: str, **fields) -> None:
-    TrainingRun.objects.filter(pk=run_id).update(status=status, finished_at=timezone.now(), **fields)
-    kind, project_id = TrainingRun.objects.filter(pk=run_id).values_list("kind", "project_id").first() or ("", None)
-    events.send_on_commit(events.training_run_finished, TrainingRun, run_id=run_id, status=status, kind=kind,
-                          project_id=project_id)  # fmt: skip
-
-
-def execute_run(run_id: int) -> str:
-    """Run a queued training job to its end; returns the final status."""
-    run = _claim(run_id)
-    if run is None:
-        current = TrainingRun.objects.filter(pk=run_id).first()
-        if current is not None and current.status == RunStatus.RUNNING:
-            # Redelivered after the worker that had it died (acks_late): whatever it had
-            # written is in its own run folder; the run is failed, not resumed.
-            _finish(run_id, RunStatus.FAILED, error="the worker running this job stopped (killed or lost); "
-                                                    "start the run again")  # fmt: skip
-            return RunStatus.FAILED
-        return current.status if current else "missing"
-    try:
-        return _train(run)
-    except Exception:  # noqa: BLE001 - any failure is stored with its traceback, never raised into Celery
-        logger.exception("training run %s failed", run_id)
-        _finish(run_id, RunStatus.FAILED, error=traceback.format_exc()[-20000:])
-        return RunStatus.FAILED
-
-
-def _train(run: TrainingRun) -> str:
+def train_run(run: TrainingRun, job: JobContext) -> dict:
     from training.recipes import TrainingRecipe, train_dpo, train_reward_model
 
     from .jobs import RunProgress
@@ -232,33 +191,24 @@ def _train(run: TrainingRun) -> str:
     TrainingRun.objects.filter(pk=run.pk).update(n_pairs=len(pairs), artifacts={"dataset": str(dataset_path)})
     progress.phase("dataset", len(pairs), len(pairs))
     if len(pairs) < 2:
-        _finish(run.pk, RunStatus.FAILED, error=f"the data source has {len(pairs)} decided pair(s); "
-                                                "at least 2 are needed to train")  # fmt: skip
-        return RunStatus.FAILED
-
-    def should_stop() -> bool:
-        TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
-        return TrainingRun.objects.filter(pk=run.pk, cancel_requested=True).exists()
+        raise JobFailed(f"the data source has {len(pairs)} decided pair(s); at least 2 are needed to train")
 
     train = train_dpo if run.kind == RunKind.DPO else train_reward_model
     result = train(pairs, TrainingRecipe.from_dict(run.recipe), run_dir(run), on_progress=progress.step,
-                   should_stop=should_stop, on_phase=progress.phase)  # fmt: skip
+                   should_stop=job.cancel_requested, on_phase=progress.phase)  # fmt: skip
     artifacts = {"dataset": str(dataset_path), "output_dir": result.output_dir, "model_dir": result.model_dir,
                  "merged_dir": result.merged_dir}  # fmt: skip
     if result.cancelled:
-        _finish(run.pk, RunStatus.CANCELLED, artifacts=artifacts, metrics=_metrics(result))
-        return RunStatus.CANCELLED
+        raise JobCancelled(artifacts=artifacts, metrics=_metrics(result))
     produced = None
     if run.kind == RunKind.DPO and result.merged_dir:
         progress.phase("registering")
         produced = register_tuned_system(run, result.merged_dir)
-    _finish(run.pk, RunStatus.SUCCEEDED, artifacts=artifacts, metrics=_metrics(result), produced_system=produced)
-    if produced is not None:
+        # The tuned model answers the arena's prompts in the worker, then meets the others.
         from arena.tasks import generate_outputs
 
-        # The tuned model answers the arena's prompts in the worker, then meets the others.
         transaction.on_commit(lambda: generate_outputs.delay(produced.pk))
-    return RunStatus.SUCCEEDED
+    return {"artifacts": artifacts, "metrics": _metrics(result), "produced_system": produced}
 
 
 def _metrics(result) -> dict:

@@ -7,6 +7,7 @@ class TrainingConfig(AppConfig):
     def ready(self):
         # Every worker records which queues it consumes, so `train --wait` can tell when
         # nothing consumes `training` (training.workers).
-        from . import workers
+        from . import receivers, workers
 
         workers.connect_signals()
+        receivers.connect()

@@ -13,13 +13,12 @@ run says when the operating system kills the worker under it.
 from __future__ import annotations
 
 import os
-import re
 import socket
 import time
 
 from django.utils import timezone
 
-from .models import RunStatus, TrainingRun
+from .models import TrainingRun
 
 PHASES = ("dataset", "loading", "reference", "training", "evaluation", "saving", "registering")
 # Progress within a phase is written at most this often (a GPU's reference batches take
@@ -27,7 +26,7 @@ PHASES = ("dataset", "loading", "reference", "training", "evaluation", "saving",
 WRITE_INTERVAL_S = 1.0
 KILLED_FOR_MEMORY = (
     "the worker running this run was killed by the operating system ({signal}), most likely for lack of "
-    "memory{usage}; lower data.max_length (or training.micro_batch_size, if raised) and start the run again"
+    "memory{usage}; lower data.max_length (or training.micro_batch_size, if raised) and retry the run"
 )
 
 
@@ -71,29 +70,23 @@ class RunProgress:
             return
         self._written_at = now
         self.state["rss_mb"] = resident_mb()
-        fields = {"progress": dict(self.state), "heartbeat_at": timezone.now()}
+        # The lifecycle's own phase and done of total, for every kind of job's pages alike.
+        fields = {"progress": dict(self.state), "heartbeat_at": timezone.now(), "phase": self.state["phase"],
+                  "done": self.state["phase_done"], "total": self.state["phase_total"]}  # fmt: skip
         if history:
             fields["history"] = self.history
         TrainingRun.objects.filter(pk=self.run_id).update(**fields)
 
 
-def record_worker_lost(run_id: int, error: Exception) -> bool:
-    """Fail a run whose worker process died under it, saying why; True when a run was failed.
+def worker_lost_message(run: TrainingRun, signal: str, error: Exception) -> str:
+    """What a run says when its worker process died (`TrainingRun.worker_lost_message`).
 
     Celery's pool reports the death as WorkerLostError("... signal 9 (SIGKILL) ..."): the
     kernel's out-of-memory killer sends SIGKILL, so that is reported as lack of memory, with
     the worker's last resident size when one was written.
     """
-    run = TrainingRun.objects.filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).first()
-    if run is None:
-        return False
-    found = re.search(r"signal (\d+)(?: \((\w+)\))?", str(error))
-    if found and found.group(1) == "9":
-        last = (run.progress or {}).get("rss_mb")
-        usage = f" (it used {last:,} MB at its last report, in phase {run.progress.get('phase')})" if last else ""
-        message = KILLED_FOR_MEMORY.format(signal=found.group(2) or "signal 9", usage=usage)
-    else:
-        message = f"the worker running this run stopped ({error}); start the run again"
-    return bool(TrainingRun.objects.filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
-        status=RunStatus.FAILED, finished_at=timezone.now(), error=message
-    ))
+    if signal != "SIGKILL":
+        return f"the worker running this run stopped ({error}); retry the run"
+    last = (run.progress or {}).get("rss_mb")
+    usage = f" (it used {last:,} MB at its last report, in phase {run.progress.get('phase')})" if last else ""
+    return KILLED_FOR_MEMORY.format(signal=signal, usage=usage)

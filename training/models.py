@@ -7,26 +7,25 @@ worker side.
 from django.conf import settings
 from django.db import models
 
+from arena.jobs.models import FINISHED, Job, JobStatus
+
 
 class RunKind(models.TextChoices):
     REWARD = "reward", "Reward model (Bradley-Terry)"
     DPO = "dpo", "DPO-family preference tuning"
 
 
-class RunStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
+RunStatus = JobStatus  # a run goes through the job lifecycle (arena.jobs)
+__all__ = ["FINISHED", "RunKind", "RunStatus", "TrainingRun"]
 
 
-FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+class TrainingRun(Job):
+    """Status, claim, heartbeat, cancel, attempts and timings: `arena.jobs.models.Job`."""
 
+    task_name = "training.tasks.run_training"
+    noun = "run"
 
-class TrainingRun(models.Model):
     kind = models.CharField(max_length=10, choices=RunKind.choices)
-    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
     # Data source: one of a project or an arena, and the filters of the dataset built from it
     # (aggregate, min_confidence, include_ties, source) — annotation's export options.
     project = models.ForeignKey(
@@ -52,15 +51,9 @@ class TrainingRun(models.Model):
     produced_system = models.ForeignKey(
         "arena.System", null=True, blank=True, on_delete=models.SET_NULL, related_name="produced_by_runs"
     )
-    error = models.TextField(blank=True)
-    cancel_requested = models.BooleanField(default=False)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -68,9 +61,18 @@ class TrainingRun(models.Model):
     def __str__(self):
         return f"{self.get_kind_display()} run {self.pk}"
 
-    @property
-    def is_finished(self) -> bool:
-        return self.status in FINISHED
+    @classmethod
+    def heartbeat_timeout(cls) -> float:
+        return float(settings.TRAINING_HEARTBEAT_TIMEOUT_SECONDS)
+
+    def retry_fields(self) -> dict:
+        return {"progress": {}, "history": [], "metrics": {}, "artifacts": {}, "n_pairs": None,
+                "produced_system": None}  # fmt: skip
+
+    def worker_lost_message(self, signal: str, error: Exception) -> str:
+        from .jobs import worker_lost_message
+
+        return worker_lost_message(self, signal, error)
 
     @property
     def percent(self) -> int:

@@ -27,7 +27,6 @@ def _worker_warning(runs) -> str:
 
 
 def _render_dashboard(request, form, status=200):
-    actions.mark_stale_runs()
     runs = list(TrainingRun.objects.select_related("project", "arena", "base_system", "produced_system")[:50])
     for run in runs:
         run.heldout = results.heldout(run.metrics)
@@ -88,7 +87,6 @@ def _status(run: TrainingRun) -> dict:
 @login_required
 @permission_required("training.view_trainingrun", raise_exception=True)
 def run_detail(request, run_id: int):
-    actions.mark_stale_runs()
     run = _run_or_404(run_id)
     status = _status(run)
     return render(request, "training/run.html", {
@@ -107,18 +105,32 @@ def run_detail(request, run_id: int):
 @login_required
 @permission_required("training.view_trainingrun", raise_exception=True)
 def run_status(request, run_id: int):
-    # Polled every 2 s by each open run page: it reads, and leaves stale runs to the pages.
+    # Polled every 2 s by each open run page: it only reads (the beat's sweep fails stale runs).
     return JsonResponse(_status(_run_or_404(run_id)))
 
 
+# Cancel and retry need what starting a run needs.
 @login_required
 @require_POST
-@permission_required("training.change_trainingrun", raise_exception=True)
+@permission_required("training.add_trainingrun", raise_exception=True)
 def cancel_run(request, run_id: int):
     run = get_object_or_404(TrainingRun, pk=run_id)
     try:
         actions.do_cancel_run(run)
         messages.success(request, f"Run {run.pk}: cancellation requested.")
+    except DuetError as exc:
+        messages.error(request, exc.message)
+    return redirect("training:run", run_id=run.pk)
+
+
+@login_required
+@require_POST
+@permission_required("training.add_trainingrun", raise_exception=True)
+def retry_run(request, run_id: int):
+    run = get_object_or_404(TrainingRun, pk=run_id)
+    try:
+        run = actions.do_retry_run(run)
+        messages.success(request, f"Run {run.pk} queued again (attempt {run.attempts}) on the {TRAINING_QUEUE} queue.")
     except DuetError as exc:
         messages.error(request, exc.message)
     return redirect("training:run", run_id=run.pk)

@@ -30,6 +30,9 @@ class ImportRequestSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=FORMATS, default="duet")
     media_zip = serializers.FileField(required=False, help_text="zip of the files rows name in a.media / b.media")
     seed = serializers.IntegerField(required=False, default=0, help_text="sides of HH-RLHF pairs")
+    background = serializers.BooleanField(
+        required=False, default=False, help_text="import in the worker: answers 202 with a job to follow"
+    )
 
 
 class ImportSummarySerializer(serializers.Serializer):

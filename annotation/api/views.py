@@ -10,11 +10,12 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from arena.api.serializers import ErrorSerializer
+from arena.jobs import lifecycle
 
-from .. import actions
+from .. import actions, import_jobs
 from .. import assignment as queue
 from ..errors import NotAllowed, NotFound
-from ..models import Project, ProjectItem, ProjectMembership
+from ..models import ImportJob, Project, ProjectItem, ProjectMembership
 from ..presenters import submission_payload, task_payload
 from . import serializers
 
@@ -62,7 +63,8 @@ class ProjectViewSet(viewsets.ModelViewSet):
     # --- import -----------------------------------------------------------------------------
 
     @extend_schema(request=serializers.ImportRequestSerializer,
-                   responses={201: serializers.ImportSummarySerializer, 400: ErrorSerializer, 403: ErrorSerializer})
+                   responses={201: serializers.ImportSummarySerializer, 202: dict, 400: ErrorSerializer,
+                              403: ErrorSerializer})  # fmt: skip
     @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, FormParser], url_path="import")
     def import_items(self, request, pk=None):
         project = self.get_object()
@@ -71,6 +73,10 @@ class ProjectViewSet(viewsets.ModelViewSet):
         shape.is_valid(raise_exception=True)
         data = shape.validated_data
         upload = data["file"]
+        if data["background"]:
+            job = import_jobs.queue_import(project, upload, upload.name, data["format"], media_zip=data.get("media_zip"),
+                                           seed=data["seed"], user=request.user)  # fmt: skip
+            return Response(import_jobs.job_payload(job), status=status.HTTP_202_ACCEPTED)
         summary = actions.import_comparisons(
             project, upload, upload.name, data["format"], media_zip=data.get("media_zip"), seed=data["seed"]
         )
@@ -178,3 +184,34 @@ class ProjectViewSet(viewsets.ModelViewSet):
             {"adjudication": adjudication.pk, "item": item.pk, "verdict": adjudication.verdict},
             status=status.HTTP_201_CREATED,
         )
+
+
+class ImportJobViewSet(viewsets.ReadOnlyModelViewSet):
+    """Imports run in the worker (`POST /api/annotation/projects/<id>/import/` with
+    `background`): follow one, cancel it, retry it. Whoever may import into projects."""
+
+    def get_queryset(self):
+        _require(self.request.user, "annotation.add_projectitem")
+        return ImportJob.objects.select_related("project").order_by("-id")
+
+    queryset = ImportJob.objects.none()  # for the schema; get_queryset answers requests
+
+    @extend_schema(responses={200: dict, 403: ErrorSerializer})
+    def list(self, request, *args, **kwargs):
+        """The last 50 imports run in the worker."""
+        return Response([import_jobs.job_payload(job) for job in self.get_queryset()[:50]])
+
+    @extend_schema(responses={200: dict, 403: ErrorSerializer, 404: ErrorSerializer})
+    def retrieve(self, request, *args, **kwargs):
+        return Response(import_jobs.job_payload(self.get_object()))
+
+    @extend_schema(request=None, responses={200: dict, 400: ErrorSerializer, 403: ErrorSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        return Response(import_jobs.job_payload(lifecycle.cancel(self.get_object())))
+
+    @extend_schema(request=None, responses={202: dict, 400: ErrorSerializer, 403: ErrorSerializer})
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        job = lifecycle.retry(self.get_object())
+        return Response(import_jobs.job_payload(job), status=status.HTTP_202_ACCEPTED)

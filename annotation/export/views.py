@@ -6,9 +6,12 @@ judgment (the `arena.view_judgment` permission).
     GET  /api/annotation/exports/                  recent jobs
     GET  /api/annotation/exports/<id>/             one job: status, progress, result
     GET  /api/annotation/exports/<id>/download/    the rows (?part=media: the media zip)
+    POST /api/annotation/exports/<id>/cancel/      a queued export at once, a running one between chunks
+    POST /api/annotation/exports/<id>/retry/       a failed or cancelled export again, same options
 
 The page (`export_page`) offers the same with a form, follows running exports through the
-JSON status above (static/annotation/export.js), and downloads at ?download=<id>.
+JSON status above (static/annotation/export.js), downloads at ?download=<id>, and cancels
+or retries a job with a POST of `cancel` or `retry` = <id>.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from arena.errors import InvalidInput, NotFound
+from arena.jobs import lifecycle
 
 from . import jobs
 from .options import AGGREGATIONS, FORMATS, SOURCES, ExportError
@@ -76,7 +80,7 @@ def start_export(data: dict, user) -> jobs.ExportJob:
 def _job_payload(request, job: jobs.ExportJob, job_path: str) -> dict:
     # Links are built from the request's own path, so the views work wherever they are
     # mounted: <jobs>/<id>/ and <jobs>/<id>/download/.
-    payload = job.to_dict()
+    payload = jobs.job_payload(job)
     payload["url"] = request.build_absolute_uri(job_path)
     if job.status == jobs.DONE:
         payload["download"] = {
@@ -95,12 +99,12 @@ class ExportJobsView(APIView):
         serializer.is_valid(raise_exception=True)
         data = {key: value for key, value in serializer.validated_data.items() if value is not None}
         job = start_export(data, request.user)
-        return Response(_job_payload(request, job, f"{request.path}{job.id}/"), status=status.HTTP_202_ACCEPTED)
+        return Response(_job_payload(request, job, f"{request.path}{job.pk}/"), status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(operation_id="annotation_exports_list", responses={200: dict})
     def get(self, request):
         return Response(
-            {"results": [_job_payload(request, job, f"{request.path}{job.id}/") for job in jobs.recent_jobs()]}
+            {"results": [_job_payload(request, job, f"{request.path}{job.pk}/") for job in jobs.recent_jobs()]}
         )
 
 
@@ -113,6 +117,36 @@ class ExportJobView(APIView):
         if job is None:
             raise NotFound("no such export")
         return Response(_job_payload(request, job, request.path))
+
+
+def _existing_job(job_id: str) -> jobs.ExportJob:
+    job = jobs.load_job(job_id)
+    if job is None:
+        raise NotFound("no such export")
+    return job
+
+
+class CancelExportView(APIView):
+    """Cancel an export: a queued one at once, a running one between chunks."""
+
+    permission_classes = [CanExport]
+
+    @extend_schema(request=None, responses={200: dict})
+    def post(self, request, job_id: str):
+        job = lifecycle.cancel(_existing_job(job_id))
+        return Response(_job_payload(request, job, request.path.removesuffix("cancel/")))
+
+
+class RetryExportView(APIView):
+    """Queue a failed or cancelled export again with the same options (its next attempt)."""
+
+    permission_classes = [CanExport]
+
+    @extend_schema(request=None, responses={202: dict})
+    def post(self, request, job_id: str):
+        job = lifecycle.retry(_existing_job(job_id))
+        return Response(_job_payload(request, job, request.path.removesuffix("retry/")),
+                        status=status.HTTP_202_ACCEPTED)  # fmt: skip
 
 
 class ExportDownloadView(APIView):
@@ -148,12 +182,25 @@ def export_page(request):
 
     if "download" in request.GET:
         return _file_response(request.GET["download"], request.GET.get("part", "rows"))
+    if request.method == "POST" and ("cancel" in request.POST or "retry" in request.POST):
+        act, job_id = (lifecycle.cancel, request.POST["cancel"]) if "cancel" in request.POST else (
+            lifecycle.retry, request.POST["retry"])  # fmt: skip
+        job = jobs.load_job(job_id)
+        if job is None:
+            raise Http404("no such export")
+        try:
+            job = act(job)
+            messages.success(request, f"Export {job.pk[:8]}: " + (
+                "cancellation requested." if act is lifecycle.cancel else f"queued again (attempt {job.attempts})."))
+        except InvalidInput as exc:
+            messages.error(request, exc.message)
+        return redirect(request.path)
     if request.method == "POST":
         form = ExportRequestSerializer(data=_form_data(request.POST))
         if form.is_valid():
             try:
                 job = start_export(dict(form.validated_data), request.user)
-                messages.success(request, f"Export {job.id[:8]} queued.")
+                messages.success(request, f"Export {job.pk[:8]} queued.")
                 return redirect(request.path)
             except InvalidInput as exc:
                 messages.error(request, exc.message)

@@ -13,4 +13,6 @@ urlpatterns = [
     path("routing/projects/<int:pk>/judge/", views.StartJudgingView.as_view(), name="judge"),
     path("routing/projects/<int:pk>/route/", views.StartRoutingView.as_view(), name="route"),
     path("routing/jobs/<int:job_id>/", views.JobView.as_view(), name="job"),
+    path("routing/jobs/<int:job_id>/cancel/", views.CancelJobView.as_view(), name="job-cancel"),
+    path("routing/jobs/<int:job_id>/retry/", views.RetryJobView.as_view(), name="job-retry"),
 ]

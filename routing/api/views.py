@@ -125,3 +125,20 @@ class JobView(RoutingView):
         """A job's progress: status, done of total, counts, error."""
         _require(request.user, VIEW_PERMISSION)
         return Response(report.job_dict(actions.get_job(job_id)))
+
+
+class CancelJobView(RoutingView):
+    @extend_schema(request=None, responses={200: dict, 400: ErrorSerializer, 403: ErrorSerializer})
+    def post(self, request, job_id):
+        """Cancel a job: a queued one at once, a running one after its current batch."""
+        _require(request.user, VIEW_PERMISSION, JOB_PERMISSION)
+        return Response(report.job_dict(actions.cancel_job(actions.get_job(job_id))))
+
+
+class RetryJobView(RoutingView):
+    @extend_schema(request=None, responses={202: dict, 400: ErrorSerializer, 403: ErrorSerializer})
+    def post(self, request, job_id):
+        """Queue a failed or cancelled job again with the same settings (its next attempt)."""
+        _require(request.user, VIEW_PERMISSION, JOB_PERMISSION)
+        job = actions.retry_job(actions.get_job(job_id))
+        return Response(report.job_dict(job), status=status.HTTP_202_ACCEPTED)

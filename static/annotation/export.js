@@ -18,7 +18,11 @@
     if (bar) { bar.value = job.progress || 0; bar.hidden = job.status !== "running"; }
     if (count) count.textContent = job.status === "running" && job.total ? job.done + "/" + job.total : "";
     if (error && job.error) { error.textContent = job.error; error.hidden = false; }
-    if (job.status === "done") {
+    if (!ACTIVE[job.status]) {  // an ended export has nothing to cancel
+      var cancel = row.querySelector(".job-cancel");
+      if (cancel) cancel.closest("form").hidden = true;
+    }
+    if (job.status === "succeeded") {
       if (rows && job.result && job.result.n_rows != null) rows.textContent = job.result.n_rows;
       if (files) {
         files.textContent = "";

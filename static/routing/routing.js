@@ -56,6 +56,8 @@
       row.querySelector(".job-counts").textContent = countsText(job.counts);
       if (job.judge) row.querySelector(".job-judge").textContent = job.judge;
       if (job.finished_at) row.querySelector(".job-finished").textContent = new Date(job.finished_at).toLocaleString();
+      const cancel = row.querySelector(".job-cancel");  // an ended job has nothing to cancel
+      if (cancel && job.finished_at) cancel.closest("form").hidden = true;
     }
   }
 

@@ -359,24 +359,26 @@ def test_the_celery_task_runs_a_job_once_with_progress(crowd_project):
     from annotation.export_tasks import export_dataset_task
 
     job = jobs.create_job({"format": "parquet", "project": "crowd"}, requested_by="res")
-    result = export_dataset_task.apply(args=[job.id]).get()
-    assert result["n_rows"] == 180
+    assert export_dataset_task.apply(args=[job.id]).get() == "succeeded"
     job = jobs.load_job(job.id)
-    assert job.status == jobs.DONE and job.done == job.total == 180 and job.progress == 1.0
+    assert job.result["n_rows"] == 180
+    assert job.status == jobs.DONE and job.done == job.total == 180 and job.fraction == 1.0
     assert Path(job.files["rows"]).exists()
-    # A redelivered message finds the job claimed and does nothing.
-    assert export_dataset_task.apply(args=[job.id]).get() is None
+    finished_at = job.finished_at
+    # A redelivered message finds the job finished: it answers with its state and runs nothing.
+    assert export_dataset_task.apply(args=[job.id]).get() == "succeeded"
+    assert jobs.load_job(job.id).finished_at == finished_at
 
 
 @pytest.mark.django_db
 def test_a_failing_task_marks_its_job_failed(crowd_project, monkeypatch):
     from annotation import export_tasks
-    from annotation.export import jobs
+    from annotation.export import jobs, service
 
     def broken(options, progress=None):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(export_tasks, "export_dataset", broken)
+    monkeypatch.setattr(service, "export_dataset", broken)
     job = jobs.create_job({"format": "trl", "project": "crowd"})
     export_tasks.export_dataset_task.apply(args=[job.id])
     job = jobs.load_job(job.id)
@@ -400,7 +402,7 @@ def test_export_api(
     assert response.status_code == 202, response.content
     job_url = response.json()["url"]
     status = client.get(job_url).json()
-    assert status["status"] == "done" and status["result"]["n_rows"] > 0
+    assert status["status"] == "succeeded" and status["result"]["n_rows"] > 0
     assert "path" not in status["result"] and "output" not in status["options"]  # server paths stay private
     download = client.get(status["download"]["rows"])
     assert download.status_code == 200
@@ -426,7 +428,7 @@ def test_admin_export_page(
                                                    "source": "human", "min_confidence": "0"})  # fmt: skip
     assert posted.status_code == 302
     page = client.get("/projects/export/")
-    assert b"done" in page.content and b"part=rows" in page.content
+    assert b"succeeded" in page.content and b"part=rows" in page.content
     from annotation.export import jobs
 
     job = jobs.recent_jobs()[0]

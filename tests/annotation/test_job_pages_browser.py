@@ -37,7 +37,7 @@ def test_an_export_is_followed_to_its_files(page, login, live_server, researcher
     export_dataset_task.apply(args=[queued[0]])  # the worker's part
     page.wait_for_selector(f"#export-jobs tr[data-job='{queued[0]}'] .job-files a", timeout=15000)
     row = page.locator(f"#export-jobs tr[data-job='{queued[0]}']")
-    assert row.locator(".job-status").inner_text() == "done" and row.locator(".job-rows").inner_text() == "3"
+    assert row.locator(".job-status").inner_text() == "succeeded" and row.locator(".job-rows").inner_text() == "3"
     assert not_reloaded(page) and page.errors == []
 
 

@@ -52,7 +52,7 @@ def test_the_export_page_follows_a_queued_export_to_its_files(make_project, make
     # when the worker runs it, the status the script polls ends with the result and its files
     export_dataset_task.apply(args=[job_id])
     status = client.get(status_url).json()
-    assert (status["status"], status["result"]["n_rows"], status["parts"]) == ("done", 8, ["rows"])
+    assert (status["status"], status["result"]["n_rows"], status["parts"]) == ("succeeded", 8, ["rows"])
     assert status["progress"] == 1.0
     assert f'href="?download={job_id}&amp;part=rows"' in export_row(client.get("/projects/export/").content.decode(),
                                                                      job_id)

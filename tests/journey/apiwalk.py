@@ -25,7 +25,7 @@ def real_ids(world) -> dict[str, str | None]:
     """A real object for each path parameter, by the path it appears in; None when the
     state has none of that kind yet (its detail endpoints are walked from the state that
     has one)."""
-    from annotation.models import Project
+    from annotation.models import ImportJob, Project
     from arena.models import Judge, Judgment, LiveBattle, Output, Prompt, System
     from routing.models import JudgingJob
     from arena.webhooks import Webhook, WebhookDelivery
@@ -46,6 +46,7 @@ def real_ids(world) -> dict[str, str | None]:
         "/api/routing/projects/{id}/": project,
         "/api/routing/jobs/{job_id}/": first(JudgingJob.objects.all()),
         "/api/annotation/exports/{job_id}/": world.ids.get("export_job"),
+        "/api/annotation/imports/{id}/": first(ImportJob.objects.all()),  # the world imports in its requests
         "/api/training/runs/{id}/": first(TrainingRun.objects.all()),
         "/api/live/battles/{battle_id}/": first(LiveBattle.objects.all(), "public_id"),
         "/api/webhooks/{id}/": first(Webhook.objects.all()),

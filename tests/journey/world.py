@@ -184,7 +184,7 @@ class World:
                               {"format": "csv", "project": HH_PROJECT, "aggregate": "majority"}, 202)  # fmt: skip
         self.ids["export_job"] = job["id"]
         done = _check(researcher.get(f"/api/annotation/exports/{job['id']}/"), 200)
-        if done["status"] != "done":
+        if done["status"] != "succeeded":
             raise WorldError(f"the export ended {done['status']}: {done.get('error')}")
 
     def _to_trained(self) -> None:

@@ -87,29 +87,50 @@ POLICY = [
     # Exports, the quality dashboard and training are research data: never annotators.
     ("*export*", "GET", RESEARCHERS),
     ("annotation_api:export-jobs", "POST", RESEARCHERS),
+    ("annotation_api:export-cancel", "POST", RESEARCHERS),
+    ("annotation_api:export-retry", "POST", RESEARCHERS),
     ("annotation:dashboard", "GET", RESEARCHERS),
     ("training:start", "GET", ANYONE),  # POST-only: a GET is 405 for everyone
     ("training:cancel", "GET", ANYONE),
+    ("training:retry", "GET", ANYONE),
     ("training:*", "GET", RESEARCHERS),
     ("training:start", "POST", RESEARCHERS),
     ("training:cancel", "POST", RESEARCHERS),
+    ("training:retry", "POST", RESEARCHERS),
     ("trainingrun-*", "GET", RESEARCHERS),
     ("trainingrun-list", "POST", RESEARCHERS),
     ("trainingrun-cancel", "POST", RESEARCHERS),
+    ("trainingrun-retry", "POST", RESEARCHERS),
     ("routing:settings", "GET", MEMBERS),  # POST-only: a GET is 405 once logged in
     ("routing:start", "GET", MEMBERS),
+    ("routing:cancel", "GET", MEMBERS),
+    ("routing:retry", "GET", MEMBERS),
     ("routing:settings", "POST", RESEARCHERS),
     ("routing:start", "POST", RESEARCHERS),
+    ("routing:cancel", "POST", RESEARCHERS),
+    ("routing:retry", "POST", RESEARCHERS),
     ("routing:*", "GET", RESEARCHERS),
     ("routing_api:judge", "GET", MEMBERS),  # POST-only: a GET is 405 once logged in
     ("routing_api:route", "GET", MEMBERS),
+    ("routing_api:job-cancel", "GET", MEMBERS),
+    ("routing_api:job-retry", "GET", MEMBERS),
     ("routing_api:*", "GET", RESEARCHERS),
     ("routing_api:judge", "POST", RESEARCHERS),
     ("routing_api:route", "POST", RESEARCHERS),
+    ("routing_api:job-cancel", "POST", RESEARCHERS),
+    ("routing_api:job-retry", "POST", RESEARCHERS),
     # Annotation projects: membership decides (annotation's own tests cover who); only
     # researchers and admins create projects.
     # The permission is checked before the body is validated: an annotator's empty (invalid)
     # body gets 403, not 400.
+    # Imports in the worker: whoever may import (researchers, admins).
+    ("annotation_api:import-job-cancel", "GET", MEMBERS),  # POST-only: a GET is 405 once logged in
+    ("annotation_api:import-job-retry", "GET", MEMBERS),
+    ("annotation_api:import-job-*", "GET", RESEARCHERS),
+    ("annotation_api:import-job-cancel", "POST", RESEARCHERS),
+    ("annotation_api:import-job-retry", "POST", RESEARCHERS),
+    ("annotation:import-cancel", "POST", RESEARCHERS),
+    ("annotation:import-retry", "POST", RESEARCHERS),
     ("annotation_api:project-list", "POST", RESEARCHERS),
     ("annotation_api:project-detail", "PATCH", RESEARCHERS),
     ("annotation:create", "GET", RESEARCHERS),

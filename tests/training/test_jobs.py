@@ -113,11 +113,11 @@ def test_dpo_run_trains_evaluates_and_joins_the_arena(voted_arena, django_captur
     assert produced.name == f"tiny-base+dpo-run{run.pk}" and produced.parent == voted_arena
     assert produced.provider == "transformers" and produced.provider_config["system_prompt"] == "Be kind."
     assert produced.provider_config["model"] == run.artifacts["merged_dir"]
-    # its outputs for the arena's prompts are generated in the worker (beside the new system's change stamp
-    # and the run's announcement)
-    assert len([callback for callback in queued if getattr(callback, "func", None) not in (hotcache.bump, events.send)]) == 1
-    [announced] = [callback.args for callback in queued if getattr(callback, "func", None) is events.send]
-    assert announced[0] is events.training_run_finished and announced[2]["status"] == "succeeded"
+    # its outputs for the arena's prompts are generated in the worker (beside the new system's change stamp)
+    from arena.jobs.lifecycle import job_finished
+
+    others = [callback for callback in queued if getattr(callback, "func", None) not in (hotcache.bump, job_finished.send)]
+    assert len(others) == 1
     from arena.providers.generation import generate_missing_outputs
 
     assert generate_missing_outputs(produced) == 8
@@ -149,24 +149,29 @@ def test_too_little_data_fails_clearly(db, tiny_model_dir, settings, tmp_path):
     assert "0 decided pair(s)" in run.error
 
 
-def test_redelivered_run_of_a_dead_worker_is_failed_not_left_running(voted_arena):
+def test_a_repeated_delivery_of_a_running_run_answers_its_state_and_runs_nothing(voted_arena):
+    # given a run another worker has claimed
     run = actions.do_create_run(request_for(voted_arena))
-    TrainingRun.objects.filter(pk=run.pk).update(status="running")
-    assert actions.execute_run(run.pk) == "failed"
+    TrainingRun.objects.filter(pk=run.pk).update(status="running", claimed_by="long@a pid 1")
+    # when its message is delivered again
+    assert actions.execute_run(run.pk) == "running"
+    # then nothing ran: no dataset, no second claim (a dead worker is the sweep's to find)
     run.refresh_from_db()
-    assert "worker running this job stopped" in run.error
+    assert run.status == "running" and run.claimed_by == "long@a pid 1" and run.n_pairs is None
 
 
 def test_stale_heartbeat_fails_the_run(voted_arena, settings):
     from django.utils import timezone
 
+    from arena.jobs.lifecycle import sweep_stale_jobs
+
     run = actions.do_create_run(request_for(voted_arena))
     TrainingRun.objects.filter(pk=run.pk).update(
-        status="running", heartbeat_at=timezone.now() - timezone.timedelta(hours=2)
+        status="running", heartbeat_at=timezone.now() - timezone.timedelta(hours=2), claimed_by="long@a pid 1"
     )
-    assert actions.mark_stale_runs() == 1
+    assert sweep_stale_jobs() == 1
     run.refresh_from_db()
-    assert run.status == "failed" and "no heartbeat" in run.error
+    assert run.status == "failed" and "no heartbeat from worker long@a pid 1 since" in run.error
 
 
 def test_cancel_queued_and_running(voted_arena):

@@ -113,7 +113,7 @@ def _request_for_run(run_id: int):
 @pytest.mark.parametrize("signal, expected", [
     ("signal 9 (SIGKILL)", "killed by the operating system (SIGKILL), most likely for lack of memory (it used "
                            "15,500 MB at its last report, in phase training); lower data.max_length"),
-    ("signal 15 (SIGTERM)", "stopped (Worker exited prematurely: signal 15 (SIGTERM) Job: 0.); start the run again"),
+    ("signal 15 (SIGTERM)", "stopped (Worker exited prematurely: signal 15 (SIGTERM) Job: 0.); retry the run"),
 ])
 def test_a_worker_killed_under_a_run_fails_it_with_the_cause(signal, expected):
     from billiard.einfo import ExceptionInfo

@@ -30,7 +30,8 @@ class TrainingRunSerializer(serializers.ModelSerializer):
         fields = [
             "id", "kind", "status", "project", "arena", "data_filters", "base_system", "base_model", "loss",
             "recipe", "progress", "progress_text", "percent", "history", "metrics", "artifacts", "n_pairs", "produced_system",
-            "error", "cancel_requested", "heartbeat_at", "created_at", "started_at", "finished_at",
+            "error", "cancel_requested", "attempts", "claimed_by", "claimed_at", "heartbeat_at", "created_at",
+            "started_at", "finished_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -80,10 +81,6 @@ class TrainingRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet)
     serializer_class = TrainingRunSerializer
     permission_classes = [ModelPermissions]
 
-    def list(self, request, *args, **kwargs):
-        actions.mark_stale_runs()
-        return super().list(request, *args, **kwargs)
-
     @extend_schema(request=StartRunSerializer, responses={201: TrainingRunSerializer, 400: ErrorSerializer})
     def create(self, request, *args, **kwargs):
         data = StartRunSerializer(data=request.data)
@@ -107,3 +104,10 @@ class TrainingRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet)
     def cancel(self, request, pk=None, format=None):  # noqa: A002 - DRF passes the format suffix
         run = actions.do_cancel_run(self.get_object())
         return Response(TrainingRunSerializer(run).data)
+
+    @extend_schema(request=None, responses={202: TrainingRunSerializer, 400: ErrorSerializer})
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None, format=None):  # noqa: A002 - DRF passes the format suffix
+        """Queue a failed or cancelled run again with the same settings (its next attempt)."""
+        run = actions.do_retry_run(self.get_object())
+        return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)

@@ -91,7 +91,6 @@ class Command(BaseCommand):
         unattended_since = None  # when the queued run last had no worker to go to
         last_line = ""
         while True:
-            actions.mark_stale_runs()
             run.refresh_from_db()
             last_line = self._report(run, last_line)
             if run.is_finished:
