@@ -407,3 +407,6 @@ class LiveGeneration(models.Model):
         ordering = ["turn", "side"]
         constraints = [models.UniqueConstraint(fields=["battle", "side", "turn"], name="one_generation_per_side_turn")]
         indexes = [models.Index(fields=["system", "status"])]
+
+
+from .sharedstate import ChangeStamp, RateCount  # noqa: E402,F401 - shared state's tables, registered with arena

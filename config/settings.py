@@ -252,6 +252,14 @@ CELERY_WORKER_PROC_ALIVE_TIMEOUT = 300.0
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# Redis, for state every host must share (arena/sharedstate.py): the change stamps that
+# invalidate each process's copies and the rate-limit counts. Empty: both live in the
+# database, which is all one machine needs. Any redis:// or rediss:// URL; may be the
+# broker's own server (another db number keeps them apart).
+REDIS_URL = env_str("DUET_REDIS_URL", "")
+if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(f"DUET_REDIS_URL must be a redis://, rediss:// or unix:// URL, got {REDIS_URL!r}")
+
 # --- Duet -------------------------------------------------------------------------------
 # Anonymous voters in the arena (session based). Off by default: voters log in.
 OPEN_ARENA = env_bool("DUET_OPEN_ARENA", False)
@@ -276,12 +284,12 @@ if MATCHMAKING not in ("uniform", "active"):
 # How long each web process trusts its copy of rarely changing rows on the vote path
 # (tokens and roles, matchmaking index, rendered outputs, the board matchmaking reads)
 # when nothing reports a change: see arena/hotcache.py. Changes made by Django processes
-# on this host are reported at once through the stamps file below, so this only bounds
-# raw SQL, unreported .update()s and other hosts. 0 reads everything on every request.
+# on any host are reported through the change stamps (Redis, or the database), so this
+# only bounds raw SQL and unreported .update()s. 0 reads everything on every request.
 ARENA_CACHE_SECONDS = env_number("DUET_ARENA_CACHE_SECONDS", 60.0, float)
-# The change stamps every Duet process on this host shares (a 4 KiB memory-mapped file);
-# empty: none, changes made in other processes show within ARENA_CACHE_SECONDS.
-ARENA_CACHE_STAMPS = env_str("DUET_ARENA_CACHE_STAMPS", str(VAR_DIR / "hotcache.stamps"))
+# How often a busy process reads the change stamps: a change made on another host (a
+# revoked token, a deactivated system) shows within this, plus a request. 0: on every read.
+ARENA_CACHE_CHECK_SECONDS = env_number("DUET_ARENA_CACHE_CHECK_SECONDS", 0.25, float)
 # Live battles: voters' own prompts answered by two systems in the worker.
 LIVE_GENERATION_TIMEOUT_SECONDS = env_number("DUET_LIVE_TIMEOUT", 120.0, float)
 LIVE_MAX_CONCURRENT_PER_SYSTEM = env_number("DUET_LIVE_CONCURRENCY", 2)
@@ -357,9 +365,6 @@ for _name, _rate in (("DUET_VOTE_RATE_LIMIT", VOTE_RATE_LIMIT), ("DUET_NEXT_RATE
                      ("DUET_CLIENT_RATE_LIMIT", CLIENT_RATE_LIMIT)):  # fmt: skip
     if not re.fullmatch(r"\s*(off|none|0|\d+/(second|minute|hour|day))?\s*", _rate.lower()):
         raise ImproperlyConfigured(f"{_name} must be N/second, N/minute, N/hour, N/day or off, got {_rate!r}")
-# Where the counts live: "local" (an SQLite file in DUET_VAR_DIR, shared by every process
-# on this machine) or a redis:// URL (shared by several web machines).
-RATE_LIMIT_STORE = env_str("DUET_RATE_LIMIT_STORE", "local")
 # Proxies in front of Duet that append to X-Forwarded-For; 0 trusts only the socket's
 # address. Behind one reverse proxy set 1, or every voter shares the proxy's address.
 TRUSTED_PROXY_HOPS = env_number("DUET_TRUSTED_PROXY_HOPS", 0)
