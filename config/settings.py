@@ -6,6 +6,7 @@ for local use. Production sets DUET_PRODUCTION=1, which turns DEBUG off and refu
 start without DJANGO_SECRET_KEY.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -46,6 +47,19 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None or value == "":
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_json(name: str, default: dict) -> dict:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return dict(default)
+    try:
+        parsed = json.loads(value)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} must be a JSON object, got {value!r}: {error}") from None
+    if not isinstance(parsed, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object, got {value!r}")
+    return parsed
 
 
 PRODUCTION = env_bool("DUET_PRODUCTION", False)
@@ -173,6 +187,17 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+
+# Tuned models and exports (arena/storage.py): one storage every host reaches. By default
+# a folder (DUET_VAR_DIR itself, so exports stay in var/exports); on several hosts a shared
+# folder, or an object store through a django-storages backend and its options (JSON).
+STORAGE_DIR = Path(env_str("DUET_STORAGE_DIR", str(VAR_DIR)))
+STORAGES["duet"] = {
+    "BACKEND": env_str("DUET_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage"),
+    "OPTIONS": env_json("DUET_STORAGE_OPTIONS", {}),
+}
+if STORAGES["duet"]["BACKEND"] == "django.core.files.storage.FileSystemStorage":
+    STORAGES["duet"]["OPTIONS"].setdefault("location", str(STORAGE_DIR))
 
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("DUET_MEDIA_ROOT", str(VAR_DIR / "media")))
@@ -312,8 +337,8 @@ MODERATION_API_KEY_ENV = env_str("DUET_MODERATION_API_KEY_ENV", "")
 ANNOTATION_LEASE_SECONDS = env_number("DUET_ANNOTATION_LEASE_SECONDS", 600)
 ANNOTATION_IMPORT_MAX_BYTES = env_number("DUET_ANNOTATION_IMPORT_MAX_BYTES", 200 * 1024 * 1024)
 ANNOTATION_MEDIA_ZIP_MAX_BYTES = env_number("DUET_ANNOTATION_MEDIA_ZIP_MAX_BYTES", 2 * 1024**3)
-# Background exports (jobs and files); with several machines this must be shared storage.
-ANNOTATION_EXPORT_DIR = Path(env_str("DUET_ANNOTATION_EXPORT_DIR", str(VAR_DIR / "exports")))
+# Background exports (jobs and files): in the storage folder above, so every host sees them.
+ANNOTATION_EXPORT_DIR = Path(env_str("DUET_ANNOTATION_EXPORT_DIR", str(STORAGE_DIR / "exports")))
 # Training runs: the default base model, where runs keep their data and models, and how
 # long a running job may go without a heartbeat before it is declared dead.
 TRAINING_DEFAULT_BASE = env_str("DUET_TRAINING_BASE", "smollm2-135m-instruct")
