@@ -233,7 +233,11 @@ def test_two_hosts_share_revocations_deactivations_and_tuned_models(two_hosts, t
         status, page = b.call("GET", "/api/outputs/?limit=500", tokens["boss"])
         return [output for output in page["results"] if output["system"] == produced]
 
-    outputs = wait_for(lambda: len(produced_outputs()) == 8 and produced_outputs(), 300, "the tuned model's outputs")
+    try:
+        outputs = wait_for(lambda: len(produced_outputs()) == 8 and produced_outputs(), 300, "the tuned model's outputs")
+    except AssertionError:
+        status, page = b.call("GET", "/api/outputs/?limit=500", tokens["boss"])
+        raise AssertionError(f"produced {produced!r}; outputs {status}: {str(page)[-3000:]}") from None
     assert all(output["text"].strip() for output in outputs)
     # copied out of the shared storage into host b's cache; host a never opened it
     stored = f"tuned/run-{run['id']}"
