@@ -70,6 +70,19 @@ print("WORLD", json.dumps({"tokens": tokens, "systems": {s.name: s.pk for s in s
 """
 
 
+# Deletes the token, prints when the deletion committed (and its change stamp was bumped),
+# and stays up, as a host's process would.
+REVOKE = """
+import time
+import django
+django.setup()
+from rest_framework.authtoken.models import Token
+assert Token.objects.filter(user__username="revoked").delete()[0] == 1
+print("REVOKED", time.time(), flush=True)
+time.sleep(60)
+"""
+
+
 class Host:
     def __init__(self, name: str, env: dict, url: str):
         self.name, self.env, self.url = name, env, url
@@ -171,12 +184,20 @@ def test_two_hosts_share_revocations_deactivations_and_tuned_models(two_hosts, t
     for _ in range(4):  # two gunicorn workers each: reach both, most likely
         for host in (a, b):
             assert host.call("GET", "/api/arena/readiness/", tokens["revoked"])[0] == 200
-    # when host a's own process revokes it (a new key replaces it)
-    a.manage("drf_create_token", "-r", "revoked")
-    # then host b refuses it within a second
-    refused = seconds_until(lambda: b.call("GET", "/api/arena/readiness/", tokens["revoked"])[0] == 401)
+    # when a process of host a revokes it, saying when its deletion committed
+    revoking = subprocess.Popen([sys.executable, "-c", REVOKE], cwd=ROOT, env=a.env, stdout=subprocess.PIPE, text=True)
+    try:
+        line = revoking.stdout.readline()
+        assert line.startswith("REVOKED"), line
+        revoked_at = float(line.split()[1])
+        # then host b refuses it within a second of the commit
+        seconds_until(lambda: b.call("GET", "/api/arena/readiness/", tokens["revoked"])[0] == 401)
+        refused = time.time() - revoked_at
+    finally:
+        revoking.kill()
+        revoking.wait(timeout=30)
     assert refused < 1.0
-    print(f"\nrevoked token refused by the other host after {refused:.3f} s")
+    print(f"\nrevoked token refused by the other host {refused:.3f} s after the commit")
 
     # --- a deactivated system ------------------------------------------------------------------
     # given comparisons served by host b that show the system
@@ -246,5 +267,5 @@ def test_two_hosts_share_revocations_deactivations_and_tuned_models(two_hosts, t
     stored = f"tuned/run-{run['id']}"
     assert (tmp_path / "b" / "models" / "stored" / stored / "config.json").is_file()
     assert not (tmp_path / "a" / "models" / "stored").exists()
-    assert "generate_outputs" in processes.log("worker-b", 100_000)
-    assert "generate_outputs" not in processes.log("worker-a", 100_000)
+    assert "Task arena.tasks.generate_outputs[" in processes.log("worker-b", 100_000)
+    assert "Task arena.tasks.generate_outputs[" not in processes.log("worker-a", 100_000)
