@@ -190,14 +190,24 @@ def test_two_hosts_share_revocations_deactivations_and_tuned_models(two_hosts, t
         line = revoking.stdout.readline()
         assert line.startswith("REVOKED"), line
         revoked_at = float(line.split()[1])
-        # then host b refuses it within a second of the commit
-        seconds_until(lambda: b.call("GET", "/api/arena/readiness/", tokens["revoked"])[0] == 401)
-        refused = time.time() - revoked_at
+        # then every request host b gets from a second after the commit on is refused
+        # (timed from each request's start: on a busy machine a request may wait for a core)
+        timeline = []  # (request start, seconds after the commit; its status)
+
+        def refused_by_b() -> bool:
+            started = time.time() - revoked_at
+            status = b.call("GET", "/api/arena/readiness/", tokens["revoked"])[0]
+            timeline.append((round(started, 3), status))
+            return started > 1.5 and status == 401
+
+        seconds_until(refused_by_b, timeout=15)
     finally:
         revoking.kill()
         revoking.wait(timeout=30)
-    assert refused < 1.0
-    print(f"\nrevoked token refused by the other host {refused:.3f} s after the commit")
+    accepted = [started for started, status in timeline if status != 401]
+    assert not accepted or max(accepted) < 1.0, timeline
+    print(f"\nrevoked token: last accepted by the other host in a request started "
+          f"{max(accepted, default=0.0):.3f} s after the commit; requests {timeline[:3]} ...")
 
     # --- a deactivated system ------------------------------------------------------------------
     # given comparisons served by host b that show the system
@@ -221,14 +231,15 @@ def test_two_hosts_share_revocations_deactivations_and_tuned_models(two_hosts, t
     status, _ = a.call("PATCH", f"/api/systems/{systems['answers-2']}/", tokens["boss"], {"is_active": False})
     assert status == 200
     deactivated = time.monotonic()
-    # then host b serves it no more after a second
-    last_seen, served = 0.0, 0
-    while time.monotonic() - deactivated < 2.0:
+    # then host b serves it in no comparison asked for a second after that
+    last_seen, served_later = 0.0, 0
+    while served_later < 5:
+        started = time.monotonic() - deactivated
         if "answers-2" in one_comparison():
-            last_seen = time.monotonic() - deactivated
-        served += 1
-    assert served >= 5 and last_seen < 1.0, (served, last_seen)
-    print(f"deactivated system last served by the other host after {last_seen:.3f} s ({served} served)")
+            last_seen = started
+        served_later += started > 1.0
+    assert last_seen < 1.0, last_seen
+    print(f"deactivated system: last in a comparison asked for {last_seen:.3f} s after the change")
 
     # --- a model trained on host a answers on host b ------------------------------------------
     # given both workers ready
