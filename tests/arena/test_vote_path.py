@@ -658,7 +658,7 @@ def test_a_vote_right_after_the_refresh_started_gets_a_refresh(
     assert Battle.objects.count() == 2
 
 
-def test_no_vote_is_left_without_a_refresh(db, settings, queued, wall_clock, monkeypatch):
+def test_no_vote_is_left_without_a_refresh(db, settings, queued, wall_clock):
     """Web processes take votes at random moments while the worker starts each queued
     refresh when its countdown ends: every vote is followed by the start of a refresh
     (which reads the battles after it starts) within the debounce."""
