@@ -7,21 +7,24 @@ request re-read the same rows (bench/load.py measured ~37 ms of CPU per vote, mo
 re-reading every output of the arena to pick one pair). Each process keeps its own copy,
 told of changes two ways:
 
-- Change stamps, for every process on one host. A small shared file
-  (``DUET_ARENA_CACHE_STAMPS``, memory-mapped) holds a counter per watched model; a save,
-  delete or many-to-many change of a model in `WATCHED`, in any Django process (web
-  worker, Celery worker, ``manage.py shell``), bumps its counter once the transaction
-  commits, and every memo compares the counters of its models before each read: a
-  revoked token is refused by every web worker on the next request. The bump waits for the
-  commit because a bump before it would let another process reload the old row and keep it.
-  The process that made the change also clears its own copies at once, before the commit.
-  A stamp clears a whole memo, not the changed row's entry: each new output (a live
-  battle's answer too) has every process rebuild its matchmaking index once. Reading the
-  counters costs about 0.2 µs per `Memo.get` for the token memo (six models; timeit).
+- Change stamps, for every process on every host. A counter per watched model, in Redis
+  when ``DUET_REDIS_URL`` is set, else in the database (arena.sharedstate.ChangeStamp); a
+  save, delete or many-to-many change of a model in `WATCHED`, in any Django process (web
+  worker, Celery worker, ``manage.py shell``, on any host), bumps its counter once the
+  transaction commits. A busy process reads the counters at most every
+  ``DUET_ARENA_CACHE_CHECK_SECONDS`` (0.25 s), and a memo whose counters moved forgets its
+  copies: a token revoked on one host is refused by every host within that, plus a
+  request. The bump waits for the commit because a bump before it would let another
+  process reload the old row and keep it. The process that made the change also clears
+  its own copies at once, before the commit. A stamp clears a whole memo, not the changed
+  row's entry: each new output (a live battle's answer too) has every process rebuild its
+  matchmaking index once. Between reads a memo compares counters already in memory
+  (about 0.2 µs per `Memo.get`); the read itself is one query (or one Redis call) per
+  process every 0.25 s at most, never on a request's own connection budget.
 - The lifetime ``DUET_ARENA_CACHE_SECONDS`` (60 s), for what no stamp reports: raw SQL, a
-  ``.update()`` or ``bulk_create()`` without a `changed()` call beside it, web processes
-  on another host (or with the stamps file unwritable: each process then warns once and
-  relies on the lifetime alone). ``0`` turns caching off.
+  ``.update()`` or ``bulk_create()`` without a `changed()` call beside it, or stamps that
+  cannot be read (Redis away: each process then warns and relies on the lifetime alone
+  until it can read them again). ``0`` turns caching off.
 
 Votes themselves are never cached: every judgment is written to the database before the
 response, and the checks that keep them single (the unique constraint) are the database's.
@@ -29,14 +32,11 @@ response, and the checks that keep them single (the unique constraint) are the d
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import mmap
 import operator
 import os
 import threading
 import time
-import zlib
 from collections.abc import Callable, Hashable
 from functools import partial
 from typing import Generic, TypeVar
@@ -44,7 +44,7 @@ from typing import Generic, TypeVar
 from django.apps import apps
 from django.conf import settings
 from django.core.signals import setting_changed
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import signals
 
 T = TypeVar("T")
@@ -91,9 +91,9 @@ class Memo(Generic[T]):
         self.maxsize = maxsize
         self._data: dict[Hashable, tuple[float, T]] = {}
         self._lock = threading.Lock()
-        slots = sorted({_slot(label) for label in invalidated_by})
+        labels = sorted(set(invalidated_by))
         # One C call reads every counter the memo watches, as an int or a tuple of ints.
-        self._read_stamps = operator.itemgetter(*slots) if slots else None
+        self._read_stamps = operator.itemgetter(*labels) if labels else None
         # The counters read before the copies in _data were computed: a change committed
         # while one was computed shows as different counters on the next read.
         self._seen = None
@@ -109,13 +109,13 @@ class Memo(Generic[T]):
         ttl = self.lifetime()
         if ttl <= 0:
             return compute()
-        counters = _counters if _opened else _open()
+        now = time.monotonic()
+        counters = _counters if now < _next_check else _check(now)
         stamps = None if counters is None or self._read_stamps is None else self._read_stamps(counters)
         if stamps != self._seen:
             with self._lock:
                 self._data.clear()
                 self._seen = stamps
-        now = time.monotonic()
         entry = self._data.get(key, _MISSING)
         if entry is not _MISSING and now < entry[0]:
             return entry[1]
@@ -205,109 +205,141 @@ def connect_signals() -> None:
             signals.post_delete.connect(receiver, sender=model, weak=False, dispatch_uid=uid + ".delete")
 
 
-# --- the stamps file ---------------------------------------------------------------------------
-
-# 512 counters of 8 bytes: one 4 KiB page. Two labels sharing a slot only clear each
-# other's memos. Native byte order: the file is only ever shared on one host.
-SLOTS = 512
-_SIZE = SLOTS * 8
-
-# This process's mapping of the file: None with _opened set when it cannot be used.
-_counters: memoryview | None = None
-_opened = False
-_fd: int | None = None
-_pid: int | None = None
-_open_lock = threading.Lock()
+# --- where the stamps live ----------------------------------------------------------------
 
 
-def _slot(label: str) -> int:
-    return zlib.crc32(label.encode()) % SLOTS
+class DatabaseStamps:
+    """The counters as rows of arena.sharedstate.ChangeStamp, in the default database."""
+
+    def read(self) -> dict[str, int]:
+        # On the raw connection: the read is the cache's, not the request's (it would
+        # otherwise show at random in a request's queries, and in its query count).
+        connection = connections[DEFAULT_DB_ALIAS]
+        connection.ensure_connection()
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute(f"SELECT label, n FROM {_stamps_table()}")
+            return dict(cursor.fetchall())
+        finally:
+            cursor.close()
+
+    def bump(self, labels: list[str]) -> None:
+        connection = connections[DEFAULT_DB_ALIAS]
+        rows = ", ".join(["(%s, 1)"] * len(labels))
+        table = _stamps_table()
+        with connection.cursor() as cursor:
+            # Sorted: two processes bumping the same labels lock their rows in one order.
+            cursor.execute(
+                f"INSERT INTO {table} (label, n) VALUES {rows} ON CONFLICT (label) DO UPDATE SET n = {table}.n + 1",
+                labels,
+            )
 
 
-def _open() -> memoryview | None:
-    """Map the stamps file, creating it; once per process (and again after a fork)."""
-    global _counters, _opened, _fd, _pid
-    with _open_lock:
-        if _opened:
-            return _counters
-        path = settings.ARENA_CACHE_STAMPS
-        if path:
-            fd = None
-            try:
-                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-                if os.fstat(fd).st_size < _SIZE:
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                    try:
-                        if os.fstat(fd).st_size < _SIZE:  # another process may have grown it
-                            os.ftruncate(fd, _SIZE)
-                    finally:
-                        fcntl.flock(fd, fcntl.LOCK_UN)
-                _counters = memoryview(mmap.mmap(fd, _SIZE)).cast("Q")
-                _fd, _pid = fd, os.getpid()
-            except (OSError, ValueError) as exc:
-                if fd is not None:
-                    os.close(fd)
-                logger.warning(
-                    "hotcache: cannot use the change stamps file %s (%s); other processes' changes will "
-                    "show within DUET_ARENA_CACHE_SECONDS (%s s) only", path, exc, settings.ARENA_CACHE_SECONDS,
-                )  # fmt: skip
-        _opened = True
+class RedisStamps:
+    """The counters as one Redis hash."""
+
+    KEY = "duet:hotcache:stamps"
+
+    def __init__(self, client):
+        self.client = client
+
+    def read(self) -> dict[str, int]:
+        return {label.decode(): int(n) for label, n in self.client.hgetall(self.KEY).items()}
+
+    def bump(self, labels: list[str]) -> None:
+        pipeline = self.client.pipeline(transaction=False)
+        for label in labels:
+            pipeline.hincrby(self.KEY, label, 1)
+        pipeline.execute()
+
+
+def _stamps_table() -> str:
+    from .sharedstate import ChangeStamp
+
+    return connections[DEFAULT_DB_ALIAS].ops.quote_name(ChangeStamp._meta.db_table)
+
+
+def stamps_store() -> DatabaseStamps | RedisStamps:
+    from .sharedstate import redis_client
+
+    client = redis_client()
+    return DatabaseStamps() if client is None else RedisStamps(client)
+
+
+# After a failed read, the next try waits this long: with Redis away, a read on every
+# request would cost each of them the connection timeout.
+RETRY_AFTER_FAILURE_SECONDS = 5.0
+
+# This process's copy of the counters (every watched label, 0 when never bumped), when it
+# was last read, and whether the last read failed.
+_counters: dict[str, int] | None = None
+_next_check = 0.0
+_failing = False
+_check_lock = threading.Lock()
+
+
+def _check(now: float) -> dict[str, int] | None:
+    """Read the counters again (at most one thread at a time; the others keep the copy)."""
+    global _counters, _next_check, _failing
+    if not _check_lock.acquire(blocking=False):
         return _counters
+    try:
+        if now < _next_check:
+            return _counters
+        try:
+            counters = dict.fromkeys(_WATCHED, 0)
+            counters.update(stamps_store().read())
+        except Exception as error:  # noqa: BLE001 - a database or Redis error alike: fall back on the lifetime
+            if not _failing:
+                logger.warning(
+                    "hotcache: cannot read the change stamps (%s); changes made by other processes will show "
+                    "within DUET_ARENA_CACHE_SECONDS (%s s) only", error, settings.ARENA_CACHE_SECONDS,
+                )  # fmt: skip
+            _failing = True
+            _counters = None
+            _next_check = now + RETRY_AFTER_FAILURE_SECONDS
+            return None
+        _failing = False
+        _counters = counters
+        _next_check = now + settings.ARENA_CACHE_CHECK_SECONDS
+        return counters
+    finally:
+        _check_lock.release()
 
 
 def bump(*labels: str) -> None:
-    """Add one to the stamps of these labels, for every process sharing the file."""
-    counters = _counters if _opened and _pid == os.getpid() else _reopen()
-    fd = _fd
-    if counters is None or fd is None:
-        return
-    # The read-add-write must not interleave with another process's: an exclusive lock on
-    # this process's own open of the file (a descriptor inherited over fork would share
-    # its lock with the parent, hence the reopen after a fork).
+    """Add one to the stamps of these labels, for every process on every host."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            for slot in {_slot(label) for label in labels}:
-                counters[slot] += 1
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    except OSError:  # runs after a commit: the change stands, other processes see it by the lifetime
+        stamps_store().bump(sorted(set(labels)))
+    except Exception:  # noqa: BLE001 - runs after a commit: the change stands, others see it by the lifetime
         logger.warning("hotcache: could not bump the change stamps of %s", labels, exc_info=True)
 
 
 def stamp(label: str) -> int | None:
-    """The label's counter as every process on this host sees it; None without a usable
-    stamps file."""
-    counters = _counters if _opened else _open()
-    return None if counters is None else counters[_slot(label)]
-
-
-def _reopen() -> memoryview | None:
-    if _pid is not None and _pid != os.getpid():
-        forget_stamps()
-    return _counters if _opened else _open()
+    """The label's counter as every process sees it now (read afresh); None when the
+    stamps cannot be read."""
+    try:
+        return stamps_store().read().get(label, 0)
+    except Exception:  # noqa: BLE001 - as in _check
+        return None
 
 
 def forget_stamps() -> None:
-    """Drop this process's mapping of the stamps file: the next read maps it again, from
-    the current setting (after a fork, when the setting changes, between tests)."""
-    global _counters, _opened, _fd, _pid
-    with _open_lock:
-        if _fd is not None:
-            os.close(_fd)
-        _counters, _opened, _fd, _pid = None, False, None, None
+    """Drop this process's copy of the counters: the next memo read reads them again
+    (between tests, when the setting changes)."""
+    global _counters, _next_check, _failing
+    _counters, _next_check, _failing = None, 0.0, False
 
 
 def _forget_after_fork() -> None:
-    global _open_lock
-    _open_lock = threading.Lock()  # a thread of the parent may have held it
+    global _check_lock
+    _check_lock = threading.Lock()  # a thread of the parent may have held it
     forget_stamps()
 
 
 def _on_setting_changed(setting: str, **kwargs) -> None:
     global _cache_seconds
-    if setting == "ARENA_CACHE_STAMPS":
+    if setting in ("REDIS_URL", "ARENA_CACHE_CHECK_SECONDS", "DATABASES"):
         forget_stamps()
     elif setting == "ARENA_CACHE_SECONDS":
         _cache_seconds = None

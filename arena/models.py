@@ -411,3 +411,4 @@ class LiveGeneration(models.Model):
 
 # Webhook subscriptions and their deliveries live with their behaviour.
 from .webhooks import Webhook, WebhookDelivery  # noqa: E402,F401
+from .sharedstate import ChangeStamp, RateCount  # noqa: E402,F401 - shared state's tables, registered with arena

@@ -7,11 +7,11 @@ per-address limit is what holds a script that drops its cookies.
 
 Counts are fixed windows (``120/minute`` allows 120 in each calendar minute; a burst
 across a window edge can reach twice that, which is fine for a ceiling on abuse). They
-live outside the web process, so four gunicorn workers share one limit:
+live outside the web process, so every web process on every host shares one limit:
 
-- ``local`` (the default): an SQLite file in ``DUET_VAR_DIR``, one row per subject,
-  incremented with an atomic upsert; every process on this machine sees the same counts.
-- ``redis://host:port/db``: Redis ``INCR``, for several web machines.
+- in Redis (``INCR``) when ``DUET_REDIS_URL`` is set;
+- else in the database (arena.sharedstate.RateCount), one row per subject incremented
+  with an atomic upsert: SQLite in the embedded setup, PostgreSQL on several hosts.
 
 A refused request gets 429 with the seconds to wait in the message and in ``Retry-After``.
 If the counter store itself fails, the request goes through and the failure is logged:
@@ -25,16 +25,13 @@ import hmac
 import ipaddress
 import logging
 import math
-import os
 import random
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from . import errors
 
@@ -74,70 +71,45 @@ class RateLimitExceeded(errors.RateLimited):
 # --- counter stores -------------------------------------------------------------------------
 
 
-class LocalStore:
-    """Counters in an SQLite file: atomic across processes and threads on one machine.
-
-    Counters are not worth an fsync: a crash forgets at most the current window.
-    """
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self._local = threading.local()
-
-    def _connection(self) -> sqlite3.Connection:
-        # One connection per thread and process; a forked worker opens its own.
-        connection = getattr(self._local, "connection", None)
-        if connection is None or self._local.pid != os.getpid():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            # Switching a new file to WAL takes an exclusive lock that SQLite's busy
-            # timeout does not always wait for: processes starting together retry.
-            for attempt in range(50):
-                try:
-                    connection.execute("PRAGMA journal_mode=WAL")
-                    connection.execute(
-                        "CREATE TABLE IF NOT EXISTS hits (key TEXT PRIMARY KEY, window INTEGER NOT NULL, "
-                        "n INTEGER NOT NULL, expires REAL NOT NULL)"
-                    )
-                    break
-                except sqlite3.OperationalError as error:
-                    if "locked" not in str(error) or attempt == 49:
-                        raise
-                    time.sleep(0.02 * (1 + attempt % 5))
-            connection.execute("PRAGMA synchronous=OFF")
-            self._local.connection, self._local.pid = connection, os.getpid()
-        return connection
+class DatabaseStore:
+    """Counters as rows of arena.sharedstate.RateCount in the default database: one
+    upsert per request for all its subjects. Not worth a transaction of their own: a
+    counter is one statement."""
 
     def hit(self, key: str, window: int, expires: float) -> int:
         """Count one request in ``window`` for ``key``; returns the count so far in it."""
         return self.hit_many([(key, window, expires)])[0]
 
     def hit_many(self, hits: list[tuple[str, int, float]]) -> list[int]:
-        """Count one request for each (key, window, expires) in one statement (one lock
-        of the file instead of one per subject); returns the counts in the same order."""
-        connection = self._connection()
-        rows = ", ".join(["(?, ?, 1, ?)"] * len(hits))
-        counts = dict(
-            connection.execute(
-                f"INSERT INTO hits (key, window, n, expires) VALUES {rows} "
-                "ON CONFLICT (key) DO UPDATE SET "
-                "n = CASE WHEN hits.window = excluded.window THEN hits.n + 1 ELSE 1 END, "
-                "window = excluded.window, expires = excluded.expires RETURNING key, n",
-                [value for hit in hits for value in hit],
-            ).fetchall()
-        )
-        if random.random() < 1 / PRUNE_ONE_IN:
-            connection.execute("DELETE FROM hits WHERE expires < ?", (time.time(),))
-        return [counts[key] for key, _, _ in hits]
+        """Count one request for each (key, window, expires) in one statement; returns the
+        counts in the same order."""
+        from .sharedstate import RateCount
+
+        connection = connections[DEFAULT_DB_ALIAS]
+        table = connection.ops.quote_name(RateCount._meta.db_table)
+        rows = ", ".join(["(%s, %s, 1, %s)"] * len(hits))
+        # Sorted by key: two requests counting the same subjects lock their rows in one order.
+        hits_in_order = sorted(hits)
+        key, window, n, expires = (connection.ops.quote_name(column) for column in ("key", "window", "n", "expires"))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} ({key}, {window}, {n}, {expires}) VALUES {rows} "
+                f"ON CONFLICT ({key}) DO UPDATE SET "
+                f"{n} = CASE WHEN {table}.{window} = excluded.{window} THEN {table}.{n} + 1 ELSE 1 END, "
+                f"{window} = excluded.{window}, {expires} = excluded.{expires} RETURNING {key}, {n}",
+                [value for hit in hits_in_order for value in hit],
+            )
+            counts = dict(cursor.fetchall())
+            if random.random() < 1 / PRUNE_ONE_IN:
+                cursor.execute(f"DELETE FROM {table} WHERE {expires} < %s", [time.time()])
+        return [counts[subject] for subject, _, _ in hits]
 
 
 class RedisStore:
-    """Counters in Redis, for web processes on several machines."""
+    """Counters in Redis."""
 
-    def __init__(self, url: str):
-        import redis
-
-        self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    def __init__(self, client):
+        self.client = client
 
     def hit(self, key: str, window: int, expires: float) -> int:
         return self.hit_many([(key, window, expires)])[0]
@@ -145,24 +117,19 @@ class RedisStore:
     def hit_many(self, hits: list[tuple[str, int, float]]) -> list[int]:
         pipeline = self.client.pipeline()
         for key, window, expires in hits:
-            window_key = f"{key}:{window}"
+            window_key = f"duet:ratelimit:{key}:{window}"
             pipeline.incr(window_key)
             pipeline.expireat(window_key, math.ceil(expires) + 1)
         results = pipeline.execute()
         return [int(count) for count in results[::2]]
 
 
-_stores: dict[str, LocalStore | RedisStore] = {}
+def store() -> DatabaseStore | RedisStore:
+    """Redis when ``DUET_REDIS_URL`` is set, else the database."""
+    from .sharedstate import redis_client
 
-
-def store() -> LocalStore | RedisStore:
-    location = settings.RATE_LIMIT_STORE
-    remote = location.startswith(("redis://", "rediss://"))
-    if not remote:
-        location = str(Path(settings.VAR_DIR) / "ratelimit.sqlite3")
-    if location not in _stores:
-        _stores[location] = RedisStore(location) if remote else LocalStore(Path(location))
-    return _stores[location]
+    client = redis_client()
+    return DatabaseStore() if client is None else RedisStore(client)
 
 
 # --- subjects -------------------------------------------------------------------------------
@@ -248,7 +215,7 @@ def check(request, scopes: str | tuple[str, ...]) -> None:
         hits.append((f"{key}:{rate.period}", window, (window + 1) * rate.period))
     try:
         counts = store().hit_many(hits)
-    except Exception:  # noqa: BLE001 - sqlite3, redis or OS errors alike: fail open
+    except Exception:  # noqa: BLE001 - database, redis or OS errors alike: fail open
         logger.exception("rate-limit store failed; letting the request through")
         return
     refusal: RateLimitExceeded | None = None

@@ -6,18 +6,31 @@ asyncio task each, keep-alive HTTP over loopback, token authentication) repeat "
 comparison, vote" for a fixed time, in two flows (`--flow`, both by default):
 
 - separate: GET next, then POST vote; two round trips per vote (the loop the issue's
-  target, 400 votes/s with p99 < 150 ms, is set for);
+  target, at least half the ceiling below with p99 < 150 ms, is set for);
 - chained: each vote asks for the following comparison (POST vote/?next=1), as the arena
   page does; one round trip per vote, so with the same 64 voters each round trip waits
   for twice as many others (Little's law: mean latency = voters / votes per second).
 
-Reported: votes per second, p50/p95/p99 of each request and of the whole next+vote
-cycle, errors by kind, CPU per vote (web, database, voters); then every acknowledged
-vote is looked up in the database: lost (acknowledged, not stored) and doubled (stored
-twice, or counted twice on the leaderboard) must both be zero. Prints figures; not a test.
+`--hosts 2` runs two web "hosts" (gunicorn process groups, each with its own DUET_VAR_DIR,
+the voters split between them) on one database and a private Redis (`--redis`, implied),
+which also carries the Celery broker. A Celery worker refreshes the board during the run,
+as it does in use (`--no-worker` to leave it out; without Redis it reads the first host's
+embedded broker, so with one host only).
+
+In the same run the same servers answer a trivial JSON view (`/api/ping/`: Django's
+middleware, no database) for `--ceiling-seconds`, from the same voters on the same
+connections: the machine's ceiling for a request through Django. The figure that travels
+between machines is the vote loop's ratio to it, counted as two requests per vote.
+
+Reported: votes per second, the ceiling and the ratio, p50/p95/p99 of each request and of
+the whole next+vote cycle, errors by kind, CPU per vote (web, database, worker, voters),
+the board refreshes; then every acknowledged vote is looked up in the database: lost
+(acknowledged, not stored) and doubled (stored twice, or counted twice on the leaderboard)
+must both be zero. Prints figures; not a test.
 
     .venv/bin/python bench/load.py [--db sqlite|postgres|both] [--flow separate|chained|both]
-        [--seconds 60] [--voters 64] [--workers 4] [--systems 8] [--prompts 100] [--profile]
+        [--hosts 1|2] [--redis] [--no-worker] [--seconds 60] [--voters 64] [--workers 4]
+        [--systems 8] [--prompts 100] [--ceiling-seconds 20] [--ports 8114,8124] [--profile]
 
 The voters, gunicorn, the database and any other work on the machine share its cores:
 the script prints the load average before and after so a reader can judge contention.
@@ -30,11 +43,7 @@ on a running server: they were empty when the warm-up began, and without statist
 planner may sort a voter's whole history to find their newest comparison.
 
 Each web process warms its own caches (arena/hotcache.py: rendered outputs, the
-matchmaking index, token owners) during the warm-up; the figures are steady state. No
-Celery worker runs, so leaderboard refreshes are requested but never run: past the
-debounce each vote looks at the refresh claim again (one read, by the board's receiver of
-`judgment_recorded`, at most once per half debounce per process; with a worker the claim
-is taken and renewed).
+matchmaking index, token owners) during the warm-up; the figures are steady state.
 """
 
 from __future__ import annotations
@@ -184,6 +193,28 @@ class Postgres:
     def stop(self) -> None:
         if (self.dir / "data" / "postmaster.pid").exists():
             self._as_postgres(self.bin / "pg_ctl", "-D", self.dir / "data", "-m", "fast", "-w", "stop")
+
+
+class Redis:
+    """A private redis-server on a free loopback port, nothing saved to disk."""
+
+    def __init__(self, workdir: Path):
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise SystemExit("redis-server is not installed: apt-get install -y redis-server")
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        wait_for_port(self.port, 30, self.process)
+        self.url = f"redis://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
 
 
 # --- the arena ------------------------------------------------------------------------------
@@ -348,35 +379,75 @@ async def voter(port: int, token: str, deadline: float, stats: dict, rng: random
     connection.close()
 
 
-async def drive(port: int, tokens: list[str], seconds: float, warmup: float, cpu: dict, web_pid: int,
-                db_pid: int | None, flow: str, after_warmup=None) -> dict:
+def cpu_seconds(pids: list[int | None], part: str = "both") -> float:
+    return sum(tree_cpu_seconds(pid, part) for pid in pids)
+
+
+async def drive(ports: list[int], tokens: list[str], seconds: float, warmup: float, cpu: dict, web_pids: list[int],
+                db_pid: int | None, worker_pid: int | None, flow: str, after_warmup=None) -> dict:
+    """The voters, split between the hosts' ports (voter i on host i mod hosts)."""
+    def port(i: int) -> int:
+        return ports[i % len(ports)]
+
     # Warm-up: voters vote for `warmup` seconds (at least 3 times each) so every worker has
     # opened its connection, prepared its statements and filled its caches (each process
     # renders every output once); those figures are dropped.
     warm = {"next_ms": [], "vote_ms": [], "cycle_ms": [], "acked": [], "errors": Counter()}
     deadline = time.monotonic() + warmup
-    await asyncio.gather(*(voter(port, t, deadline, warm, random.Random(i), 3, flow) for i, t in enumerate(tokens)))
+    await asyncio.gather(*(voter(port(i), t, deadline, warm, random.Random(i), 3, flow) for i, t in enumerate(tokens)))
     if after_warmup is not None:
         after_warmup()
     stats = {"next_ms": [], "vote_ms": [], "cycle_ms": [], "acked": [], "errors": Counter()}
-    # CPU used by the server tree, the database and the voters, over the measured window only
+    # CPU used by the servers, the database, the worker and the voters, over the measured window only
     db_roles = tree_cpu_by_role(db_pid)
-    cpu.update(web=-tree_cpu_seconds(web_pid), db=-tree_cpu_seconds(db_pid), voters=-time.process_time(),
-               web_system=-tree_cpu_seconds(web_pid, "system"), db_system=-tree_cpu_seconds(db_pid, "system"))
+    cpu.update(web=-cpu_seconds(web_pids), db=-tree_cpu_seconds(db_pid), worker=-tree_cpu_seconds(worker_pid),
+               voters=-time.process_time(), web_system=-cpu_seconds(web_pids, "system"),
+               db_system=-tree_cpu_seconds(db_pid, "system"))  # fmt: skip
     started = time.monotonic()
     deadline = started + seconds
-    await asyncio.gather(*(voter(port, t, deadline, stats, random.Random(1000 + i), flow=flow) for i, t in enumerate(tokens)))
+    await asyncio.gather(*(voter(port(i), t, deadline, stats, random.Random(1000 + i), flow=flow)
+                           for i, t in enumerate(tokens)))  # fmt: skip
     stats["elapsed"] = time.monotonic() - started
-    cpu["web"] += tree_cpu_seconds(web_pid)
+    cpu["web"] += cpu_seconds(web_pids)
     cpu["db"] += tree_cpu_seconds(db_pid)
+    cpu["worker"] += tree_cpu_seconds(worker_pid)
     cpu["voters"] += time.process_time()
-    cpu["web_system"] += tree_cpu_seconds(web_pid, "system")
+    cpu["web_system"] += cpu_seconds(web_pids, "system")
     cpu["db_system"] += tree_cpu_seconds(db_pid, "system")
     db_roles = tree_cpu_by_role(db_pid) - db_roles
     stats["db_roles"] = db_roles
     stats["warm_acked"] = warm["acked"]
     stats["warm_errors"] = warm["errors"]
     return stats
+
+
+async def pinger(port: int, deadline: float, latencies: list[float], errors: Counter) -> None:
+    connection = Connection(port)
+    while time.monotonic() < deadline:
+        start = time.perf_counter()
+        try:
+            status, payload = await connection.request("GET", "/api/ping/", {"Accept": "application/json"})
+        except (OSError, asyncio.IncompleteReadError) as error:
+            errors[f"{type(error).__name__}: {error}"[:160]] += 1
+            connection.close()
+            continue
+        if status == 200:
+            latencies.append((time.perf_counter() - start) * 1000)
+        else:
+            errors[f"ping {status}"] += 1
+    connection.close()
+
+
+async def ceiling(ports: list[int], n_clients: int, seconds: float) -> dict:
+    """The same number of clients, on the same servers, asking for /api/ping/: requests/s."""
+    await asyncio.gather(*(pinger(ports[i % len(ports)], time.monotonic() + 2.0, [], Counter())
+                           for i in range(n_clients)))  # fmt: skip
+    latencies, errors = [], Counter()
+    started = time.monotonic()
+    await asyncio.gather(*(pinger(ports[i % len(ports)], started + seconds, latencies, errors)
+                           for i in range(n_clients)))  # fmt: skip
+    elapsed = time.monotonic() - started
+    return {"rps": len(latencies) / elapsed, "ms": latencies, "errors": errors}
 
 
 def run_loop(coroutine):
@@ -451,81 +522,149 @@ def top_frames(raw: Path, n: int = 25) -> str:
     return "\n".join(lines)
 
 
+def start_gunicorn(env: dict, workdir: Path, port: int, args, name: str) -> subprocess.Popen:
+    log = open(workdir / f"{name}.log", "w")
+    server = subprocess.Popen(
+        [PYTHON, "-m", "gunicorn", "bench_wsgi", "--preload", "-b", f"127.0.0.1:{port}", "-w", str(args.workers),
+         "-k", args.worker_class, "--threads", str(args.threads), "--keep-alive", "30", "--backlog", "2048",
+         "--timeout", "120"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    wait_for_port(port, 60, server)
+    return server
+
+
+def start_worker(env: dict, workdir: Path) -> subprocess.Popen:
+    """A Celery worker on the quick lane's queue: the board refresh."""
+    log = open(workdir / "worker.log", "w")
+    return subprocess.Popen(
+        [PYTHON, "-m", "celery", "-A", "config", "worker", "-Q", "default", "-c", "1", "--loglevel=INFO",
+         "--without-heartbeat", "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env={**env, "DUET_LOG_LEVEL": "INFO"}, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def stop(process: subprocess.Popen | None) -> None:
+    if process is not None and process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
 def run(db: str, args) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix=f"duet-load-{db}-"))
-    postgres = None
-    server = None
+    postgres = redis = worker = None
+    servers: list[subprocess.Popen] = []
     try:
-        env = {
+        common = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": args.settings,
             "PYTHONPATH": f"{ROOT}{os.pathsep}{workdir}",
-            "DUET_VAR_DIR": str(workdir / "var"),
             "DJANGO_DEBUG": "0",
             "DUET_LOG_LEVEL": "WARNING",
+            "OMP_NUM_THREADS": "1",
+            # Tuned models and exports: one folder both hosts share, as a network folder would be.
+            "DUET_STORAGE_DIR": str(workdir / "shared"),
             # The limits stay on (their cost is part of the figures) but far above the load,
             # unless --limits off measures what they cost.
             "DUET_VOTE_RATE_LIMIT": "1000000/minute" if args.limits == "on" else "off",
             "DUET_NEXT_RATE_LIMIT": "1000000/minute" if args.limits == "on" else "off",
             "DUET_CLIENT_RATE_LIMIT": "1000000/minute" if args.limits == "on" else "off",
         }
+        if args.redis:
+            redis = Redis(workdir)
+            common["DUET_REDIS_URL"] = f"{redis.url}/0"
+            common["CELERY_BROKER_URL"] = f"{redis.url}/1"
         if db == "postgres":
             postgres = Postgres(workdir)
-            env["DATABASE_URL"] = postgres.start()
+            common["DATABASE_URL"] = postgres.start()
         else:
-            env["DATABASE_URL"] = f"sqlite:///{workdir / 'duet.sqlite3'}"
-        manage(env, "migrate", "--noinput")
+            common["DATABASE_URL"] = f"sqlite:///{workdir / 'duet.sqlite3'}"
+        envs = [{**common, "DUET_VAR_DIR": str(workdir / f"host{h}" / "var")} for h in range(args.hosts)]
+        manage(envs[0], "migrate", "--noinput")
         setup = SETUP.format(voters=args.voters, systems=args.systems, prompts=args.prompts)
-        tokens = json.loads(manage(env, "shell", "-c", setup).split("TOKENS", 1)[1])
+        tokens = json.loads(manage(envs[0], "shell", "-c", setup).split("TOKENS", 1)[1])
 
-        port = free_port()
-        log = open(workdir / "gunicorn.log", "w")
         (workdir / "bench_wsgi.py").write_text(PRELOADED_WSGI)
-        server = subprocess.Popen(
-            [PYTHON, "-m", "gunicorn", "bench_wsgi", "--preload", "-b", f"127.0.0.1:{port}", "-w", str(args.workers),
-             "-k", args.worker_class, "--threads", str(args.threads), "--keep-alive", "30", "--backlog", "2048",
-             "--timeout", "120"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        wait_for_port(port, 60, server)
+        ports = args.ports[: args.hosts] if args.ports else []
+        ports += [free_port() for _ in range(args.hosts - len(ports))]
+        servers = [start_gunicorn(env, workdir, port, args, f"gunicorn-host{h}")
+                   for h, (env, port) in enumerate(zip(envs, ports, strict=True))]  # fmt: skip
+        if args.worker:
+            worker = start_worker(envs[0], workdir)
+            wait_for_log(workdir / "worker.log", "ready.", 180, worker)
         before = load_average()
-        spy = profile_worker(server, args.seconds - 2, workdir / "profile.txt", args.warmup + 2) if args.profile else None
+        spy = profile_worker(servers[0], args.seconds - 2, workdir / "profile.txt", args.warmup + 2) if args.profile else None
         db_pid = postgres.pid() if postgres else None
-        cpu = {"web": -tree_cpu_seconds(server.pid), "db": -tree_cpu_seconds(db_pid), "voters": -time.process_time()}
-        stats = run_loop(drive(port, tokens, args.seconds, args.warmup, cpu, server.pid, db_pid, args.flow,
-                                     postgres.analyze if postgres else None))
+        cpu = {}
+        stats = run_loop(drive(ports, tokens, args.seconds, args.warmup, cpu, [server.pid for server in servers],
+                               db_pid, worker.pid if worker else None, args.flow,
+                               postgres.analyze if postgres else None))  # fmt: skip
         after = load_average()
         if spy is not None:
             spy.wait(timeout=120)
+        refreshes = worker_refreshes(workdir / "worker.log") if worker else None
+        limit = run_loop(ceiling(ports, args.voters, args.ceiling_seconds)) if args.ceiling_seconds > 0 else None
+        after_ceiling = load_average()
 
         acked_path = workdir / "acked.json"
         acked_path.write_text(json.dumps(stats["acked"] + stats["warm_acked"]))
-        verify = json.loads(manage(env, "shell", "-c", VERIFY.format(acked_path=str(acked_path))).split("VERIFY", 1)[1])
-        result = {"db": db, "stats": stats, "verify": verify, "load_before": before, "load_after": after, "cpu": cpu}
+        verify = json.loads(manage(envs[0], "shell", "-c", VERIFY.format(acked_path=str(acked_path))).split("VERIFY", 1)[1])
+        result = {"db": db, "stats": stats, "verify": verify, "load_before": before, "load_after": after, "cpu": cpu,
+                  "ceiling": limit, "load_after_ceiling": after_ceiling, "refreshes": refreshes}  # fmt: skip
         report(result, args)
         if args.profile:
             print(top_frames(workdir / "profile.txt"))
         return result
     finally:
-        if server is not None and server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
+        for process in [*servers, worker]:
+            stop(process)
         if postgres is not None:
             postgres.stop()
+        if redis is not None:
+            redis.stop()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             print(f"  kept {workdir}")
 
 
+def wait_for_log(path: Path, text: str, timeout: float, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in path.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{path.name}: no {text!r}:\n{path.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.2)
+
+
+def worker_refreshes(log: Path) -> int:
+    """Board refreshes the worker finished."""
+    return sum(1 for line in log.read_text(errors="replace").splitlines()
+               if "arena.tasks.refresh_leaderboards" in line and "succeeded" in line)  # fmt: skip
+
+
 def report(result: dict, args) -> None:
     stats, verify = result["stats"], result["verify"]
     votes = len(stats["acked"])
     errors = sum(stats["errors"].values())
-    print(f"\n== {result['db']}: {args.voters} voters, {stats['elapsed']:.1f} s, gunicorn {args.workers} {args.worker_class} workers x "
-          f"{args.threads} threads, rate limits {args.limits}, {args.flow} flow")  # fmt: skip
+    hosts = f"{args.hosts} hosts x " if args.hosts > 1 else ""
+    print(f"\n== {result['db']}{' + redis' if args.redis else ''}: {args.voters} voters, {stats['elapsed']:.1f} s, "
+          f"{hosts}gunicorn {args.workers} {args.worker_class} workers x {args.threads} threads, rate limits "
+          f"{args.limits}, {args.flow} flow, {'a worker refreshing the board' if args.worker else 'no worker'}")  # fmt: skip
     print(f"  load average before {result['load_before']}, after {result['load_after']} ({os.cpu_count()} cores)")
-    print(f"  votes/s      {votes / stats['elapsed']:8.1f}   ({votes} votes acknowledged)")
+    rate = votes / stats["elapsed"]
+    print(f"  votes/s      {rate:8.1f}   ({votes} votes acknowledged)")
+    limit = result.get("ceiling")
+    if limit:
+        requests_per_vote = 1 if args.flow == "chained" else 2
+        print(f"  ceiling      {limit['rps']:8.1f} requests/s of GET /api/ping/ ({percentiles(limit['ms'])}; "
+              f"errors {sum(limit['errors'].values())}; load average after {result['load_after_ceiling']})")
+        print(f"  ratio        {requests_per_vote * rate / limit['rps']:8.2f}   (votes/s x {requests_per_vote} requests "
+              f"per vote / ceiling; target >= 0.5)")  # fmt: skip
     if args.flow == "chained":
         # Each vote's round trip also serves the next comparison; GET next runs once per
         # voter (in the warm-up) and after an error.
@@ -536,13 +675,15 @@ def report(result: dict, args) -> None:
         print(f"  next         {percentiles(stats['next_ms'])}")
         print(f"  vote         {percentiles(stats['vote_ms'])}")
         print(f"  next+vote    {percentiles(stats['cycle_ms'])}")
+    if result.get("refreshes") is not None:
+        print(f"  board        {result['refreshes']} refreshes by the worker (warm-up and measured window)")
     cpu = result["cpu"]
     if votes:
         per_vote = {part: 1000 * seconds / votes for part, seconds in cpu.items()}
-        total = per_vote["web"] + per_vote["db"] + per_vote["voters"]
-        print(f"  CPU per vote web {per_vote['web']:.1f} ms + database {per_vote['db']:.1f} ms + voters "
-              f"{per_vote['voters']:.1f} ms = {total:.1f} ms: at most {1000 * (os.cpu_count() or 1) / total:.0f} "
-              f"votes/s if this run had the machine to itself")  # fmt: skip
+        total = per_vote["web"] + per_vote["db"] + per_vote["voters"] + per_vote["worker"]
+        print(f"  CPU per vote web {per_vote['web']:.1f} ms + database {per_vote['db']:.1f} ms + worker "
+              f"{per_vote['worker']:.1f} ms + voters {per_vote['voters']:.1f} ms = {total:.1f} ms: at most "
+              f"{1000 * (os.cpu_count() or 1) / total:.0f} votes/s if this run had the machine to itself")  # fmt: skip
         print(f"  of which in the kernel: web {per_vote['web_system']:.1f} ms, database {per_vote['db_system']:.1f} ms")
         if stats.get("db_roles"):
             print("  database CPU per vote by process: " + ", ".join(
@@ -587,9 +728,20 @@ def main() -> None:
                         help="separate: GET next then POST vote, two round trips per vote (the loop the load target "
                              "is set for); chained: each vote brings the next comparison (POST vote/?next=1, what "
                              "the arena page does), one round trip per vote")  # fmt: skip
+    parser.add_argument("--hosts", type=int, choices=[1, 2], default=1,
+                        help="web hosts: gunicorn process groups with their own DUET_VAR_DIR (2 implies --redis)")
+    parser.add_argument("--redis", action="store_true", help="a private redis-server for the shared state and broker")
+    parser.add_argument("--no-worker", dest="worker", action="store_false",
+                        help="no Celery worker: refreshes are requested but never run")
+    parser.add_argument("--ceiling-seconds", type=float, default=20.0,
+                        help="seconds of GET /api/ping/ after the vote loop (0: not measured)")
+    parser.add_argument("--ports", type=lambda text: [int(p) for p in text.split(",") if p],
+                        default=[], help="the hosts' ports, comma-separated (default: free ones)")
     parser.add_argument("--profile", action="store_true", help="sample one gunicorn worker with py-spy")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, database)")
     args = parser.parse_args()
+    if args.hosts > 1:
+        args.redis = True  # the hosts' shared state and their worker's broker
     for db in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
         for flow in (["separate", "chained"] if args.flow == "both" else [args.flow]):
             run(db, argparse.Namespace(**{**vars(args), "flow": flow}))

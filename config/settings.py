@@ -6,6 +6,7 @@ for local use. Production sets DUET_PRODUCTION=1, which turns DEBUG off and refu
 start without DJANGO_SECRET_KEY.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -46,6 +47,19 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None or value == "":
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_json(name: str, default: dict) -> dict:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return dict(default)
+    try:
+        parsed = json.loads(value)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} must be a JSON object, got {value!r}: {error}") from None
+    if not isinstance(parsed, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object, got {value!r}")
+    return parsed
 
 
 PRODUCTION = env_bool("DUET_PRODUCTION", False)
@@ -174,6 +188,17 @@ STORAGES = {
     },
 }
 
+# Tuned models and exports (arena/storage.py): one storage every host reaches. By default
+# a folder (DUET_VAR_DIR itself, so exports stay in var/exports); on several hosts a shared
+# folder, or an object store through a django-storages backend and its options (JSON).
+STORAGE_DIR = Path(env_str("DUET_STORAGE_DIR", str(VAR_DIR)))
+STORAGES["duet"] = {
+    "BACKEND": env_str("DUET_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage"),
+    "OPTIONS": env_json("DUET_STORAGE_OPTIONS", {}),
+}
+if STORAGES["duet"]["BACKEND"] == "django.core.files.storage.FileSystemStorage":
+    STORAGES["duet"]["OPTIONS"].setdefault("location", str(STORAGE_DIR))
+
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("DUET_MEDIA_ROOT", str(VAR_DIR / "media")))
 # Duet serves uploaded media itself so the embedded setup needs nothing else; behind a
@@ -258,6 +283,14 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The beat (the long lane's `-B`, config/celery.py's schedule) keeps its last-run times here.
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
+# Redis, for state every host must share (arena/sharedstate.py): the change stamps that
+# invalidate each process's copies and the rate-limit counts. Empty: both live in the
+# database, which is all one machine needs. Any redis:// or rediss:// URL; may be the
+# broker's own server (another db number keeps them apart).
+REDIS_URL = env_str("DUET_REDIS_URL", "")
+if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(f"DUET_REDIS_URL must be a redis://, rediss:// or unix:// URL, got {REDIS_URL!r}")
+
 # --- Duet -------------------------------------------------------------------------------
 # Anonymous voters in the arena (session based). Off by default: voters log in.
 OPEN_ARENA = env_bool("DUET_OPEN_ARENA", False)
@@ -287,12 +320,12 @@ if MATCHMAKING not in ("uniform", "active"):
 # How long each web process trusts its copy of rarely changing rows on the vote path
 # (tokens and roles, matchmaking index, rendered outputs, the board matchmaking reads)
 # when nothing reports a change: see arena/hotcache.py. Changes made by Django processes
-# on this host are reported at once through the stamps file below, so this only bounds
-# raw SQL, unreported .update()s and other hosts. 0 reads everything on every request.
+# on any host are reported through the change stamps (Redis, or the database), so this
+# only bounds raw SQL and unreported .update()s. 0 reads everything on every request.
 ARENA_CACHE_SECONDS = env_number("DUET_ARENA_CACHE_SECONDS", 60.0, float)
-# The change stamps every Duet process on this host shares (a 4 KiB memory-mapped file);
-# empty: none, changes made in other processes show within ARENA_CACHE_SECONDS.
-ARENA_CACHE_STAMPS = env_str("DUET_ARENA_CACHE_STAMPS", str(VAR_DIR / "hotcache.stamps"))
+# How often a busy process reads the change stamps: a change made on another host (a
+# revoked token, a deactivated system) shows within this, plus a request. 0: on every read.
+ARENA_CACHE_CHECK_SECONDS = env_number("DUET_ARENA_CACHE_CHECK_SECONDS", 0.25, float)
 # Live battles: voters' own prompts answered by two systems in the worker.
 LIVE_GENERATION_TIMEOUT_SECONDS = env_number("DUET_LIVE_TIMEOUT", 120.0, float)
 LIVE_MAX_CONCURRENT_PER_SYSTEM = env_number("DUET_LIVE_CONCURRENCY", 2)
@@ -315,8 +348,8 @@ MODERATION_API_KEY_ENV = env_str("DUET_MODERATION_API_KEY_ENV", "")
 ANNOTATION_LEASE_SECONDS = env_number("DUET_ANNOTATION_LEASE_SECONDS", 600)
 ANNOTATION_IMPORT_MAX_BYTES = env_number("DUET_ANNOTATION_IMPORT_MAX_BYTES", 200 * 1024 * 1024)
 ANNOTATION_MEDIA_ZIP_MAX_BYTES = env_number("DUET_ANNOTATION_MEDIA_ZIP_MAX_BYTES", 2 * 1024**3)
-# Background exports (jobs and files); with several machines this must be shared storage.
-ANNOTATION_EXPORT_DIR = Path(env_str("DUET_ANNOTATION_EXPORT_DIR", str(VAR_DIR / "exports")))
+# Background exports (jobs and files): in the storage folder above, so every host sees them.
+ANNOTATION_EXPORT_DIR = Path(env_str("DUET_ANNOTATION_EXPORT_DIR", str(STORAGE_DIR / "exports")))
 # Training runs: the default base model, where runs keep their data and models, and how
 # long a running job may go without a heartbeat before it is declared dead.
 TRAINING_DEFAULT_BASE = env_str("DUET_TRAINING_BASE", "smollm2-135m-instruct")
@@ -371,9 +404,6 @@ for _name, _rate in (("DUET_VOTE_RATE_LIMIT", VOTE_RATE_LIMIT), ("DUET_NEXT_RATE
                      ("DUET_CLIENT_RATE_LIMIT", CLIENT_RATE_LIMIT)):  # fmt: skip
     if not re.fullmatch(r"\s*(off|none|0|\d+/(second|minute|hour|day))?\s*", _rate.lower()):
         raise ImproperlyConfigured(f"{_name} must be N/second, N/minute, N/hour, N/day or off, got {_rate!r}")
-# Where the counts live: "local" (an SQLite file in DUET_VAR_DIR, shared by every process
-# on this machine) or a redis:// URL (shared by several web machines).
-RATE_LIMIT_STORE = env_str("DUET_RATE_LIMIT_STORE", "local")
 # Proxies in front of Duet that append to X-Forwarded-For; 0 trusts only the socket's
 # address. Behind one reverse proxy set 1, or every voter shares the proxy's address.
 TRUSTED_PROXY_HOPS = env_number("DUET_TRUSTED_PROXY_HOPS", 0)

@@ -5,9 +5,12 @@ from django.urls import include, path, re_path
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from arena.health import ping
+
 urlpatterns = [
     # The arena's API first: the vote loop's two endpoints are most of the traffic, and
     # URL resolution tries patterns in order.
+    path("api/ping/", ping, name="ping"),
     path("api/", include("arena.api.urls")),
     path("", include("arena.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

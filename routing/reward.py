@@ -44,7 +44,15 @@ def reward_model_dir(run_id: int | str) -> tuple[Path, bool]:
         raise JudgeError(f"reward:{run_id}: run {run.pk} is a {run.kind} run, not a reward model")
     if run.status != RunStatus.SUCCEEDED:
         raise JudgeError(f"reward:{run_id}: run {run.pk} is {run.status}; only a finished run can judge")
-    output_dir = run.artifacts.get("output_dir")
+    if run.artifacts.get("model"):  # in the storage every host reaches (arena.storage)
+        from arena import storage
+
+        try:
+            directory = storage.open_folder(run.artifacts["model"])
+        except storage.StoredFolderError as error:
+            raise JudgeError(f"reward:{run_id}: {error}") from error
+        return directory, _trained_on_messages(str(directory / "dataset.jsonl"))
+    output_dir = run.artifacts.get("output_dir")  # runs made before the storage: on this host
     directory = Path(output_dir) / "reward_model" if output_dir else None
     if directory is None or not (directory / "config.json").is_file():
         raise JudgeError(f"reward:{run_id}: run {run.pk} has no reward_model folder (artifacts.output_dir)")

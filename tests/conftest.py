@@ -13,29 +13,18 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 pytest_plugins = ["tests.conftest_models"]
 
 
-@pytest.fixture(scope="session")
-def _hotcache_stamps(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("hotcache") / "hotcache.stamps")
-
-
 @pytest.fixture(autouse=True)
-def _fresh_hot_caches(settings, _hotcache_stamps):
-    """Each test starts with empty per-process caches (arena.hotcache) and no refresh claim
-    remembered (arena.board.snapshots): a test's rows are rolled back without the signals that
-    would clear them, and the next test's arena may get the same primary key. The change
-    stamps live in the session's own file, never in a var/ folder that running Duet
-    processes may share (DUET_VAR_DIR set in the environment), and each test maps it anew."""
+def _fresh_hot_caches():
+    """Each test starts with empty per-process caches (arena.hotcache) and reads the
+    change stamps afresh: a test's rows are rolled back without the signals that would
+    clear them, and the next test's arena may get the same primary key."""
     from arena import hotcache
-    from arena.board import snapshots as leaderboard
 
-    settings.ARENA_CACHE_STAMPS = _hotcache_stamps
     hotcache.forget_stamps()
     hotcache.clear_all()
-    leaderboard._refresh_pending_until.clear()
     yield
     hotcache.clear_all()
     hotcache.forget_stamps()
-    leaderboard._refresh_pending_until.clear()
 
 
 @pytest.fixture

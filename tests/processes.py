@@ -45,8 +45,9 @@ def process_env(tmp_path: Path, **overrides) -> dict:
         "DATABASE_URL": test_database_url(),
         "DUET_VAR_DIR": str(tmp_path / "var"),
         "DUET_MEDIA_ROOT": str(tmp_path / "media"),
-        # The test's own change stamps: its committed changes reach these processes at once.
-        "DUET_ARENA_CACHE_STAMPS": str(settings.ARENA_CACHE_STAMPS),
+        # The change stamps are the test database's: the test's committed changes reach
+        # these processes on their next read.
+        "DUET_ARENA_CACHE_CHECK_SECONDS": "0",
         "PYTHONUNBUFFERED": "1",
         # One torch thread per worker process: on 2 shared cores, two processes with two
         # threads each slow generation down many times over (measured 20-40x).

@@ -8,6 +8,7 @@ joins the arena.
 """
 
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -203,7 +204,15 @@ def train_run(run: TrainingRun, job: JobContext) -> dict:
     produced = None
     if run.kind == RunKind.DPO and result.merged_dir:
         progress.phase("registering")
-        produced = register_tuned_system(run, result.merged_dir)
+        produced = register_tuned_system(run, store_model(run, result.merged_dir))
+    elif run.kind == RunKind.REWARD and result.output_dir:
+        # A judging worker on any host opens it from the storage (routing.reward), with
+        # the dataset snapshot that tells it how the prompts were shaped.
+        progress.phase("registering")
+        reward_dir = Path(result.output_dir) / "reward_model"
+        shutil.copyfile(dataset_path, reward_dir / "dataset.jsonl")
+        artifacts["model"] = store_model(run, str(reward_dir))
+    if produced is not None:
         # The tuned model answers the arena's prompts in the worker, then meets the others.
         from arena.tasks import generate_outputs
 
@@ -227,9 +236,18 @@ def _metrics(result) -> dict:
     return metrics
 
 
+def store_model(run: TrainingRun, model_dir: str) -> str:
+    """Copy the tuned model into the storage every host reaches; returns the reference a
+    generation worker on any host opens (arena.storage.open_folder)."""
+    from arena import storage
+
+    return storage.store_folder(Path(model_dir), f"tuned/run-{run.pk}")
+
+
 def register_tuned_system(run: TrainingRun, model_dir: str) -> System:
     """The tuned model as a new arena System: named after its base and run, a child of the
-    base system, answering with the base's system prompt and sampling."""
+    base system, answering with the base's system prompt and sampling. `model_dir`: a
+    stored reference (`store_model`), or a local folder."""
     base_config = dict(run.base_system.provider_config) if run.base_system else {}
     base_name = run.base_system.name if run.base_system else Path(run.base_model).name
     name = f"{base_name}+dpo-run{run.pk}"

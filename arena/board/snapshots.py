@@ -6,7 +6,6 @@ at a million — and stores the results as snapshots the pages and the API read.
 """
 
 import logging
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -112,31 +111,21 @@ def request_refresh(arena: Arena) -> bool:
     return True
 
 
-# Arena pk -> wall-clock time before which a refresh this process saw claimed cannot have
-# started yet (see request_refresh_after_vote).
-_refresh_pending_until: dict[int, float] = {}
-
-
-def request_refresh_after_vote(arena: Arena) -> bool:
+def request_refresh_after_vote(arena: Arena, claimed_at=rows.UNREAD) -> bool:
     """`request_refresh` for the vote path, where a claim per vote would cost a write.
 
-    A claimed refresh starts no earlier than its claim plus the debounce, and reads the
-    battles after it starts; so a vote committed while a claim stands is in it. Within
-    the debounce of a claim this process saw, a vote asks nothing; after it, one read of
-    the claim, and a new claim only when the last one has been taken by its task (or is
-    stale). Half the debounce is kept as a margin for clocks. Called by the receiver of
-    `judgment_recorded` (`arena.receivers`), after the vote's transaction commits."""
-    now = time.time()
-    if now < _refresh_pending_until.get(arena.pk, 0.0):
+    A claimed refresh starts no earlier than its claim plus the debounce, takes the claim
+    when it starts, and reads the battles after; so a vote committed while a claim stands
+    is in it, and asks nothing. Otherwise a new claim, once the last one has been taken
+    by its task (or is stale). The claim lives in the arena's row, which every process on
+    every host reads: `claimed_at` is the claim as the statement that wrote the vote read
+    it (rows.insert_judgment_and_battle, on PostgreSQL), so it is not read again;
+    `rows.UNREAD` where it was not (one small read)."""
+    if claimed_at is rows.UNREAD:
+        claimed_at = rows.refresh_claim(arena.pk)
+    if claimed_at is not None and claimed_at > timezone.now() - timezone.timedelta(seconds=STALE_REFRESH_SECONDS):
         return False
-    claimed_at = rows.refresh_claim(arena.pk)
-    if claimed_at is not None and claimed_at.timestamp() > now - STALE_REFRESH_SECONDS:
-        _refresh_pending_until[arena.pk] = claimed_at.timestamp() + settings.LEADERBOARD_DEBOUNCE_SECONDS / 2
-        return False
-    queued = request_refresh(arena)
-    if queued:
-        _refresh_pending_until[arena.pk] = now + settings.LEADERBOARD_DEBOUNCE_SECONDS / 2
-    return queued
+    return request_refresh(arena)
 
 
 @dataclass(frozen=True)

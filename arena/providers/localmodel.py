@@ -138,10 +138,17 @@ def _convert_gguf(path: Path, destination: Path) -> None:
 
 
 def resolve_model_dir(model_ref: str) -> Path:
-    """The default model's name maps to its converted copy; anything else must be a local folder."""
+    """The default model's name maps to its converted copy, a stored model
+    ("stored:tuned/run-12", arena.storage) to its copy in this host's cache; anything else
+    must be a local folder."""
     if model_ref == DEFAULT_MODEL:
         return ensure_converted()
-    directory = Path(model_ref).expanduser()
+    from . import storage
+
+    try:
+        directory = storage.open_folder(model_ref)
+    except storage.StoredFolderError as error:
+        raise LocalModelError(str(error)) from error
     if directory.is_dir() and (directory / "config.json").is_file():
         return directory
     raise LocalModelError(

@@ -1,11 +1,11 @@
-"""Change stamps (arena.hotcache): a change made by any Django process on this host clears
-every process's copies once it commits, and without a usable stamps file the lifetime
-(DUET_ARENA_CACHE_SECONDS) still bounds how long a copy is trusted."""
+"""Change stamps (arena.hotcache): a change made by any Django process, on any host, clears
+every process's copies once it commits (the stamps live in the database, or in Redis),
+and with the stamps unreadable the lifetime (DUET_ARENA_CACHE_SECONDS) still bounds how
+long a copy is trusted."""
 
-import fcntl
 import logging
-import os
 import subprocess
+import time
 import sys
 import uuid
 from types import SimpleNamespace
@@ -24,6 +24,7 @@ from arena.voting import matchmaking
 from arena.voting import presenters
 from tests.arena.test_vote_path import api_token, clock  # noqa: F401 - fixtures
 from tests.processes import ROOT, process_env
+from tests.reliability.conftest import redis_server  # noqa: F401 - fixture
 
 # Deletes a token from a process that never runs arena.api.authentication, the module
 # defining the token memo (a stand-in takes its place: in Duet today every process
@@ -44,8 +45,8 @@ print("DELETED", deleted)
 """
 
 
-def delete_token_in_another_process(key: str, tmp_path, stamps: str) -> str:
-    env = process_env(tmp_path, DUET_ARENA_CACHE_STAMPS=stamps)
+def delete_token_in_another_process(key: str, tmp_path, **env) -> str:
+    env = process_env(tmp_path, **env)
     result = subprocess.run([sys.executable, "-c", DELETE_TOKEN % {"key": key}], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -63,34 +64,64 @@ def cached_token(transactional_db, settings):
     return SimpleNamespace(auth=auth, key=token.key, user=user)
 
 
+def refused_after(cached_token, timeout: float = 2.0) -> float:
+    """Seconds until this process refuses the token (fails past `timeout`)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            cached_token.auth.authenticate_credentials(cached_token.key)
+        except AuthenticationFailed:
+            return time.monotonic() - start
+        time.sleep(0.01)
+    raise AssertionError(f"the deleted token still worked after {timeout} s")
+
+
 @pytest.mark.django_db(transaction=True)
-def test_a_token_deleted_by_another_process_is_refused_at_once(cached_token, settings, tmp_path):
-    # given a token this process holds a copy of
-    stamp_before = hotcache.stamp("authtoken.Token")
+def test_a_token_deleted_by_another_process_is_refused_within_the_check_interval(cached_token, tmp_path):
+    # given a token this process holds a copy of, and reads the stamps every 0.25 s
+    stamp_before = hotcache.stamp("authtoken.Token:edited")
     # when another process, which has no token memo, deletes it
-    out = delete_token_in_another_process(cached_token.key, tmp_path, settings.ARENA_CACHE_STAMPS)
+    out = delete_token_in_another_process(cached_token.key, tmp_path)
     assert "DELETED 1" in out, out
-    # then its commit bumped the token's stamp, and this process refuses the token at once
-    assert hotcache.stamp("authtoken.Token") == stamp_before + 1
-    with pytest.raises(AuthenticationFailed):
-        cached_token.auth.authenticate_credentials(cached_token.key)
+    # then its commit bumped the token's stamp in the database, and this process refuses
+    # the token within the interval
+    assert hotcache.stamp("authtoken.Token:edited") == stamp_before + 1
+    assert refused_after(cached_token) < 0.25 + 0.2
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_with_redis_a_token_deleted_elsewhere_is_refused_within_the_check_interval(
+    cached_token, settings, tmp_path, redis_server  # noqa: F811
+):
+    # given both processes keep the stamps in Redis
+    url, _, _ = redis_server
+    settings.REDIS_URL = url
+    cached_token.auth.authenticate_credentials(cached_token.key)
+    # when the other process deletes the token
+    delete_token_in_another_process(cached_token.key, tmp_path, DUET_REDIS_URL=url)
+    # then the bump is in Redis, none in the database, and the token is refused
+    assert hotcache.RedisStamps.KEY.encode() in hotcache.stamps_store().client.keys()
+    assert refused_after(cached_token) < 0.25 + 0.2
 
 
 @pytest.mark.django_db(transaction=True)
-def test_without_a_usable_stamps_file_a_token_deleted_elsewhere_works_until_the_ttl(
+def test_with_the_stamps_unreadable_a_token_deleted_elsewhere_works_until_the_ttl(
     clock, cached_token, settings, tmp_path, caplog
 ):
-    # given a stamps "file" that is a folder, in this process and the other
-    settings.ARENA_CACHE_STAMPS = str(tmp_path)
+    # given this process cannot read the stamps (Redis away)
+    settings.REDIS_URL = "redis://127.0.0.1:9/0"
     caplog.set_level(logging.WARNING, logger="arena.hotcache")
     assert cached_token.auth.authenticate_credentials(cached_token.key)[0].pk == cached_token.user.pk
     # when another process deletes the token
-    delete_token_in_another_process(cached_token.key, tmp_path, str(tmp_path))
+    delete_token_in_another_process(cached_token.key, tmp_path)
     # then this process trusts its copy for the lifetime, and warned once
     clock.now += 3599
     assert cached_token.auth.authenticate_credentials(cached_token.key)[0].pk == cached_token.user.pk
+    assert cached_token.auth.authenticate_credentials(cached_token.key)[0].pk == cached_token.user.pk
     assert hotcache.stamp("authtoken.Token") is None
-    warnings = [r for r in caplog.records if "cannot use the change stamps file" in r.getMessage()]
+    warnings = [r for r in caplog.records if "cannot read the change stamps" in r.getMessage()]
     assert len(warnings) == 1
     # and refuses it once the lifetime is over
     clock.now += 1
@@ -100,8 +131,9 @@ def test_without_a_usable_stamps_file_a_token_deleted_elsewhere_works_until_the_
 
 @pytest.mark.django_db(transaction=True)
 def test_a_change_bumps_its_stamp_at_commit_and_a_rolled_back_one_never(settings):
-    # given a memo fed by systems, holding a copy
+    # given a memo fed by systems, holding a copy (the stamps read on every memo read)
     settings.ARENA_CACHE_SECONDS = 3600
+    settings.ARENA_CACHE_CHECK_SECONDS = 0
     memo = hotcache.Memo(f"test memo {uuid.uuid4().hex}", invalidated_by=("arena.System",))
     try:
         calls = []
@@ -128,13 +160,15 @@ def test_a_change_bumps_its_stamp_at_commit_and_a_rolled_back_one_never(settings
 
 
 def test_a_bump_clears_only_the_memos_of_that_model(api_token, settings, django_assert_num_queries):
-    # given a cached token (its memo is fed by tokens, users, groups, permissions)
+    # given a cached token (its memo is fed by tokens, users, groups, permissions), and
+    # the stamps read on every memo read
     settings.ARENA_CACHE_SECONDS = 3600
-    token_slots = {hotcache._slot(label) for label in _token_labels()}
-    assert hotcache._slot("arena.Output") not in token_slots  # else this test shows nothing
+    settings.ARENA_CACHE_CHECK_SECONDS = 0
+    assert "arena.Output" not in _token_labels()  # else this test shows nothing
     auth = CachedTokenAuthentication()
     auth.authenticate_credentials(api_token.key)
-    # when another process reports a changed output, then the token's copy stays
+    # when another process reports a changed output, then the token's copy stays (the
+    # stamps are read on the side: no query of the request's)
     hotcache.bump("arena.Output")
     with django_assert_num_queries(0):
         auth.authenticate_credentials(api_token.key)
@@ -146,6 +180,19 @@ def test_a_bump_clears_only_the_memos_of_that_model(api_token, settings, django_
     hotcache.bump("authtoken.Token:edited")
     with django_assert_num_queries(3):  # the token with its user, their own permissions, their roles' ones
         auth.authenticate_credentials(api_token.key)
+
+
+def test_between_checks_a_memo_reads_no_stamps(api_token, settings, monkeypatch):
+    # given a token read once, with the stamps just read
+    settings.ARENA_CACHE_SECONDS = 3600
+    auth = CachedTokenAuthentication()
+    auth.authenticate_credentials(api_token.key)
+    reads = []
+    monkeypatch.setattr(hotcache.DatabaseStamps, "read", lambda self: reads.append(1) or {})
+    # when it is read many times within the interval, then the stamps are not read again
+    for _ in range(100):
+        auth.authenticate_credentials(api_token.key)
+    assert reads == []
 
 
 def _token_labels() -> tuple[str, ...]:
@@ -165,42 +212,29 @@ def test_flags_set_with_update_are_reported_at_commit(db, django_capture_on_comm
     assert hotcache.stamp("arena.Judge") == before + 1
 
 
-def test_a_forked_process_opens_the_stamps_file_again():
-    # given this process holds the stamps file's lock
-    hotcache.bump("arena.Arena")
-    start = hotcache.stamp("arena.Arena")
-    fcntl.flock(hotcache._fd, fcntl.LOCK_EX)
-    try:
-        # when a child forked now takes the lock on its own open of the file
-        pid = os.fork()
-        if pid == 0:  # the child: report through the exit status only
-            try:
-                hotcache.stamp("arena.Arena")
-                fcntl.flock(hotcache._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                os._exit(1)  # an inherited descriptor would share the parent's lock
-            except BlockingIOError:
-                os._exit(0)
-            except BaseException:  # noqa: BLE001 - anything else fails the test
-                os._exit(2)
-        # then it must wait for the parent: its descriptor is its own
-        assert os.waitpid(pid, 0)[1] == 0
-    finally:
-        fcntl.flock(hotcache._fd, fcntl.LOCK_UN)
-    # and bumps from several processes at once are all counted
-    per_process, children = 2000, []
-    for _ in range(3):
-        pid = os.fork()
-        if pid == 0:
-            try:
-                for _ in range(per_process):
-                    hotcache.bump("arena.Arena")
-            finally:
-                os._exit(0)
-        children.append(pid)
+BUMP_SCRIPT = """
+import sys
+import django
+django.setup()
+from arena import hotcache
+for _ in range(int(sys.argv[1])):
+    hotcache.bump("arena.Arena", "arena.Arena:edited")
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bumps_from_several_processes_at_once_are_all_counted(tmp_path):
+    # given three processes and this one bumping the same stamps at once
+    per_process, start = 150, hotcache.stamp("arena.Arena")
+    env = process_env(tmp_path)
+    children = [subprocess.Popen([sys.executable, "-c", BUMP_SCRIPT, str(per_process)], cwd=ROOT, env=env)
+                for _ in range(3)]  # fmt: skip
     for _ in range(per_process):
-        hotcache.bump("arena.Arena")
-    assert all(os.waitpid(pid, 0)[1] == 0 for pid in children)
+        hotcache.bump("arena.Arena", "arena.Arena:edited")
+    # then none is lost
+    assert [child.wait(timeout=120) for child in children] == [0, 0, 0]
     assert hotcache.stamp("arena.Arena") == start + 4 * per_process
+    assert hotcache.stamp("arena.Arena:edited") == hotcache.stamp("arena.Arena")
 
 
 def test_a_memo_must_name_watched_models_only():

@@ -18,9 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 @pytest.fixture(autouse=True)
 def fresh_rate_limits(settings, tmp_path):
-    """Each test counts in its own store, so ids reused after a rollback start at zero."""
+    """Each test counts in the test database (rolled back after it, or emptied by a
+    transactional test's flush), so ids reused after a rollback start at zero."""
     settings.VAR_DIR = tmp_path / "var"
-    settings.RATE_LIMIT_STORE = "local"
+    settings.REDIS_URL = ""
 
 
 def free_port() -> int:
@@ -54,8 +55,9 @@ def subprocess_env(tmp_path):
         "DATABASE_URL": f"sqlite:///{db['NAME']}",
         "DUET_VAR_DIR": str(tmp_path / "subvar"),
         "DUET_MEDIA_ROOT": str(tmp_path / "media"),
-        # The test's own change stamps: its committed changes reach these processes at once.
-        "DUET_ARENA_CACHE_STAMPS": str(django_settings.ARENA_CACHE_STAMPS),
+        # The change stamps are the test database's: the test's committed changes reach
+        # these processes on their next read.
+        "DUET_ARENA_CACHE_CHECK_SECONDS": "0",
         "DUET_LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",
         # These tests push many votes from 127.0.0.1 on purpose; the limits have their own tests.

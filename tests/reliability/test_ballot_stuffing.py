@@ -124,17 +124,17 @@ def test_ipv6_addresses_count_by_64_block(rf, settings):
     assert mapped == "192.0.2.1"
 
 
-def test_counter_store_never_holds_addresses_or_session_keys(arena_factory, settings, clock, tmp_path):
-    import sqlite3
-
+def test_counter_store_never_holds_addresses_or_session_keys(arena_factory, settings, clock):
     from rest_framework.test import APIClient
+
+    from arena.sharedstate import RateCount
 
     settings.OPEN_ARENA = True
     settings.VOTE_RATE_LIMIT, settings.CLIENT_RATE_LIMIT = "10/minute", "10/minute"
     arena_factory("text")
     client = APIClient()
     cast_vote(client, REMOTE_ADDR="203.0.113.77")
-    keys = [row[0] for row in sqlite3.connect(tmp_path / "var" / "ratelimit.sqlite3").execute("SELECT key FROM hits")]
+    keys = list(RateCount.objects.values_list("key", flat=True))
     assert keys and not any("203.0.113.77" in key for key in keys)
     assert not any(client.session.session_key in key for key in keys)
 
@@ -143,7 +143,7 @@ def test_a_broken_counter_store_never_costs_a_vote(arena_factory, annotator, cli
     def broken(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ratelimit.LocalStore, "hit", broken)
+    monkeypatch.setattr(ratelimit.DatabaseStore, "hit_many", broken)
     arena_factory("text")
     assert cast_vote(client_for(annotator)).status_code == 201
     assert Judgment.objects.count() == 1
@@ -162,51 +162,58 @@ def test_rate_setting_is_checked_at_startup():
 
 COUNT_SCRIPT = """
 import sys
-from pathlib import Path
-from arena.ratelimit import LocalStore
-store = LocalStore(Path(sys.argv[1]))
+import django
+django.setup()
+from arena.ratelimit import DatabaseStore
+store = DatabaseStore()
 last = 0
-for _ in range(int(sys.argv[2])):
+for _ in range(int(sys.argv[1])):
     last = store.hit("shared", 7, 1e12)
 print(last)
 """
 
 
-def test_local_store_counts_exactly_across_processes(tmp_path):
+@pytest.mark.django_db(transaction=True)
+def test_database_store_counts_exactly_across_processes(tmp_path):
     # given four processes hitting one key at once (as four gunicorn workers would)
-    path, hits = tmp_path / "counts.sqlite3", 300
+    from tests.processes import process_env
+
+    hits, env = 300, process_env(tmp_path)
     runs = [
-        subprocess.Popen([sys.executable, "-c", COUNT_SCRIPT, str(path), str(hits)], cwd=ROOT,
+        subprocess.Popen([sys.executable, "-c", COUNT_SCRIPT, str(hits)], cwd=ROOT, env=env,
                          stdout=subprocess.PIPE, text=True)
         for _ in range(4)
     ]  # fmt: skip
     outputs = [run.communicate(timeout=120)[0] for run in runs]
     assert all(run.returncode == 0 for run in runs)
     # then no increment is lost: the store holds every hit, and the last one to finish saw them all
-    assert ratelimit.LocalStore(path).hit("shared", 7, 1e12) == 4 * hits + 1
+    assert ratelimit.DatabaseStore().hit("shared", 7, 1e12) == 4 * hits + 1
     assert max(int(out) for out in outputs) == 4 * hits
 
 
-def test_a_new_window_starts_from_one(tmp_path):
-    store = ratelimit.LocalStore(tmp_path / "counts.sqlite3")
+def test_a_new_window_starts_from_one(db):
+    store = ratelimit.DatabaseStore()
     later = time.time() + 120  # not yet expired, so a prune cannot remove the row
     assert [store.hit("k", 1, later) for _ in range(3)] == [1, 2, 3]
     assert store.hit("k", 2, later + 60) == 1
+    assert store.hit_many([("k", 2, later + 60), ("j", 2, later + 60)]) == [2, 1]
 
 
 @pytest.mark.redis
 def test_redis_store_counts_and_expires(redis_server):
+    import redis
+
     url, _, _ = redis_server
-    store = ratelimit.RedisStore(url)
+    store = ratelimit.RedisStore(redis.Redis.from_url(url))
     assert [store.hit("k", 1, 1e10) for _ in range(3)] == [1, 2, 3]
     assert store.hit("k", 2, 1e10) == 1
-    assert 0 < store.client.ttl("k:1")
+    assert 0 < store.client.ttl("duet:ratelimit:k:1")
 
 
 @pytest.mark.redis
 def test_limits_apply_through_redis_store(arena_factory, annotator, client_for, settings, clock, redis_server):
     url, _, _ = redis_server
-    settings.RATE_LIMIT_STORE = url
+    settings.REDIS_URL = url
     settings.NEXT_RATE_LIMIT = "1/minute"
     arena_factory("text")
     client = client_for(annotator)

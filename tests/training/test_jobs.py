@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 
 from arena.voting import actions as arena_actions
-from arena import events, hotcache
+from arena import hotcache, storage
 from arena.board.snapshots import default_arena
 from arena.errors import InvalidInput, NotFound
 from arena.models import System
@@ -108,11 +108,13 @@ def test_dpo_run_trains_evaluates_and_joins_the_arena(voted_arena, django_captur
     # the dataset snapshot is kept with the run
     rows = [json.loads(line) for line in open(run.artifacts["dataset"])]
     assert len(rows) == run.n_pairs and {"prompt", "chosen", "rejected", "weight"} <= set(rows[0])
-    # the tuned model is a new System, child of its base, answering through its merged folder
+    # the tuned model is a new System, child of its base, answering through its merged
+    # folder copied into the storage every host reaches
     produced = run.produced_system
     assert produced.name == f"tiny-base+dpo-run{run.pk}" and produced.parent == voted_arena
     assert produced.provider == "transformers" and produced.provider_config["system_prompt"] == "Be kind."
-    assert produced.provider_config["model"] == run.artifacts["merged_dir"]
+    assert produced.provider_config["model"] == f"stored:tuned/run-{run.pk}"
+    assert storage.storage().exists(f"tuned/run-{run.pk}/config.json")
     # its outputs for the arena's prompts are generated in the worker (beside the new system's change stamp)
     from arena.jobs.lifecycle import job_finished
 
@@ -129,6 +131,8 @@ def test_reward_run(voted_arena):
     run.refresh_from_db()
     assert run.metrics["heldout_accuracy"] is not None and run.produced_system is None
     assert run.artifacts["output_dir"]
+    assert run.artifacts["model"] == f"stored:tuned/run-{run.pk}"
+    assert storage.storage().exists(f"tuned/run-{run.pk}/dataset.jsonl")
 
 
 def test_failure_keeps_its_traceback(voted_arena, tmp_path):
