@@ -111,18 +111,16 @@ def request_refresh(arena: Arena) -> bool:
     return True
 
 
-def request_refresh_after_vote(arena: Arena, claimed_at=rows.UNREAD) -> bool:
+def request_refresh_after_vote(arena: Arena) -> bool:
     """`request_refresh` for the vote path, where a claim per vote would cost a write.
 
     A claimed refresh starts no earlier than its claim plus the debounce, takes the claim
     when it starts, and reads the battles after; so a vote committed while a claim stands
     is in it, and asks nothing. Otherwise a new claim, once the last one has been taken
     by its task (or is stale). The claim lives in the arena's row, which every process on
-    every host reads: `claimed_at` is the claim as the statement that wrote the vote read
-    it (rows.insert_judgment_and_battle, on PostgreSQL), so it is not read again;
-    `rows.UNREAD` where it was not (one small read)."""
-    if claimed_at is rows.UNREAD:
-        claimed_at = rows.refresh_claim(arena.pk)
+    every host reads (one small read). Called by the board's receiver of
+    `judgment_recorded` (`arena.receivers`), after the vote's transaction commits."""
+    claimed_at = rows.refresh_claim(arena.pk)
     if claimed_at is not None and claimed_at > timezone.now() - timezone.timedelta(seconds=STALE_REFRESH_SECONDS):
         return False
     return request_refresh(arena)
