@@ -14,9 +14,9 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
 
 from arena.errors import DuetError
+from arena.jobs import lifecycle
 from arena.jobs.lifecycle import JobContext, JobFailed
 
 from .models import ImportJob, Project
@@ -38,8 +38,6 @@ def _save(source, path: Path) -> None:
 def queue_import(project: Project, source, filename: str, fmt: str = "duet", media_zip=None, seed: int = 0,
                  user=None) -> ImportJob:
     """Keep the upload (and its media zip) and queue its import once the transaction commits."""
-    from .import_tasks import import_comparisons_task
-
     folder = imports_root() / uuid.uuid4().hex
     folder.mkdir(parents=True)
     _save(source, folder / UPLOAD_NAME)
@@ -49,7 +47,7 @@ def queue_import(project: Project, source, filename: str, fmt: str = "duet", med
         project=project, filename=Path(filename).name[:300], format=fmt, seed=seed, folder=str(folder),
         has_media_zip=media_zip is not None, requested_by=user if user is not None and user.is_authenticated else None,
     )  # fmt: skip
-    transaction.on_commit(lambda: import_comparisons_task.delay(job.pk))
+    lifecycle.queue(job)
     return job
 
 

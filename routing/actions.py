@@ -499,10 +499,8 @@ def create_job(project: Project, kind: str, *, spec: str | None = None, item_ids
 
 def queue_job(project: Project, kind: str, **options) -> JudgingJob:
     """Create a job and queue it on the `judging` queue once the transaction commits."""
-    from .tasks import run_judging_job
-
     job = create_job(project, kind, **options)
-    transaction.on_commit(lambda: run_judging_job.delay(job.pk))
+    lifecycle.queue(job)
     return job
 
 

@@ -19,17 +19,6 @@ APPS = ("arena", "annotation", "training", "routing")
 WIRING = "config"
 FRAMEWORKS = {"django", "rest_framework", "celery"}
 
-# PENDING: edges that close a cycle today and are being removed by parallel work of issue
-# 14. Delete each from the list when its change lands (test_pending_edges_still_exist
-# fails once an edge is gone, so the list cannot outlive them).
-PENDING = {
-    # `do_create_run` / `queue_job` import their task inside the function; the task imports the
-    # action back. Goes with the shared job lifecycle (one base task, queued by it).
-    ("training.actions", "training.tasks"),
-    ("routing.actions", "routing.tasks"),
-}
-
-
 def _module_name(path: Path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -110,15 +99,8 @@ def _app(module: str) -> str:
 def test_no_import_cycle_inside_an_app(app):
     graph = import_graph()
     inside = nx.DiGraph(graph.subgraph(m for m in graph if _app(m) == app))
-    inside.remove_edges_from(PENDING)
     cycles = [sorted(c) for c in nx.strongly_connected_components(inside) if len(c) > 1]
     assert cycles == [], f"modules of {app} that import each other in a circle: {cycles}"
-
-
-def test_pending_edges_still_exist():
-    """An allow-listed edge that is gone must leave the list, so it cannot hide a new one."""
-    graph = import_graph()
-    assert [edge for edge in PENDING if not graph.has_edge(*edge)] == []
 
 
 def test_no_app_imports_one_above_it_or_the_wiring():

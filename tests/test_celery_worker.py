@@ -4,7 +4,6 @@ filesystem broker (what `make run` uses) and on a real Redis."""
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys

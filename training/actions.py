@@ -125,8 +125,6 @@ def check_run_request(
 
 def do_create_run(request: RunRequest, user=None, *, queue: bool = True) -> TrainingRun:
     """`queue=False` leaves the run for the caller to execute itself (`train --here`)."""
-    from .tasks import run_training
-
     with transaction.atomic():
         run = TrainingRun.objects.create(
             kind=request.kind, project=request.project, arena=request.arena, data_filters=request.filters,
@@ -134,7 +132,7 @@ def do_create_run(request: RunRequest, user=None, *, queue: bool = True) -> Trai
             recipe=request.recipe, created_by=user if user is not None and user.is_authenticated else None,
         )  # fmt: skip
         if queue:
-            transaction.on_commit(lambda: run_training.delay(run.pk))
+            lifecycle.queue(run)
     return run
 
 

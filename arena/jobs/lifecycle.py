@@ -199,6 +199,13 @@ def cancel(job: Job) -> Job:
     return job
 
 
+def queue(job: Job) -> None:
+    """Queue the job's task (`job.task_name`) once the transaction commits. By name: the
+    module that creates a job never imports its task, so the task may import it back."""
+    task, pk = import_string(job.task_name), job.pk
+    transaction.on_commit(lambda: task.delay(pk))
+
+
 def retry(job: Job) -> Job:
     """Queue a failed or cancelled job again with the same settings, as its next attempt."""
     model = type(job)

@@ -14,7 +14,6 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from annotation.export import ExportOptions, export_dataset
-from annotation.export import views as export_views
 from annotation.quality.simulation import simulate_crowd
 from tests.annotation.test_quality import SMALL_CROWD, crowd_rows
 
