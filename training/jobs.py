@@ -24,12 +24,6 @@ PHASES = ("dataset", "loading", "reference", "training", "evaluation", "saving",
 # Progress within a phase is written at most this often (a GPU's reference batches take
 # milliseconds); a new phase, a phase's last item and every optimiser step are always written.
 WRITE_INTERVAL_S = 1.0
-KILLED_FOR_MEMORY = (
-    "the worker running this run was killed by the operating system ({signal}), most likely for lack of "
-    "memory{usage}; lower data.max_length (or training.micro_batch_size, if raised) and retry the run"
-)
-
-
 def resident_mb() -> int:
     import psutil
 
@@ -76,17 +70,3 @@ class RunProgress:
         if history:
             fields["history"] = self.history
         TrainingRun.objects.filter(pk=self.run_id).update(**fields)
-
-
-def worker_lost_message(run: TrainingRun, signal: str, error: Exception) -> str:
-    """What a run says when its worker process died (`TrainingRun.worker_lost_message`).
-
-    Celery's pool reports the death as WorkerLostError("... signal 9 (SIGKILL) ..."): the
-    kernel's out-of-memory killer sends SIGKILL, so that is reported as lack of memory, with
-    the worker's last resident size when one was written.
-    """
-    if signal != "SIGKILL":
-        return f"the worker running this run stopped ({error}); retry the run"
-    last = (run.progress or {}).get("rss_mb")
-    usage = f" (it used {last:,} MB at its last report, in phase {run.progress.get('phase')})" if last else ""
-    return KILLED_FOR_MEMORY.format(signal=signal, usage=usage)

@@ -15,6 +15,12 @@ class RunKind(models.TextChoices):
     DPO = "dpo", "DPO-family preference tuning"
 
 
+KILLED_FOR_MEMORY = (
+    "the worker running this run was killed by the operating system ({signal}), most likely for lack of "
+    "memory{usage}; lower data.max_length (or training.micro_batch_size, if raised) and retry the run"
+)
+
+
 RunStatus = JobStatus  # a run goes through the job lifecycle (arena.jobs)
 __all__ = ["FINISHED", "RunKind", "RunStatus", "TrainingRun"]
 
@@ -70,9 +76,15 @@ class TrainingRun(Job):
                 "produced_system": None}  # fmt: skip
 
     def worker_lost_message(self, signal: str, error: Exception) -> str:
-        from .jobs import worker_lost_message
-
-        return worker_lost_message(self, signal, error)
+        """What a run says when its worker process died. Celery's pool reports the death as
+        WorkerLostError("... signal 9 (SIGKILL) ..."): the kernel's out-of-memory killer
+        sends SIGKILL, so that is reported as lack of memory, with the worker's last
+        resident size when one was written."""
+        if signal != "SIGKILL":
+            return f"the worker running this run stopped ({error}); retry the run"
+        last = (self.progress or {}).get("rss_mb")
+        usage = f" (it used {last:,} MB at its last report, in phase {self.progress.get('phase')})" if last else ""
+        return KILLED_FOR_MEMORY.format(signal=signal, usage=usage)
 
     @property
     def percent(self) -> int:

@@ -143,7 +143,7 @@ def resolve_model_dir(model_ref: str) -> Path:
     must be a local folder."""
     if model_ref == DEFAULT_MODEL:
         return ensure_converted()
-    from . import storage
+    from arena import storage
 
     try:
         directory = storage.open_folder(model_ref)

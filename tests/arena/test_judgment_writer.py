@@ -234,7 +234,6 @@ def test_an_arena_vote_is_announced_and_asks_the_board_for_a_refresh(
 
     asked = []
     monkeypatch.setattr(refresh_leaderboards, "apply_async", lambda args, **kwargs: asked.append(args[0]))
-    monkeypatch.setattr(leaderboard, "_refresh_pending_until", {})
     comparison = actions.next_comparison(people[0], "text", rng=random.Random(1))
     token = actions.issue_vote_token(comparison, people[0])
     # when a vote is recorded through the arena's action
