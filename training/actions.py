@@ -249,13 +249,12 @@ def _train(run: TrainingRun) -> str:
     if run.kind == RunKind.DPO and result.merged_dir:
         progress.phase("registering")
         produced = register_tuned_system(run, store_model(run, result.merged_dir))
-    elif run.kind == RunKind.REWARD and result.output_dir:
+    elif run.kind == RunKind.REWARD and result.merged_dir:
         # A judging worker on any host opens it from the storage (routing.reward), with
         # the dataset snapshot that tells it how the prompts were shaped.
         progress.phase("registering")
-        reward_dir = Path(result.output_dir) / "reward_model"
-        shutil.copyfile(dataset_path, reward_dir / "dataset.jsonl")
-        artifacts["model"] = store_model(run, str(reward_dir))
+        shutil.copyfile(dataset_path, Path(result.merged_dir) / "dataset.jsonl")
+        artifacts["model"] = store_model(run, result.merged_dir)
     _finish(run.pk, RunStatus.SUCCEEDED, artifacts=artifacts, metrics=_metrics(result), produced_system=produced)
     if produced is not None:
         from arena.tasks import generate_outputs
