@@ -203,13 +203,12 @@ def train_run(run: TrainingRun, job: JobContext) -> dict:
     if run.kind == RunKind.DPO and result.merged_dir:
         progress.phase("registering")
         produced = register_tuned_system(run, store_model(run, result.merged_dir))
-    elif run.kind == RunKind.REWARD and result.output_dir:
+    elif run.kind == RunKind.REWARD and result.merged_dir:
         # A judging worker on any host opens it from the storage (routing.reward), with
         # the dataset snapshot that tells it how the prompts were shaped.
         progress.phase("registering")
-        reward_dir = Path(result.output_dir) / "reward_model"
-        shutil.copyfile(dataset_path, reward_dir / "dataset.jsonl")
-        artifacts["model"] = store_model(run, str(reward_dir))
+        shutil.copyfile(dataset_path, Path(result.merged_dir) / "dataset.jsonl")
+        artifacts["model"] = store_model(run, result.merged_dir)
     if produced is not None:
         # The tuned model answers the arena's prompts in the worker, then meets the others.
         from arena.tasks import generate_outputs

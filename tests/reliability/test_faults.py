@@ -235,10 +235,12 @@ def answers_ping(env: dict, attempts: int = 3) -> bool:
 def test_votes_are_accepted_while_redis_restarts_and_the_board_catches_up(
     subprocess_env, processes, redis_server, arena_factory
 ):
-    # given a web server and a worker on Redis, and two voters voting continuously
+    # given a web server and a worker on Redis (the broker, the change stamps and the
+    # rate-limit counts), and two voters voting continuously
     url, stop_redis, start_redis = redis_server
     arena_factory("text", n_systems=4, n_prompts=300)  # enough pairs for two minutes of voting
-    env = {**subprocess_env, "CELERY_BROKER_URL": url, "DUET_LEADERBOARD_DEBOUNCE": "0.2"}
+    env = {**subprocess_env, "CELERY_BROKER_URL": url, "DUET_REDIS_URL": url, "DUET_LEADERBOARD_DEBOUNCE": "0.2",
+           "DUET_VOTE_RATE_LIMIT": "1000/minute"}  # fmt: skip
     worker = start_worker(processes, env)
     port = free_port()
     start_gunicorn(processes, env, port, workers=2)
