@@ -6,7 +6,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from .config import TrainingRecipe
+from .config import RecipeError, TrainingRecipe
+from .noise import MethodError, check_method, pair_flip_rates
 from .pairs import PairSplit, PreferencePair, normalise_pairs, split_by_prompt
 from .evaluation import reward_margins, reward_metrics
 from .results import Phases, Progress, TrainResult, planned_steps, result_after_training, write_run_record
@@ -78,11 +79,16 @@ def train_reward_model(
     phases = Phases(on_phase)
     release_freed_tensors()
     phases.start("loading")
+    try:
+        check_method(recipe.training.method, "reward")
+    except MethodError as exc:
+        raise RecipeError(f"training.method: {exc}") from None
     split = _split(pairs, validation_pairs, recipe)
 
     runtime = select_runtime(recipe.model)
     progress = ProgressCallback(on_progress, should_stop, accuracy_key="accuracy")
     trainer = build_reward_trainer(split.train, recipe, output_dir, runtime=runtime, callbacks=[progress])
+    flip_rate = getattr(trainer, "flip_rate", None)
     tokenizer = trainer.processing_class
     validation_rows = tokenize_for_reward(tokenizer, split.validation, recipe.data.max_length)
     score = _scorer(tokenizer, recipe.training.micro_batch(runtime.device), runtime)
@@ -94,7 +100,7 @@ def train_reward_model(
     phases.start("training", planned_steps(trainer))
     trainer.train()
     result = result_after_training("reward", trainer, progress, runtime, output_dir, started,
-                                   n_validation=len(validation_rows))
+                                   n_validation=len(validation_rows), flip_rate=flip_rate)
     if result.cancelled:
         return result
     if validation_rows:
@@ -113,6 +119,8 @@ def build_reward_trainer(train_pairs: Sequence[PreferencePair], recipe: Training
     from datasets import Dataset
     from transformers import PrinterCallback, set_seed
     from trl import RewardConfig, RewardTrainer
+
+    from .noisy_reward import METHOD_LOSSES, NoisyLabelRewardTrainer, add_flip_rates
 
     runtime = runtime or select_runtime(recipe.model)
     settings = recipe.training
@@ -139,14 +147,29 @@ def build_reward_trainer(train_pairs: Sequence[PreferencePair], recipe: Training
         center_rewards_coefficient=settings.center_rewards_coefficient,
         **runtime.trainer_kwargs(recipe.model.gradient_checkpointing),
     )
-    trainer = RewardTrainer(
+    kwargs = dict(
         model=model,
         args=args,
-        train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
         callbacks=list(callbacks),
         peft_config=lora_config(recipe.model, "SEQ_CLS") if runtime.adapter == "lora" else None,
     )
+    flip_rate = None
+    if settings.method in METHOD_LOSSES:
+        # soft: each pair's own ε; rdpo: one ε, the quality report's estimate unless set.
+        if settings.method == "soft":
+            flip_rates = pair_flip_rates(train_pairs)
+        else:
+            from .dpo import resolve_flip_rate
+
+            flip_rate = resolve_flip_rate(train_pairs, recipe)
+            flip_rates = [flip_rate] * len(train_pairs)
+        trainer = NoisyLabelRewardTrainer(train_dataset=Dataset.from_list(add_flip_rates(rows, flip_rates)),
+                                          loss_name=METHOD_LOSSES[settings.method],
+                                          pad_token_id=tokenizer.pad_token_id, **kwargs)  # fmt: skip
+    else:
+        trainer = RewardTrainer(train_dataset=Dataset.from_list(rows), **kwargs)
+    trainer.flip_rate = flip_rate
     trainer.remove_callback(PrinterCallback)  # progress goes through on_progress, not stdout
     return trainer
 
