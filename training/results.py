@@ -15,7 +15,6 @@ MIN_EVALUATION_PAIRS = 30
 PHASES = {
     "dataset": "building the dataset",
     "loading": "loading the model",
-    "estimator": "training the uncertainty estimator (a reward model)",
     "reference": "computing reference log-probabilities",
     "training": "training",
     "evaluation": "evaluating on held-out pairs",

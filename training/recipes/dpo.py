@@ -59,8 +59,7 @@ def train_dpo(
     if recipe.data.uncertainty_filter_fraction > 0:
         from .uncertainty import drop_uncertain_pairs, train_estimator
 
-        def estimator(pairs_to_score):
-            phases.start("estimator")
+        def estimator(pairs_to_score):  # within the "loading" phase: the job knows no other name for it
             return train_estimator(pairs_to_score, recipe, output_dir / "estimator", should_stop)
 
         train_pairs, n_filtered = drop_uncertain_pairs(train_pairs, recipe.data, estimator)
