@@ -79,7 +79,7 @@ class StartRunForm(forms.Form):
     )  # fmt: skip
     include_ties = forms.BooleanField(required=False)
     method = forms.ChoiceField(
-        choices=[(name, name) for name in METHODS], initial=DEFAULT_METHOD, label="Training method",
+        choices=[(name, name) for name in METHODS], initial=DEFAULT_METHOD, label="Training method", required=False,
         error_messages={"invalid_choice": f"method must be one of {', '.join(METHODS)}; got %(value)r"},
     )  # fmt: skip
     flip_rate = forms.FloatField(
@@ -122,5 +122,5 @@ class StartRunForm(forms.Form):
             "filters": {"aggregate": data["aggregate"], "min_confidence": data["min_confidence"],
                         "include_ties": data["include_ties"], "source": data["data_source"]},
             "recipe": {"training": training} if training else None,
-            "method": data["method"], "flip_rate": data.get("flip_rate"),
+            "method": data.get("method") or DEFAULT_METHOD, "flip_rate": data.get("flip_rate"),
         }  # fmt: skip

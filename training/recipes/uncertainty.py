@@ -51,7 +51,8 @@ def score_uncertainty(pairs: list[PreferencePair], reward_model_dir: str | Path,
 
 def train_estimator(pairs: list[PreferencePair], recipe: TrainingRecipe, directory: str | Path,
                     should_stop: Callable[[], bool] | None = None) -> Path:
-    """A reward model on these pairs, with the run's model, length and step budget; its folder.
+    """A reward model on these pairs, with the run's model, length, step budget and (when the
+    recipe sets one) learning rate; its folder.
 
     Hard labels and the plain Bradley-Terry loss: the estimator's doubt, not a method's
     weighting, is what the filter reads.
@@ -62,7 +63,7 @@ def train_estimator(pairs: list[PreferencePair], recipe: TrainingRecipe, directo
         "model": recipe.to_dict()["model"],
         "data": {"validation_fraction": 0.0, "max_length": recipe.data.max_length},
         "training": {key: getattr(recipe.training, key) for key in (
-            "epochs", "max_steps", "batch_size", "micro_batch_size", "seed", "warmup_ratio")},
+            "epochs", "max_steps", "batch_size", "micro_batch_size", "seed", "warmup_ratio", "learning_rate")},
     })  # fmt: skip
     rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
     result = train_reward_model(rows, settings, directory, should_stop=should_stop)
