@@ -12,10 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from datasets import Dataset
 from trl import RewardTrainer
 from trl.trainer.reward_trainer import DataCollatorForPreference
 
+from .config import TrainingRecipe
 from .losses import LOSSES, LossParams, PairLogratios
+from .noise import pair_flip_rates
+from .pairs import PreferencePair
 
 # The loss each method trains a reward model with; a method absent here keeps TRL's loss.
 METHOD_LOSSES = {"soft": "cdpo", "rdpo": "robust"}
@@ -31,8 +35,27 @@ class FlipRateCollator(DataCollatorForPreference):
         return batch
 
 
-def add_flip_rates(rows: list[dict], flip_rates: Sequence[float]) -> list[dict]:
-    return [{**row, "flip_rate": float(rate)} for row, rate in zip(rows, flip_rates, strict=True)]
+def reward_trainer(train_pairs: Sequence[PreferencePair], recipe: TrainingRecipe, rows: list[dict], **kwargs):
+    """The reward trainer for the recipe's method, on the tokenized ``rows`` of ``train_pairs``;
+    its ``flip_rate`` is rdpo's ε (None for the other methods)."""
+    method = recipe.training.method
+    if method not in METHOD_LOSSES:
+        trainer = RewardTrainer(train_dataset=Dataset.from_list(rows), **kwargs)
+        trainer.flip_rate = None
+        return trainer
+    flip_rate = None
+    if method == "soft":
+        flip_rates = pair_flip_rates(train_pairs)  # each pair's own ε
+    else:
+        from .dpo import resolve_flip_rate
+
+        flip_rate = resolve_flip_rate(train_pairs, recipe)  # one ε, the quality report's unless set
+        flip_rates = [flip_rate] * len(train_pairs)
+    rows = [{**row, "flip_rate": float(rate)} for row, rate in zip(rows, flip_rates, strict=True)]
+    trainer = NoisyLabelRewardTrainer(train_dataset=Dataset.from_list(rows), loss_name=METHOD_LOSSES[method],
+                                      pad_token_id=kwargs["processing_class"].pad_token_id, **kwargs)  # fmt: skip
+    trainer.flip_rate = flip_rate
+    return trainer
 
 
 class NoisyLabelRewardTrainer(RewardTrainer):

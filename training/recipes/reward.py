@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from .config import RecipeError, TrainingRecipe
-from .noise import MethodError, check_method, pair_flip_rates
+from .noise import MethodError, check_method
 from .pairs import PairSplit, PreferencePair, normalise_pairs, split_by_prompt
 from .evaluation import reward_margins, reward_metrics
 from .results import Phases, Progress, TrainResult, planned_steps, result_after_training, write_run_record
@@ -116,11 +116,10 @@ def train_reward_model(
 def build_reward_trainer(train_pairs: Sequence[PreferencePair], recipe: TrainingRecipe, output_dir: str | Path,
                          *, runtime: Runtime | None = None, callbacks=()):
     """TRL's RewardTrainer on AutoModelForSequenceClassification(num_labels=1), LoRA or full."""
-    from datasets import Dataset
     from transformers import PrinterCallback, set_seed
-    from trl import RewardConfig, RewardTrainer
+    from trl import RewardConfig
 
-    from .noisy_reward import METHOD_LOSSES, NoisyLabelRewardTrainer, add_flip_rates
+    from .noisy_reward import reward_trainer
 
     runtime = runtime or select_runtime(recipe.model)
     settings = recipe.training
@@ -147,29 +146,14 @@ def build_reward_trainer(train_pairs: Sequence[PreferencePair], recipe: Training
         center_rewards_coefficient=settings.center_rewards_coefficient,
         **runtime.trainer_kwargs(recipe.model.gradient_checkpointing),
     )
-    kwargs = dict(
+    trainer = reward_trainer(  # TRL's RewardTrainer, or its noisy-label variant for soft and rdpo
+        train_pairs, recipe, rows,
         model=model,
         args=args,
         processing_class=tokenizer,
         callbacks=list(callbacks),
         peft_config=lora_config(recipe.model, "SEQ_CLS") if runtime.adapter == "lora" else None,
     )
-    flip_rate = None
-    if settings.method in METHOD_LOSSES:
-        # soft: each pair's own ε; rdpo: one ε, the quality report's estimate unless set.
-        if settings.method == "soft":
-            flip_rates = pair_flip_rates(train_pairs)
-        else:
-            from .dpo import resolve_flip_rate
-
-            flip_rate = resolve_flip_rate(train_pairs, recipe)
-            flip_rates = [flip_rate] * len(train_pairs)
-        trainer = NoisyLabelRewardTrainer(train_dataset=Dataset.from_list(add_flip_rates(rows, flip_rates)),
-                                          loss_name=METHOD_LOSSES[settings.method],
-                                          pad_token_id=tokenizer.pad_token_id, **kwargs)  # fmt: skip
-    else:
-        trainer = RewardTrainer(train_dataset=Dataset.from_list(rows), **kwargs)
-    trainer.flip_rate = flip_rate
     trainer.remove_callback(PrinterCallback)  # progress goes through on_progress, not stdout
     return trainer
 
