@@ -1,9 +1,10 @@
 """Benchmark: training on a noisy crowd's judgments, on the path a user takes.
 
 A preference task a model can learn in minutes on a CPU: every prompt has two answers of two
-words each, the better one made of "good" words (sun, gold, kind, ...), the worse one of "bad"
-words (rot, mud, cruel, ...); which side (A or B) holds the better answer is random. A
-simulated crowd of 14 judges each comparison (5 per comparison, at random):
+words each, the better one made of "good" words, the worse one of "bad" words (for SmolLM2
+pleasant and unpleasant ones: sun, gold, kind against rot, mud, cruel; for the tiny model a
+random partition); which side (A or B) holds the better answer is random. A simulated crowd
+of 14 judges each comparison (5 judgments per comparison, 3 with --quick, at random):
 
     good        10 annotators, each right with the accuracy that brings the crowd to the rate
     random       2 random clickers (right half the time)
@@ -23,9 +24,9 @@ Methods (training.recipes.noise); "vanilla" is majority with majority-vote label
 
     vanilla  majority-ds  soft  em  rdpo  upo        (em and upo: DPO only)
 
-    .venv/bin/python bench/noise.py --quick    # tiny word-level Llama, 1 seed: the smoke run
+    .venv/bin/python bench/noise.py --quick    # tiny word-level Llama, 1 seed, 3 judgments each: the smoke run
     .venv/bin/python bench/noise.py            # SmolLM2-135M with LoRA, 3 seeds: the full table
-    options: --rates 0 0.2 0.4  --seeds N  --comparisons N  --test-pairs N  --kinds dpo reward
+    options: --rates 0 0.2 0.4  --seeds N  --comparisons N  --overlap K  --test-pairs N  --kinds dpo reward
              --methods vanilla soft ...  --epochs E  --threads T
 
 Prints one table per kind (rows: methods, columns: noise levels; mean over seeds) and the
@@ -53,10 +54,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from noise_flips import WORDS, build_word_model  # noqa: E402 - the tiny word-level Llama and its words
 
-GOOD_WORDS, BAD_WORDS = WORDS[:12], WORDS[12:24]  # pleasant and unpleasant words: SmolLM2 knows which is which
+# SmolLM2: pleasant against unpleasant words, which it already tells apart. The tiny random
+# model knows no words: it gets a seeded random partition of all 48, 12 good and 12 bad, as in
+# noise_flips.py; with the pleasant/unpleasant split it learnt the rule at 40% noise whatever
+# the labels (vanilla 1.000, 5 judgments per comparison), leaving nothing to compare.
+SEMANTIC_WORDS = WORDS[:12], WORDS[12:24]
 CROWD = {"good": 10, "random": 2, "adversary": 1, "always-a": 1}
 ADVERSARY_ACCURACY = 0.1
-OVERLAP = 5  # judgments per comparison
 # method shown -> (training method, aggregation of the labels)
 VARIANTS = {
     "vanilla": ("majority", "majority"),
@@ -83,10 +87,11 @@ def answer(rng: random.Random, words: list[str]) -> str:
     return f" {first} and {second}"
 
 
-def task(n: int, rng: random.Random, prefix: str) -> list[dict]:
+def task(n: int, rng: random.Random, prefix: str, words: tuple[list[str], list[str]]) -> list[dict]:
     """n comparisons: prompt, the better and the worse answer, and the side the better one is on."""
-    return [{"prompt": f"{prefix} item {i}: describe it.", "better": answer(rng, GOOD_WORDS),
-             "worse": answer(rng, BAD_WORDS), "truth": rng.choice("ab")} for i in range(n)]  # fmt: skip
+    good, bad = words
+    return [{"prompt": f"{prefix} item {i}: describe it.", "better": answer(rng, good),
+             "worse": answer(rng, bad), "truth": rng.choice("ab")} for i in range(n)]  # fmt: skip
 
 
 def crowd() -> list[tuple[str, str]]:
@@ -101,14 +106,14 @@ def verdict(kind: str, truth: str, rng: random.Random, good: float) -> str:
     return truth if rng.random() < accuracy else wrong
 
 
-def duet_rows(items: list[dict], rate: float, rng: random.Random) -> tuple[list[dict], float]:
+def duet_rows(items: list[dict], rate: float, rng: random.Random, overlap: int) -> tuple[list[dict], float]:
     """The comparisons as Duet import rows with the crowd's judgments; and the share that is wrong."""
     good, annotators = good_accuracy(rate), crowd()
     rows, wrong, total = [], 0, 0
     for i, item in enumerate(items):
         a, b = (item["better"], item["worse"]) if item["truth"] == "a" else (item["worse"], item["better"])
         judgments = []
-        for name, kind in rng.sample(annotators, OVERLAP):
+        for name, kind in rng.sample(annotators, overlap):
             said = item["truth"] if rate == 0 else verdict(kind, item["truth"], rng, good)
             judgments.append({"annotator": name, "verdict": said})
             wrong += said != item["truth"]
@@ -235,13 +240,14 @@ def recipe_for(args, kind: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
-                        help="tiny word-level Llama, 1 seed, 96 comparisons: a smoke run of a few minutes")
+                        help="tiny word-level Llama, 1 seed, 128 comparisons x 3 judgments: the smoke run")
     parser.add_argument("--rates", type=float, nargs="+", default=[0.0, 0.2, 0.4])
     parser.add_argument("--kinds", nargs="+", default=["dpo", "reward"], choices=["dpo", "reward"])
     parser.add_argument("--methods", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seeds", type=int, default=None, help="default 3, 1 with --quick")
     parser.add_argument("--comparisons", type=int, default=None, help="imported; default 256, 96 with --quick")
     parser.add_argument("--test-pairs", type=int, default=128)
+    parser.add_argument("--overlap", type=int, default=None, help="judgments per comparison; default 5, 3 with --quick")
     parser.add_argument("--epochs", type=float, default=None, help="default 2, 5 with --quick")
     parser.add_argument("--batch-size", type=int, default=None, help="default 8, 16 with --quick")
     parser.add_argument("--learning-rate", type=float, default=None, help="default: the recipe's; 3e-3 with --quick")
@@ -249,7 +255,8 @@ def main() -> None:
     args = parser.parse_args()
     quick = args.quick
     args.seeds = args.seeds or (1 if quick else 3)
-    args.comparisons = args.comparisons or (96 if quick else 256)
+    args.comparisons = args.comparisons or (128 if quick else 256)
+    args.overlap = args.overlap or (3 if quick else 5)
     args.epochs = args.epochs or (5 if quick else 2)
     args.batch_size = args.batch_size or (16 if quick else 8)
     args.learning_rate = args.learning_rate or (3e-3 if quick else None)
@@ -274,12 +281,17 @@ def main() -> None:
         setup_django(workdir, ROOT / "var" / "models")
         for seed in range(args.seeds):
             rng = random.Random(seed)
-            items = task(args.comparisons, rng, "Train")
-            test = truth_pairs(task(args.test_pairs, rng, "Test"))
+            if quick:
+                shuffled = rng.sample(WORDS, 24)
+                words = shuffled[:12], shuffled[12:]
+            else:
+                words = SEMANTIC_WORDS
+            items = task(args.comparisons, rng, "Train", words)
+            test = truth_pairs(task(args.test_pairs, rng, "Test", words))
             base_cache: dict = {}
             for rate in args.rates:
                 name = f"crowd-{rate:g}-seed{seed}"
-                rows, wrong = duet_rows(items, rate, random.Random(f"{seed}-{rate}"))
+                rows, wrong = duet_rows(items, rate, random.Random(f"{seed}-{rate}"), args.overlap)
                 imported = import_project(name, rows, workdir)
                 report = quality(name)
                 print(f"{name}: {wrong:.1%} of judgments wrong; {imported}; reliability by kind "
@@ -301,7 +313,7 @@ def main() -> None:
 
 def print_table(args, scores, base_dir_name: str, seconds: float) -> None:
     levels = [("clean" if rate == 0 else f"{rate:.0%} wrong", rate) for rate in args.rates]
-    print(f"{base_dir_name}; {args.comparisons} comparisons x {OVERLAP} judgments from a crowd of 14 "
+    print(f"{base_dir_name}; {args.comparisons} comparisons x {args.overlap} judgments from a crowd of 14 "
           f"(10 good, 2 random, 1 adversary, 1 always-A); {args.epochs:g} epochs of batch {args.batch_size}; "
           f"held-out accuracy against the truth on {args.test_pairs} pairs, mean over {args.seeds} seed(s)")
     for kind in args.kinds:
