@@ -282,13 +282,14 @@ def main() -> None:
     scores: dict[tuple[str, str, float], list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="duet-noise-") as workdir:
         workdir = Path(workdir)
+        model_cache = Path(os.environ.get("DUET_MODEL_CACHE", ROOT / "var" / "models"))
         if quick:
             base_dir = build_word_model(workdir / "tiny")
         else:
             from arena.localmodel import ensure_converted
 
-            base_dir = ensure_converted(ROOT / "var" / "models")
-        setup_django(workdir, ROOT / "var" / "models")
+            base_dir = ensure_converted(model_cache)
+        setup_django(workdir, model_cache)
         for seed in range(args.seeds):
             rng = random.Random(seed)
             if quick:
