@@ -41,6 +41,8 @@ class RunRequest:
     adapter: str = "auto"
     filters: dict = field(default_factory=dict)
     recipe: dict = field(default_factory=dict)
+    method: str = "majority"
+    flip_rate: float | None = None
 
 
 def _base(base: str | None) -> tuple[System | None, str]:
@@ -70,6 +72,9 @@ def build_recipe(request: RunRequest) -> dict:
             training.setdefault("losses", [request.loss])
     if request.max_steps:
         training["max_steps"] = request.max_steps
+    training.setdefault("method", request.method)
+    if request.flip_rate is not None:
+        training["flip_rate"] = request.flip_rate
     model = {**request.recipe.get("model", {}), "name_or_path": request.base_model, "adapter": request.adapter}
     try:
         recipe = TrainingRecipe.from_dict({"model": model, "data": request.recipe.get("data", {}), "training": training})
@@ -89,6 +94,8 @@ def check_run_request(
     adapter: str = "auto",
     filters: dict | None = None,
     recipe: dict | None = None,
+    method: str | None = None,
+    flip_rate: float | None = None,
 ) -> RunRequest:
     from annotation.models import Project
 
@@ -108,8 +115,10 @@ def check_run_request(
     unknown = set(filters) - set(DEFAULT_FILTERS)
     if unknown:
         raise InvalidInput(f"unknown data filters: {', '.join(sorted(unknown))}")
+    method = _check_method(kind, method or (recipe or {}).get("training", {}).get("method") or "majority",
+                           loss, filters, flip_rate)
     request = RunRequest(kind=kind, loss=loss, max_steps=max_steps or 0, adapter=adapter, filters=filters,
-                         recipe=recipe or {})  # fmt: skip
+                         recipe=recipe or {}, method=method, flip_rate=flip_rate)  # fmt: skip
     if project:
         request.project = Project.objects.filter(name=project).first()
         if request.project is None:
@@ -121,6 +130,29 @@ def check_run_request(
     request.base_system, request.base_model = _base(base)
     request.recipe = build_recipe(request)
     return request
+
+
+def _check_method(kind: str, method: str, loss: str, filters: dict, flip_rate: float | None) -> str:
+    """The training method (training.recipes.noise.METHODS), checked against the rest."""
+    from training.recipes.noise import MethodError, check_method
+
+    try:
+        check_method(method, kind)
+    except MethodError as exc:
+        raise InvalidInput(str(exc)) from None
+    if method != "majority" and filters["aggregate"] == "none":
+        raise InvalidInput(f"method {method!r} needs each comparison's judgments together; "
+                           "choose the dawid-skene or majority aggregation, not none")
+    if method == "soft" and filters["aggregate"] != "dawid-skene":
+        raise InvalidInput("method 'soft' learns Dawid-Skene's posterior; choose the dawid-skene aggregation")
+    if method in ("soft", "rdpo", "em") and loss not in ("sigmoid",):
+        raise InvalidInput(f"method {method!r} sets the loss itself; leave loss at sigmoid (got {loss!r})")
+    if flip_rate is not None:
+        if method != "rdpo":
+            raise InvalidInput(f"flip_rate is rDPO's; it does not apply to method {method!r}")
+        if isinstance(flip_rate, bool) or not 0.0 <= flip_rate < 0.5:
+            raise InvalidInput(f"flip_rate must be in [0, 0.5); got {flip_rate!r}")
+    return method
 
 
 def do_create_run(request: RunRequest, user=None, *, queue: bool = True) -> TrainingRun:
@@ -169,7 +201,13 @@ def snapshot_dataset(run: TrainingRun) -> tuple[Path, list[dict]]:
     result = export_dataset(options)
     from .selection import keep_text_pairs  # text training learns from text pairs only
 
-    return Path(result.path), keep_text_pairs(result)
+    rows = keep_text_pairs(result)
+    if run.data_filters.get("aggregate") != "none":
+        from .datasets import add_judgments, write_rows  # every judgment, for the training methods
+
+        rows = add_judgments(rows, project=options.project, arena=options.arena, filters=run.data_filters)
+        write_rows(Path(result.path), rows)
+    return Path(result.path), rows
 
 
 def execute_run(run_id: int, attempt: int | None = None, worker: str | None = None) -> str:

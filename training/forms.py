@@ -16,6 +16,7 @@ from arena.models import Arena, Modality, Provider, System
 
 from . import actions
 from .models import RunKind
+from .recipes.noise import DEFAULT_METHOD, METHODS
 
 # A run longer than this is a typo for a smaller number on anything Duet trains on (SmolLM2
 # at batch 8 takes ~2 s a step on a CPU: 100 000 steps are two days).
@@ -77,6 +78,25 @@ class StartRunForm(forms.Form):
         label="Labels from",
     )  # fmt: skip
     include_ties = forms.BooleanField(required=False)
+    method = forms.ChoiceField(
+        choices=[(name, name) for name in METHODS], initial=DEFAULT_METHOD, label="Training method", required=False,
+        error_messages={"invalid_choice": f"method must be one of {', '.join(METHODS)}; got %(value)r"},
+    )  # fmt: skip
+    flip_rate = forms.FloatField(
+        required=False, min_value=0, label="Flip rate (rdpo)",
+        widget=forms.NumberInput(attrs={"placeholder": "from the quality report", "step": "0.01", "min": "0",
+                                        "max": "0.49"}),
+    )  # fmt: skip
+
+    @property
+    def method_help(self) -> list[tuple[str, str]]:
+        return [(name, f"{method.help} (For {' and '.join(method.kinds)} runs.)") for name, method in METHODS.items()]
+
+    def clean_flip_rate(self):
+        value = self.cleaned_data.get("flip_rate")
+        if value is not None and not value < 0.5:
+            raise ValidationError(f"flip rate must be at least 0 and below 0.5; got {value:g}")
+        return value
 
     def __init__(self, *args, **kwargs):
         from annotation.models import Project
@@ -102,4 +122,5 @@ class StartRunForm(forms.Form):
             "filters": {"aggregate": data["aggregate"], "min_confidence": data["min_confidence"],
                         "include_ties": data["include_ties"], "source": data["data_source"]},
             "recipe": {"training": training} if training else None,
+            "method": data.get("method") or DEFAULT_METHOD, "flip_rate": data.get("flip_rate"),
         }  # fmt: skip

@@ -9,6 +9,7 @@ from arena.api.serializers import ErrorSerializer
 from training import actions, results, selection
 from training.forms import BATCH_SIZE, MAX_LEARNING_RATE, MAX_STEPS, check_batch_size, check_learning_rate, check_max_steps
 from training.models import TrainingRun
+from training.recipes.noise import DEFAULT_METHOD, METHODS
 
 
 class TrainingRunSerializer(serializers.ModelSerializer):
@@ -52,6 +53,15 @@ class StartRunSerializer(serializers.Serializer):
         required=False, validators=[check_batch_size], help_text=f"{BATCH_SIZE[0]} to {BATCH_SIZE[1]}"
     )
     adapter = serializers.ChoiceField(choices=actions.ADAPTERS, default="auto")
+    method = serializers.ChoiceField(
+        choices=list(METHODS), default=DEFAULT_METHOD,
+        help_text=" ".join(f"{name}: {method.help}" for name, method in METHODS.items()),
+        error_messages={"invalid_choice": f"method must be one of {', '.join(METHODS)}; got {{input!r}}"},
+    )  # fmt: skip
+    flip_rate = serializers.FloatField(
+        required=False, min_value=0.0, max_value=0.49,
+        help_text="rdpo only: the share of wrong labels; absent: the quality report's estimate",
+    )
     filters = serializers.DictField(required=False, help_text="aggregate, min_confidence, include_ties, source")
     recipe = serializers.DictField(required=False, help_text="model / data / training groups of the recipe")
 
@@ -94,6 +104,7 @@ class TrainingRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet)
             kind=values["kind"], project=values.get("project"), arena=values.get("arena"), base=values.get("base"),
             loss=values.get("loss") or "sigmoid", max_steps=values.get("max_steps"),
             adapter=values.get("adapter") or "auto", filters=values.get("filters"), recipe=recipe,
+            method=values.get("method"), flip_rate=data.validated_data.get("flip_rate"),
         )  # fmt: skip
         selection.check_enough_pairs(run_request)
         run = actions.do_create_run(run_request, request.user)

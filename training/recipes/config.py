@@ -71,9 +71,11 @@ class DataSettings:
     max_length: int = 512
     max_prompt_length: int | None = None  # None: half of max_length
     # Uncertainty filter (UPO): score pairs with a reward model under MC dropout and drop the
-    # most uncertain fraction before DPO. 0 turns it off.
+    # most uncertain fraction before DPO. 0 turns it off (the `upo` method: 0.25 unless set).
     uncertainty_filter_fraction: float = 0.0
-    uncertainty_reward_model: str | None = None  # a folder written by train_reward_model
+    # A folder written by train_reward_model; None: one is trained inside the run, on the
+    # same training split (noise.py's `upo`).
+    uncertainty_reward_model: str | None = None
     mc_dropout_passes: int = 8
     mc_dropout_rate: float = 0.1
 
@@ -85,10 +87,6 @@ class DataSettings:
             "data.max_prompt_length must be at least 1 and below data.max_length",
         )
         _check(0.0 <= self.uncertainty_filter_fraction < 1.0, "data.uncertainty_filter_fraction must be in [0, 1)")
-        _check(
-            self.uncertainty_filter_fraction == 0.0 or bool(self.uncertainty_reward_model),
-            "data.uncertainty_reward_model is required when data.uncertainty_filter_fraction > 0",
-        )
         _check(self.mc_dropout_passes >= 2, "data.mc_dropout_passes must be at least 2")
         _check(0.0 < self.mc_dropout_rate < 1.0, "data.mc_dropout_rate must be in (0, 1)")
 
@@ -100,6 +98,9 @@ class DataSettings:
 
 @dataclass
 class TrainingSettings:
+    # What the run does with who judged what (noise.METHODS): majority, soft, em, rdpo, upo.
+    # soft and rdpo set the loss, em the pair weighting.
+    method: str = "majority"
     # DPO family: one loss or a weighted combination (TRL's loss_type list + loss_weights).
     losses: tuple[str, ...] = ("sigmoid",)
     loss_weights: tuple[float, ...] | None = None
@@ -142,6 +143,7 @@ class TrainingSettings:
         _check(len(self.losses) >= 1, "training.losses needs at least one loss")
         for name in self.losses:
             _check_choice("training.losses", name, DPO_LOSSES)
+        self._apply_method()
         _check(len(set(self.losses)) == len(self.losses), "training.losses lists a loss twice")
         _check(
             self.loss_weights is None or len(self.loss_weights) == len(self.losses),
@@ -182,6 +184,26 @@ class TrainingSettings:
         )
         _check(0.0 <= self.warmup_ratio < 1.0, "training.warmup_ratio must be in [0, 1)")
 
+    def _apply_method(self) -> None:
+        from .noise import MethodError, check_method, implied_losses
+
+        try:
+            check_method(self.method)
+            if self.method in ("soft", "rdpo"):
+                _check(self.loss_weights is None or len(self.loss_weights) == 1,
+                       f"training.method {self.method!r} trains with one loss; drop training.loss_weights")
+                self.losses = implied_losses(self.method, self.losses)
+                self.loss_weights = None
+        except MethodError as exc:
+            raise RecipeError(f"training.method: {exc}") from None
+        if self.method == "em":
+            _check(self.pair_weighting in ("none", "em"),
+                   f"training.method 'em' weights pairs itself; pair_weighting {self.pair_weighting!r} contradicts it")
+            self.pair_weighting = "em"
+        elif self.method == "soft":
+            _check(self.pair_weighting == "none",
+                   "training.method 'soft' sets each pair's target itself; leave training.pair_weighting at 'none'")
+
     def micro_batch(self, device: str) -> int:
         """Pairs per forward/backward on this device (see micro_batch_size)."""
         if self.micro_batch_size is not None:
@@ -208,7 +230,7 @@ class TrainingSettings:
 
     @property
     def needs_duet_loss(self) -> bool:
-        """True when TRL's own loss cannot express the recipe (cDPO, or per-pair weights)."""
+        """True when TRL's own loss cannot express the recipe (cDPO, soft labels, or per-pair weights)."""
         return self.pair_weighting != "none" or not set(self.losses) <= TRL_LOSSES
 
 
@@ -225,6 +247,10 @@ class TrainingRecipe:
                 setattr(self, name, _build(kind, value, name))
             elif not isinstance(value, kind):
                 raise RecipeError(f"{name} must be a {kind.__name__} or a dict")
+        if self.training.method == "upo" and self.data.uncertainty_filter_fraction == 0.0:
+            from .noise import DEFAULT_UPO_FRACTION
+
+            self.data.uncertainty_filter_fraction = DEFAULT_UPO_FRACTION
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> TrainingRecipe:

@@ -17,6 +17,7 @@ from .pairs import (
     to_dataset,
 )
 from .evaluation import completion_logps, dpo_metrics
+from .noise import method_pairs, pair_flip_rates, report_flip_rate, starting_reliability
 from .results import Phases, Progress, planned_steps, TrainResult, result_after_training, write_run_record
 from .runtime import Runtime, load_policy, lora_config, model_directory, release_freed_tensors, select_runtime
 
@@ -56,10 +57,14 @@ def train_dpo(
     split = _split(pairs, validation_pairs, recipe)
     train_pairs, n_filtered = split.train, 0
     if recipe.data.uncertainty_filter_fraction > 0:
-        from .uncertainty import drop_uncertain_pairs
+        from .uncertainty import drop_uncertain_pairs, train_estimator
 
-        train_pairs, n_filtered = drop_uncertain_pairs(train_pairs, recipe.data)
+        def estimator(pairs_to_score):  # within the "loading" phase: the job knows no other name for it
+            return train_estimator(pairs_to_score, recipe, output_dir / "estimator", should_stop)
+
+        train_pairs, n_filtered = drop_uncertain_pairs(train_pairs, recipe.data, estimator)
     flip_rate = resolve_flip_rate(train_pairs, recipe)
+    train_pairs = method_pairs(train_pairs, recipe.training.method)  # em: one pair per judgment
 
     # Model (loaded once: with LoRA the reference is the same model with its adapters off),
     # and the reference's log-probs: of the training pairs when precomputed, and of the
@@ -109,11 +114,16 @@ def train_dpo(
 
 
 def resolve_flip_rate(train_pairs: Sequence[PreferencePair], recipe: TrainingRecipe) -> float | None:
-    """ε as set by hand, else estimated from the pairs' weights; None when nothing uses it."""
+    """ε as set by hand, else the quality report's expected share of wrong labels (else
+    estimated from the pairs' weights); None when nothing uses it."""
     settings = recipe.training
     if not settings.uses_flip_rate:
         return None
-    return settings.flip_rate if settings.flip_rate is not None else estimate_flip_rate(train_pairs)
+    if settings.flip_rate is not None:
+        return settings.flip_rate
+    # A run's snapshot carries the quality report's estimate; a plain file only its weights.
+    from_report = report_flip_rate(train_pairs)
+    return from_report if from_report is not None else estimate_flip_rate(train_pairs)
 
 
 def _logps(trainer, rows, runtime: Runtime, recipe: TrainingRecipe, on_batch=None):
@@ -184,6 +194,7 @@ def build_dpo_trainer(train_pairs: Sequence[PreferencePair], recipe: TrainingRec
     """The configured trainer, reference log-probs already computed when precomputed:
     DuetDPOTrainer (TRL's, with long prompts cut to their end), or WeightedDPOTrainer when the
     recipe needs Duet's loss (cDPO, per-pair weights)."""
+    import torch
     from transformers import PrinterCallback
 
     from .losses import LossParams
@@ -216,6 +227,8 @@ def build_dpo_trainer(train_pairs: Sequence[PreferencePair], recipe: TrainingRec
             loss_params=LossParams(beta=settings.beta, flip_rate=flip_rate or 0.0),
             pair_weighting=_pair_weighting(train_pairs, settings, flip_rate),
             n_pairs=len(train_pairs),
+            # soft: each pair's own ε, 1 - the posterior that its label is right.
+            pair_flip_rates=torch.tensor(pair_flip_rates(train_pairs)) if settings.method == "soft" else None,
         )
         if settings.pair_weighting == "em":
             trainer.add_callback(ReliabilityCallback(trainer, settings.em_every_steps))
@@ -230,7 +243,12 @@ def _pair_weighting(train_pairs: Sequence[PreferencePair], settings, flip_rate: 
 
     if settings.pair_weighting in ("posterior", "em"):
         names, codes = annotator_codes(train_pairs)
-        return PosteriorWeights(names, codes, settings.prior_reliability(flip_rate), settings.em_prior_strength)
+        prior = settings.prior_reliability(flip_rate)
+        if settings.em_prior_reliability is None:
+            # Each annotator starts at (and is pulled toward) the quality report's reliability.
+            known = starting_reliability(train_pairs)
+            prior = [known.get(name, prior) for name in names]
+        return PosteriorWeights(names, codes, prior, settings.em_prior_strength)
     if settings.pair_weighting == "fixed":
         return FixedWeights(torch.tensor([pair.weight for pair in train_pairs]))
     return FixedWeights(torch.ones(len(train_pairs)))

@@ -4,6 +4,10 @@ A pair is ``{prompt, chosen, rejected, weight?, annotator? | source?, id?}`` as 
 Duet's TRL export. ``prompt`` is a string or a list of chat messages; with a message-list
 prompt, string completions become one assistant message. ``weight`` is the probability that
 the chosen/rejected order is right (a vote share or an aggregation posterior), 1 when absent.
+A run's snapshot adds what the training methods (``noise.py``) read: ``judgments``, every
+judgment on the comparison with its annotator, source (human or judge), what it prefers and
+the quality report's reliability of its annotator; ``label_error``, the quality report's
+probability that the pair's label is wrong; ``label_source``, the judgments the label came from.
 """
 
 from __future__ import annotations
@@ -14,6 +18,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 NO_ANNOTATOR = "(unattributed)"
+PREFERS = ("chosen", "rejected", "tie", "both_bad")
+LABEL_SOURCES = ("human", "judge", "all")
+
+
+@dataclass(frozen=True)
+class JudgmentVote:
+    """One judgment on a pair's comparison, in the pair's terms."""
+
+    annotator: str  # a pseudonym for people, name@version for automatic judges
+    source: str  # "human" or "judge"
+    prefers: str  # one of PREFERS
+    reliability: float | None = None  # the quality report's expected accuracy of the annotator
 
 
 @dataclass(frozen=True)
@@ -24,6 +40,14 @@ class PreferencePair:
     weight: float = 1.0
     annotator: str = NO_ANNOTATOR
     pair_id: str = ""
+    judgments: tuple[JudgmentVote, ...] = ()
+    label_error: float | None = None  # P(label wrong) from the quality report; None: unknown
+    label_source: str = "human"
+
+    @property
+    def label_judgments(self) -> tuple[JudgmentVote, ...]:
+        """The judgments the label was made from (the run's source: humans, judges or both)."""
+        return tuple(j for j in self.judgments if self.label_source in ("all", j.source))
 
     @property
     def conversational(self) -> bool:
@@ -77,6 +101,12 @@ def _normalise(row: Mapping, position: int) -> PreferencePair:
         raise ValueError(f"pair {position}: weight {weight} is not a probability")
     annotator = row.get("annotator") or row.get("source") or NO_ANNOTATOR
     pair_id = row.get("id")
+    label_error = row.get("label_error")
+    if label_error is not None and not 0.0 <= float(label_error) <= 1.0:
+        raise ValueError(f"pair {position}: label_error {label_error} is not a probability")
+    label_source = row.get("label_source") or "human"
+    if label_source not in LABEL_SOURCES:
+        raise ValueError(f"pair {position}: label_source {label_source!r} is not one of {list(LABEL_SOURCES)}")
     return PreferencePair(
         prompt=prompt if not conversational else [dict(message) for message in prompt],
         chosen=chosen,
@@ -84,7 +114,23 @@ def _normalise(row: Mapping, position: int) -> PreferencePair:
         weight=weight,
         annotator=str(annotator),
         pair_id=str(position if pair_id is None else pair_id),
+        judgments=tuple(_judgment(position, index, vote) for index, vote in enumerate(row.get("judgments") or ())),
+        label_error=None if label_error is None else float(label_error),
+        label_source=label_source,
     )
+
+
+def _judgment(position: int, index: int, vote: Mapping) -> JudgmentVote:
+    where = f"pair {position}: judgments[{index}]"
+    if not isinstance(vote, Mapping) or not vote.get("annotator"):
+        raise ValueError(f"{where} needs an annotator")
+    if vote.get("prefers") not in PREFERS:
+        raise ValueError(f"{where}: prefers must be one of {list(PREFERS)}; got {vote.get('prefers')!r}")
+    if vote.get("source", "human") not in ("human", "judge"):
+        raise ValueError(f"{where}: source must be 'human' or 'judge'")
+    reliability = vote.get("reliability")
+    return JudgmentVote(annotator=str(vote["annotator"]), source=vote.get("source", "human"), prefers=vote["prefers"],
+                        reliability=None if reliability is None else float(reliability))
 
 
 def _as_format(completion, conversational: bool):

@@ -39,7 +39,7 @@ def estimate_reliability(
     preference_prob: np.ndarray,  # shape (n_pairs,): p_i; NaN where the model has not seen the pair
     annotator: np.ndarray,  # shape (n_pairs,): annotator code per pair
     n_annotators: int,
-    prior_reliability: float = 0.8,
+    prior_reliability: float | np.ndarray = 0.8,
     prior_strength: float = 4.0,
     iterations: int = 20,
 ) -> ReliabilityEstimate:
@@ -47,8 +47,9 @@ def estimate_reliability(
     annotator = np.asarray(annotator)
     seen = ~np.isnan(p)
     counts = np.bincount(annotator[seen], minlength=n_annotators)
-    reliability = np.full(n_annotators, prior_reliability)
-    weights = np.full(p.shape, prior_reliability)
+    # One prior mean for all, or one per annotator (shape (n_annotators,)).
+    prior_reliability = np.broadcast_to(np.asarray(prior_reliability, dtype=np.float64), (n_annotators,))
+    reliability = prior_reliability.copy()
     for _ in range(iterations):
         weights = label_posterior(p, reliability[annotator])
         totals = np.bincount(annotator[seen], weights=weights[seen], minlength=n_annotators)

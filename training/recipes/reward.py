@@ -6,7 +6,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from .config import TrainingRecipe
+from .config import RecipeError, TrainingRecipe
+from .noise import MethodError, check_method
 from .pairs import PairSplit, PreferencePair, normalise_pairs, split_by_prompt
 from .evaluation import reward_margins, reward_metrics
 from .results import Phases, Progress, TrainResult, planned_steps, result_after_training, write_run_record
@@ -78,11 +79,16 @@ def train_reward_model(
     phases = Phases(on_phase)
     release_freed_tensors()
     phases.start("loading")
+    try:
+        check_method(recipe.training.method, "reward")
+    except MethodError as exc:
+        raise RecipeError(f"training.method: {exc}") from None
     split = _split(pairs, validation_pairs, recipe)
 
     runtime = select_runtime(recipe.model)
     progress = ProgressCallback(on_progress, should_stop, accuracy_key="accuracy")
     trainer = build_reward_trainer(split.train, recipe, output_dir, runtime=runtime, callbacks=[progress])
+    flip_rate = getattr(trainer, "flip_rate", None)
     tokenizer = trainer.processing_class
     validation_rows = tokenize_for_reward(tokenizer, split.validation, recipe.data.max_length)
     score = _scorer(tokenizer, recipe.training.micro_batch(runtime.device), runtime)
@@ -94,7 +100,7 @@ def train_reward_model(
     phases.start("training", planned_steps(trainer))
     trainer.train()
     result = result_after_training("reward", trainer, progress, runtime, output_dir, started,
-                                   n_validation=len(validation_rows))
+                                   n_validation=len(validation_rows), flip_rate=flip_rate)
     if result.cancelled:
         return result
     if validation_rows:
@@ -110,9 +116,10 @@ def train_reward_model(
 def build_reward_trainer(train_pairs: Sequence[PreferencePair], recipe: TrainingRecipe, output_dir: str | Path,
                          *, runtime: Runtime | None = None, callbacks=()):
     """TRL's RewardTrainer on AutoModelForSequenceClassification(num_labels=1), LoRA or full."""
-    from datasets import Dataset
     from transformers import PrinterCallback, set_seed
-    from trl import RewardConfig, RewardTrainer
+    from trl import RewardConfig
+
+    from .noisy_reward import reward_trainer
 
     runtime = runtime or select_runtime(recipe.model)
     settings = recipe.training
@@ -139,10 +146,10 @@ def build_reward_trainer(train_pairs: Sequence[PreferencePair], recipe: Training
         center_rewards_coefficient=settings.center_rewards_coefficient,
         **runtime.trainer_kwargs(recipe.model.gradient_checkpointing),
     )
-    trainer = RewardTrainer(
+    trainer = reward_trainer(  # TRL's RewardTrainer, or its noisy-label variant for soft and rdpo
+        train_pairs, recipe, rows,
         model=model,
         args=args,
-        train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
         callbacks=list(callbacks),
         peft_config=lora_config(recipe.model, "SEQ_CLS") if runtime.adapter == "lora" else None,

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from transformers import TrainerCallback
 from trl import DPOTrainer
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
 from .losses import LossParams, PairLogratios, preference_loss
-from .reliability import estimate_reliability, label_posterior
+from .reliability import RELIABILITY_CEILING, RELIABILITY_FLOOR, estimate_reliability, label_posterior
 from .results import Progress
 
 
@@ -85,11 +87,14 @@ class PosteriorWeights:
     """
 
     def __init__(self, annotator_names: Sequence[str], annotator: Sequence[int],
-                 prior_reliability: float, prior_strength: float):
+                 prior_reliability: float | Sequence[float], prior_strength: float):
+        """``prior_reliability``: one for all, or one per annotator (the quality report's)."""
         self.names = list(annotator_names)
         self.annotator = torch.as_tensor(annotator, dtype=torch.long)  # shape (n_train_pairs,)
-        self.reliability = torch.full((len(self.names),), prior_reliability)  # shape (n_annotators,)
-        self.prior = (prior_reliability, prior_strength)
+        prior = np.broadcast_to(np.clip(np.asarray(prior_reliability, dtype=np.float64),
+                                        RELIABILITY_FLOOR, RELIABILITY_CEILING), (len(self.names),)).copy()
+        self.reliability = torch.from_numpy(prior).float()  # shape (n_annotators,)
+        self.prior = (prior, prior_strength)
         self.updates = 0
 
     def __call__(self, pair_index: torch.Tensor, margins: torch.Tensor) -> torch.Tensor:
@@ -159,10 +164,12 @@ class WeightedDPOTrainer(DuetDPOTrainer):
     """
 
     def __init__(self, *args, loss_terms: Sequence[tuple[str, float]], loss_params: LossParams,
-                 pair_weighting: FixedWeights | PosteriorWeights, n_pairs: int, **kwargs):
+                 pair_weighting: FixedWeights | PosteriorWeights, n_pairs: int,
+                 pair_flip_rates: torch.Tensor | None = None, **kwargs):
         self.loss_terms = tuple(loss_terms)
         self.loss_params = loss_params
         self.pair_weighting = pair_weighting
+        self.pair_flip_rates = pair_flip_rates  # shape (n_pairs,): soft labels' ε per pair, else None
         # β·Δ of each pair when last trained on; NaN until then. Read by the EM update.
         self.pair_margins = torch.full((n_pairs,), float("nan"))
         super().__init__(*args, **kwargs)
@@ -182,7 +189,10 @@ class WeightedDPOTrainer(DuetDPOTrainer):
         pairs = self._pair_logratios(model, inputs)
         margins = (self.beta * pairs.margin).detach()  # the implicit reward margins
         weights = self.pair_weighting(pair_index, margins)
-        loss = preference_loss(pairs, self.loss_params, self.loss_terms, weights)
+        params = self.loss_params
+        if self.pair_flip_rates is not None:
+            params = dataclasses.replace(params, flip_rate=self.pair_flip_rates[pair_index].to(margins.device))
+        loss = preference_loss(pairs, params, self.loss_terms, weights)
 
         self.pair_margins[pair_index] = margins.float().cpu()
         metrics = self._metrics["train" if model.training else "eval"]

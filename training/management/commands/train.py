@@ -10,6 +10,7 @@ from arena.errors import DuetError
 from training import actions, results, selection, workers
 from training.forms import MAX_STEPS
 from training.models import RunStatus, TrainingRun
+from training.recipes.noise import DEFAULT_METHOD, METHODS
 
 QUEUE = "training"
 
@@ -34,6 +35,13 @@ class Command(BaseCommand):
         source.add_argument("--arena")
         parser.add_argument("--base", help="base system name or model folder (default: SmolLM2-135M-Instruct)")
         parser.add_argument("--loss", choices=actions.LOSSES, default="sigmoid")
+        parser.add_argument(
+            "--method", choices=list(METHODS), default=DEFAULT_METHOD,
+            help="what the run does with who judged what. " + " ".join(
+                f"{name}: {method.help}" for name, method in METHODS.items()),
+        )  # fmt: skip
+        parser.add_argument("--flip-rate", type=float, default=None,
+                            help="rdpo only: the share of wrong labels (default: the quality report's estimate)")
         parser.add_argument("--max-steps", type=_max_steps, default=None, help="omit for one epoch")
         adapter = parser.add_mutually_exclusive_group()
         adapter.add_argument("--lora", dest="adapter", action="store_const", const="lora")
@@ -59,6 +67,7 @@ class Command(BaseCommand):
                 loss=options["loss"], max_steps=options["max_steps"], adapter=options["adapter"] or "auto",
                 filters={"aggregate": options["aggregate"], "min_confidence": options["min_confidence"],
                          "include_ties": options["include_ties"], "source": options["source"]},
+                method=options["method"], flip_rate=options["flip_rate"],
             )  # fmt: skip
             count = selection.check_enough_pairs(request)
         except DuetError as exc:
@@ -144,6 +153,7 @@ class Command(BaseCommand):
             "id": run.pk,
             "status": run.status,
             "kind": run.kind,
+            "method": run.recipe.get("training", {}).get("method", DEFAULT_METHOD),
             "n_pairs": run.n_pairs,
             "metrics": run.metrics,
             "produced_system": run.produced_system.name if run.produced_system_id else None,
@@ -151,7 +161,7 @@ class Command(BaseCommand):
         if fmt == "json":
             self.stdout.write(json.dumps(body, indent=2, default=str))
             return
-        self.stdout.write(f"run {run.pk} ({run.kind}): {run.status}")
+        self.stdout.write(f"run {run.pk} ({run.kind}, method {body['method']}): {run.status}")
         for evaluation in results.evaluations(run.metrics):
             if evaluation.key in ("preference_accuracy", "ranking_accuracy", "base_ranking_accuracy"):
                 self.stdout.write(f"  {evaluation.label}: {evaluation.short()}")
