@@ -18,7 +18,15 @@ from .pairs import (
 )
 from .evaluation import completion_logps, dpo_metrics
 from .results import Phases, Progress, planned_steps, TrainResult, result_after_training, write_run_record
-from .runtime import Runtime, load_policy, lora_config, model_directory, release_freed_tensors, select_runtime
+from .runtime import (
+    Runtime,
+    load_policy,
+    lora_config,
+    model_directory,
+    release_freed_tensors,
+    select_runtime,
+    trainer_arguments,
+)
 
 
 def train_dpo(
@@ -119,7 +127,7 @@ def resolve_flip_rate(train_pairs: Sequence[PreferencePair], recipe: TrainingRec
 def _logps(trainer, rows, runtime: Runtime, recipe: TrainingRecipe, on_batch=None):
     return completion_logps(
         trainer.model, rows, pad_token_id=trainer.processing_class.pad_token_id,
-        max_length=recipe.data.max_length, batch_size=recipe.training.micro_batch(runtime.device),
+        max_length=recipe.data.max_length, batch_size=runtime.micro_batch(recipe.training),
         bf16=runtime.bf16, on_batch=on_batch,
     )
 
@@ -148,23 +156,9 @@ def dpo_config(recipe: TrainingRecipe, runtime: Runtime, output_dir: Path, flip_
     if settings.needs_duet_loss:
         # WeightedDPOTrainer computes the loss; TRL's loss_type is then unused.
         trl_terms = [("sigmoid", 1.0)]
-    micro_batch = settings.micro_batch(runtime.device)
+    micro_batch = runtime.micro_batch(settings)
     return DPOConfig(
-        output_dir=str(output_dir / "trainer"),
-        per_device_train_batch_size=micro_batch,
-        per_device_eval_batch_size=micro_batch,
-        gradient_accumulation_steps=settings.accumulation(runtime.device),
-        learning_rate=recipe.learning_rate("dpo", runtime.adapter),
-        num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps,
-        warmup_steps=settings.warmup_ratio,  # a float below 1 is a ratio of the total steps
-        seed=settings.seed,
-        data_seed=settings.seed,
-        logging_steps=1,  # one progress report (heartbeat) per optimiser step
-        save_strategy="no",  # the run saves its artifacts itself, once, at the end
-        eval_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
+        **trainer_arguments(recipe, "dpo", runtime, output_dir),
         beta=settings.beta,
         loss_type=[name for name, _ in trl_terms],
         loss_weights=[weight for _, weight in trl_terms],
@@ -173,7 +167,6 @@ def dpo_config(recipe: TrainingRecipe, runtime: Runtime, output_dir: Path, flip_
         precompute_ref_log_probs=precompute,
         # The reference pass runs in the training's micro-batches: the same memory bound.
         precompute_ref_batch_size=micro_batch,
-        **runtime.trainer_kwargs(recipe.model.gradient_checkpointing),
     )
 
 

@@ -144,10 +144,34 @@ class DuetDPOTrainer(DPOTrainer):
             self._precomputing = False
 
     def compute_ref_log_probs(self, model, inputs):
-        chosen, rejected = super().compute_ref_log_probs(model, inputs)
+        if self._precomputing and self.ref_model is None and adapter_is_identity(self.model):
+            chosen, rejected = self._untouched_policy_logps(model, inputs)
+        else:
+            chosen, rejected = super().compute_ref_log_probs(model, inputs)
         if self._precomputing and self.on_reference_batch is not None:
             self.on_reference_batch(len(chosen))
         return chosen, rejected
+
+    def _untouched_policy_logps(self, model, inputs):
+        """The reference log-probs as the policy's own, while its LoRA adapters add exactly zero.
+
+        TRL runs the reference with the adapters disabled, and toggling them costs PEFT a walk
+        over every module each batch: measured here, 0.6 s of a 2.7 s SmolLM2 reference batch.
+        Before the first step LoRA's B matrices are zero, so the adapted model is the base.
+        """
+        model_kwargs = {key: value for key, value in inputs.items()
+                        if key not in ("completion_mask", "ref_chosen_logps", "ref_rejected_logps", "pair_index")}
+        labels = inputs["input_ids"].masked_fill(inputs["completion_mask"] == 0, -100)
+        with torch.no_grad(), self.accelerator.autocast():
+            per_token = model(**model_kwargs, labels=labels, use_cache=False, fused_lm_head=True).log_probs
+        shift_mask = inputs["completion_mask"][..., 1:]
+        return per_token[:, -shift_mask.size(1):].sum(dim=1).chunk(2, dim=0)
+
+
+def adapter_is_identity(model) -> bool:
+    """True for a PEFT model whose LoRA adapters are all still at their initial zero update."""
+    lora_b = [param for name, param in model.named_parameters() if "lora_B" in name]
+    return bool(lora_b) and not any(param.detach().any() for param in lora_b)
 
 
 class WeightedDPOTrainer(DuetDPOTrainer):
