@@ -311,6 +311,9 @@ ANNOTATION_EXPORT_DIR = Path(env_str("DUET_ANNOTATION_EXPORT_DIR", str(VAR_DIR /
 TRAINING_DEFAULT_BASE = env_str("DUET_TRAINING_BASE", "smollm2-135m-instruct")
 TRAINING_RUNS_DIR = Path(env_str("DUET_TRAINING_RUNS_DIR", str(VAR_DIR / "runs")))
 TRAINING_HEARTBEAT_TIMEOUT_SECONDS = env_number("DUET_TRAINING_HEARTBEAT_TIMEOUT", 900)
+# Data-parallel processes per run on this worker (one per GPU on a GPU host); a run's recipe
+# (model.processes) may set its own.
+TRAINING_PROCESSES = env_number("DUET_TRAINING_PROCESSES", 1)
 # The local model for transformers systems and judges, converted once from GGUF.
 MODEL_CACHE_DIR = Path(env_str("DUET_MODEL_CACHE", str(VAR_DIR / "models")))
 # The model behind the demo's text systems: the SmolLM2 name, or a local HF model folder.

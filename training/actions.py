@@ -236,9 +236,17 @@ def _train(run: TrainingRun) -> str:
         TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
         return TrainingRun.objects.filter(pk=run.pk, cancel_requested=True).exists()
 
-    train = train_dpo if run.kind == RunKind.DPO else train_reward_model
-    result = train(pairs, TrainingRecipe.from_dict(run.recipe), run_dir(run), on_progress=progress.step,
-                   should_stop=should_stop, on_phase=progress.phase)  # fmt: skip
+    recipe = TrainingRecipe.from_dict(run.recipe)
+    processes = recipe.model.processes or settings.TRAINING_PROCESSES
+    if processes > 1:
+        from training.recipes.distributed import launch
+
+        result = launch(run.kind, pairs, recipe, run_dir(run), processes, on_progress=progress.step,
+                        should_stop=should_stop, on_phase=progress.phase)  # fmt: skip
+    else:
+        train = train_dpo if run.kind == RunKind.DPO else train_reward_model
+        result = train(pairs, recipe, run_dir(run), on_progress=progress.step, should_stop=should_stop,
+                       on_phase=progress.phase)  # fmt: skip
     artifacts = {"dataset": str(dataset_path), "output_dir": result.output_dir, "model_dir": result.model_dir,
                  "merged_dir": result.merged_dir}  # fmt: skip
     if result.cancelled:

@@ -49,6 +49,9 @@ class ModelSettings:
     # auto: bf16 autocast (float32 master weights) where the device does bf16 natively (a CUDA
     # GPU, a CPU with avx512_bf16 or AMX), float32 elsewhere.
     precision: str = "auto"
+    # Data-parallel processes (torch.distributed: gloo on CPUs, NCCL on GPUs); None: the
+    # worker's DUET_TRAINING_PROCESSES.
+    processes: int | None = None
     # Off by default everywhere: it recomputes the forward during backward (~30% slower) to save
     # activation memory that a 135M model does not need. TRL's default is on.
     gradient_checkpointing: bool = False
@@ -59,6 +62,7 @@ class ModelSettings:
         _check_choice("model.adapter", self.adapter, ADAPTERS)
         _check_choice("model.device", self.device, DEVICES)
         _check_choice("model.precision", self.precision, PRECISIONS)
+        _check(self.processes is None or self.processes >= 1, "model.processes must be at least 1")
         _check(self.lora_r >= 1, "model.lora_r must be at least 1")
         _check(self.lora_alpha > 0, "model.lora_alpha must be positive")
         _check(bool(self.name_or_path), "model.name_or_path is required")

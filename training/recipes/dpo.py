@@ -79,16 +79,19 @@ def train_dpo(
         train_pairs, recipe, output_dir, runtime=runtime, flip_rate=flip_rate, callbacks=[progress],
         on_reference_start=lambda: phases.start(
             "reference", (len(train_pairs) if precompute else 0) + len(split.validation)),
-        on_reference_batch=phases.advance,
+        # Each process reports its own share of the pairs.
+        on_reference_batch=lambda n: phases.advance(min(n * runtime.processes, phases.total - phases.done)),
     )
     tokenizer = trainer.processing_class
     validation = reference_logps = None
     if split.validation:
+        # TRL's own tokenization (a private method, pinned by the tests to trl 1.16), so the
+        # evaluation sees exactly the tokens training would. Every process takes part (TRL's
+        # dataset preparation waits for the others); only rank 0 evaluates.
+        validation = trainer._prepare_dataset(to_dataset(split.validation), tokenizer, trainer.args, "validation")
+    if validation is not None and runtime.is_main:
         if phases.phase != "reference":
             phases.start("reference", len(split.validation))
-        # TRL's own tokenization (a private method, pinned by the tests to trl 1.16), so the
-        # evaluation sees exactly the tokens training would.
-        validation = trainer._prepare_dataset(to_dataset(split.validation), tokenizer, trainer.args, "validation")
         reference_logps = _logps(trainer, validation, runtime, recipe, phases.advance)
 
     # Train
@@ -101,10 +104,10 @@ def train_dpo(
     )
     if isinstance(getattr(trainer, "pair_weighting", None), PosteriorWeights):
         result.reliability = trainer.pair_weighting.as_dict()
-    if result.cancelled:
+    if result.cancelled or not runtime.is_main:
         return result
 
-    # Evaluate, then save
+    # Evaluate, then save (rank 0)
     if validation is not None and len(validation):
         phases.start("evaluation", len(validation))
         result.metrics = dpo_metrics(_logps(trainer, validation, runtime, recipe, phases.advance),
@@ -188,10 +191,16 @@ def build_dpo_trainer(train_pairs: Sequence[PreferencePair], recipe: TrainingRec
         flip_rate = resolve_flip_rate(train_pairs, recipe)
     model, tokenizer = load_policy(model_directory(recipe.model.name_or_path))
     precompute = precomputes_reference(recipe, runtime, len(train_pairs))
+    args = dpo_config(recipe, runtime, Path(output_dir), flip_rate, precompute)  # joins the process group
+    train_dataset = to_dataset(train_pairs)
+    if runtime.processes > 1:
+        from .distributed import shared_on_disk
+
+        train_dataset = shared_on_disk(train_dataset, Path(output_dir) / "launch" / "train-pairs")
     kwargs = dict(
         model=model,
-        args=dpo_config(recipe, runtime, Path(output_dir), flip_rate, precompute),
-        train_dataset=to_dataset(train_pairs),
+        args=args,
+        train_dataset=train_dataset,
         processing_class=tokenizer,
         callbacks=list(callbacks),
         # With LoRA and no ref_model, TRL's reference is this model with its adapters disabled.

@@ -85,7 +85,8 @@ def train_reward_model(
     progress = ProgressCallback(on_progress, should_stop, accuracy_key="accuracy")
     trainer = build_reward_trainer(split.train, recipe, output_dir, runtime=runtime, callbacks=[progress])
     tokenizer = trainer.processing_class
-    validation_rows = tokenize_for_reward(tokenizer, split.validation, recipe.data.max_length)
+    held_out = split.validation if runtime.is_main else []  # evaluation is rank 0's alone
+    validation_rows = tokenize_for_reward(tokenizer, held_out, recipe.data.max_length)
     score = _scorer(tokenizer, runtime.micro_batch(recipe.training), runtime)
     base_margins = None
     if validation_rows:
@@ -96,7 +97,7 @@ def train_reward_model(
     trainer.train()
     result = result_after_training("reward", trainer, progress, runtime, output_dir, started,
                                    n_validation=len(validation_rows))
-    if result.cancelled:
+    if result.cancelled or not runtime.is_main:
         return result
     if validation_rows:
         phases.start("evaluation", len(validation_rows))
