@@ -11,7 +11,8 @@ from training import actions
 from training.recipes import TrainingRecipe, train_dpo
 from training.recipes.distributed import launch
 
-pytestmark = pytest.mark.slow  # each process group starts its own Pythons: about a minute here
+# Each process group starts its own Pythons: about a minute per run here.
+SLOW = pytest.mark.slow
 
 
 def _recipe(model_dir, **training) -> TrainingRecipe:
@@ -24,6 +25,7 @@ def _recipe(model_dir, **training) -> TrainingRecipe:
     })
 
 
+@SLOW
 def test_two_processes_take_the_same_steps_as_one_with_the_same_global_batch(tiny_model_dir, tmp_path):
     # given 16 pairs in 4 steps of 4: one process accumulates 4 micro-batches, two take 2 each
     recipe = _recipe(tiny_model_dir, max_steps=4)
@@ -42,13 +44,15 @@ def test_two_processes_take_the_same_steps_as_one_with_the_same_global_batch(tin
     assert (tmp_path / "two" / "adapter" / "adapter_config.json").is_file()
 
 
-def test_a_batch_the_processes_cannot_share_evenly_is_refused(tiny_model_dir, tmp_path):
-    from training.recipes.distributed import DistributedRunError
+def test_a_batch_the_processes_cannot_share_evenly_is_refused_before_they_start(tiny_model_dir, tmp_path):
+    from training.recipes import RecipeError
 
-    with pytest.raises(DistributedRunError, match=r"batch_size \(3\) must be a multiple"):
+    with pytest.raises(RecipeError, match=r"batch_size \(3\) must be a multiple of the micro-batch \(1\) times the 2"):
         launch("dpo", easy_pairs(8), _recipe(tiny_model_dir, batch_size=3, max_steps=1), tmp_path, 2)
+    assert not (tmp_path / "launch").exists()  # nothing was started
 
 
+@SLOW
 def test_a_two_process_run_through_the_worker_registers_its_model_once(voted_arena, settings):  # noqa: F811
     # given a worker set to two processes per run
     settings.TRAINING_PROCESSES = 2

@@ -15,6 +15,7 @@ registers the tuned model, once, from the result rank 0 writes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -38,10 +39,12 @@ def launch(kind: str, pairs: Sequence[Mapping], recipe: TrainingRecipe, output_d
            should_stop: Callable[[], bool] | None = None,
            on_phase: Callable[[str, int, int], None] | None = None) -> TrainResult:
     """Train ``kind`` ("dpo" or "reward") on ``processes`` processes; returns rank 0's result."""
-    from .runtime import model_directory
+    from .runtime import model_directory, select_runtime
 
     if processes < 2:
         raise ValueError("launch is for two processes or more; call train_dpo / train_reward_model directly")
+    # A batch the processes cannot share is refused here, not a minute later in each of them.
+    dataclasses.replace(select_runtime(recipe.model), processes=processes).accumulation(recipe.training)
     control = Path(output_dir) / "launch"
     control.mkdir(parents=True, exist_ok=True)
     (control / "pairs.json").write_text(json.dumps([dict(pair) for pair in pairs]))
