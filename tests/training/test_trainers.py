@@ -121,11 +121,13 @@ def test_reward_model_learns_the_marker(reward_run):
 
 @pytest.fixture(scope="module")
 def weighted_trainer(tiny_model_dir, tmp_path_factory):
-    """A WeightedDPOTrainer and one training batch with non-zero margins."""
+    """A WeightedDPOTrainer and one training batch with non-zero margins; float32, as the
+    tests compare its arithmetic with TRL's to 1e-5 (a bf16 reference pass rounds at 1e-3)."""
     from training.recipes import TrainingRecipe
 
     recipe = TrainingRecipe.from_dict({
-        "model": {"name_or_path": str(tiny_model_dir), "adapter": "lora", "device": "cpu", "lora_r": 4},
+        "model": {"name_or_path": str(tiny_model_dir), "adapter": "lora", "device": "cpu", "lora_r": 4,
+                  "precision": "fp32"},
         "data": {"validation_fraction": 0.0, "max_length": 32},
         "training": {"batch_size": 4, "micro_batch_size": 4, "pair_weighting": "fixed", "max_steps": 1},
     })
