@@ -286,7 +286,7 @@ def main() -> None:
         if quick:
             base_dir = build_word_model(workdir / "tiny")
         else:
-            from arena.localmodel import ensure_converted
+            from arena.providers.localmodel import ensure_converted
 
             base_dir = ensure_converted(model_cache)
         setup_django(workdir, model_cache)

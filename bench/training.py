@@ -10,24 +10,25 @@ evaluated on --validation-pairs held-out pairs. Prints a table.
 
     .venv/bin/python bench/training.py [--sizes 200 2000] [--steps 1] [--validation-pairs 8]
 
-Speed (--compare): DPO with Duet's default recipe against TRL's defaults, same model, same data.
-Pairs come from Anthropic HH-RLHF (harmless-base, test split): each row holds two whole
-dialogues; the prompt is their common prefix up to the last "\\n\\nAssistant:", the
-completions what follows. Each configuration runs in its own subprocess (a clean peak RSS),
-for the same number of optimiser steps over the same pairs in the same order:
+Speed (--compare): a DPO run as a Duet worker does it against a plain TRL script at TRL's
+defaults, same model, same pairs (Anthropic HH-RLHF, harmless-base, test split: the prompt is
+the two dialogues' common prefix up to the last "\n\nAssistant:", the completions what
+follows), same batch size, max_length, seed and step count. Each run is a fresh process, timed
+whole, from its start (Python, imports) to its model saved:
 
-  Duet   TrainingRecipe() defaults via build_dpo_trainer: LoRA on CPU (full on CUDA),
-         reference log-probs precomputed, gradient checkpointing off, bf16 only on CUDA.
-  TRL    DPOConfig() defaults: full fine-tuning, a reference model forward every step,
-         gradient checkpointing on, bf16 autocast (on a CPU TRL's default bf16=True is an
-         error without use_cpu=True, which is the one extra flag it gets).
-Both get the same batch size, max_length, seed and step count. Reports the training loop's
-steps/s, the setup time (model load, tokenization, reference precompute), peak memory, and
-held-out implicit-reward (preference) and ranking accuracy of each after training.
-Prints figures; not a test.
+  Duet   train_dpo with TrainingRecipe() defaults: LoRA on CPU (full on CUDA), reference
+         log-probs precomputed, gradient checkpointing off, bf16 autocast where the hardware
+         has it; saves the adapter and the merged model.
+  TRL    DPOConfig() defaults (full fine-tuning, a reference forward every step, gradient
+         checkpointing, bf16 autocast; use_cpu=True on a CPU, without which bf16 raises);
+         trainer.save_model().
+Duet's own held-out evaluation is left out (TRL's script has none); after the clock stops each
+process evaluates its saved model on the same held-out pairs, in float32. The configurations
+run --repeats times each, interleaved; the table gives medians, their ratio and the load
+average. Prints figures; not a test.
 
     .venv/bin/python bench/training.py --compare [--tiny] [--train-pairs 16] [--eval-pairs 32]
-                                       [--batch-size 2] [--max-length 128] [--steps 8]
+        [--batch-size 2] [--max-length 128] [--steps 8] [--repeats 3] [--precision auto]
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -138,121 +140,111 @@ def memory_main(args: argparse.Namespace) -> None:
                       flush=True)
 
 
-# --- speed: one configuration, in its own process ---------------------------------------
+# --- speed: one configuration, in its own process, timed from its start -----------------
 
 def run_config(config: str, args: argparse.Namespace) -> dict:
-    from transformers import PrinterCallback, TrainerCallback
+    """Train and save, timed whole (imports included, from ``args.spawned_at``); then evaluate,
+    untimed, on the held-out pairs."""
+    import torch
 
-    from training.recipes import TrainingRecipe, normalise_pairs
-    from training.recipes.dpo import build_dpo_trainer
-    from training.recipes.evaluation import completion_logps, dpo_metrics
-    from training.recipes.pairs import to_dataset
-    from training.recipes.runtime import select_runtime
+    clock = {"data": time.time()}
 
     pairs = load_hh_pairs(args.train_pairs + args.eval_pairs, args.max_length, args.seed)
-    train_pairs = normalise_pairs(pairs[: args.train_pairs])
-    eval_pairs = normalise_pairs(pairs[args.train_pairs:])
+    out = Path(args.workdir) / f"{config}-{os.getpid()}"
+    if config == "duet":
+        model_dir = _duet_run(pairs[: args.train_pairs], args, out, clock)
+    else:
+        model_dir = _trl_run(pairs[: args.train_pairs], args, out, clock)
+    done_at = time.time()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    metrics = _evaluate(model_dir, pairs[args.train_pairs:], args)
+    shutil.rmtree(out, ignore_errors=True)
+    marks = [("start", args.spawned_at), *clock.items(), ("done", done_at)]
+    phases = {name: round(marks[i + 1][1] - at, 2) for i, (name, at) in enumerate(marks[:-1])}
+    return {"config": config, "device": "cuda" if torch.cuda.is_available() else "cpu",
+            "end_to_end_s": done_at - args.spawned_at, "phases_s": phases, "peak_mb": peak_mb, **metrics}
 
-    class StepTimer(TrainerCallback):
-        def __init__(self):
-            self.durations = []
 
-        def on_step_begin(self, *_, **__):
-            self.started = time.perf_counter()
+def _duet_run(train_pairs, args, out: Path, clock: dict) -> Path:
+    """What a Duet worker does with a run: train_dpo at the recipe's defaults (save included)."""
+    from training.recipes import TrainingRecipe, train_dpo
 
-        def on_step_end(self, *_, **__):
-            self.durations.append(time.perf_counter() - self.started)
-
-    # Pay the imports before the clock starts: a worker process pays them once, not per run
-    # (peft alone takes ~3.5 s here and only the LoRA configuration would be charged for it).
-    import peft  # noqa: F401
-    import trl  # noqa: F401
-
-    timer = StepTimer()
     recipe = TrainingRecipe.from_dict({
-        "model": {"name_or_path": args.model_dir},
+        "model": {"name_or_path": args.model_dir, "precision": args.precision},
+        # The held-out pairs are evaluated below, the same way for both configurations.
         "data": {"max_length": args.max_length, "validation_fraction": 0.0},
         "training": {"batch_size": args.batch_size, "max_steps": args.steps, "seed": args.seed},
     })
-    started = time.perf_counter()
-    out = Path(args.workdir) / config
-    if config == "duet":
-        trainer = build_dpo_trainer(train_pairs, recipe, out, callbacks=[timer])
-    else:
-        trainer = _trl_default_trainer(args, train_pairs, out, timer)
-    setup_s = time.perf_counter() - started
-    trainer.remove_callback(PrinterCallback)
 
-    # The held-out reference log-probs: the base model is the same checkpoint in both runs,
-    # so the first run computes them and the second reads them.
-    validation = trainer._prepare_dataset(to_dataset(eval_pairs), trainer.processing_class, trainer.args, "eval")
-    reference_file = Path(args.workdir) / "reference_logps.json"
-    evaluate = lambda: completion_logps(  # noqa: E731
-        trainer.model, validation, trainer.processing_class.pad_token_id, args.max_length, batch_size=8)
-    if not reference_file.exists():
-        reference = evaluate()
-        reference_file.write_text(json.dumps({k: v.tolist() for k, v in vars(reference).items()}))
-    reference = _logps_from(json.loads(reference_file.read_text()))
+    def on_phase(phase, done, total):
+        if phase not in clock:
+            clock[phase] = time.time()
 
-    started = time.perf_counter()
-    trainer.train()
-    train_s = time.perf_counter() - started
-    metrics = dpo_metrics(evaluate(), reference, trainer.beta)
+    clock["setup"] = time.time()
+    result = train_dpo(train_pairs, recipe, out, on_phase=on_phase)
+    return Path(result.merged_dir)
 
+
+def _trl_run(train_pairs, args, out: Path, clock: dict) -> Path:
+    """A plain TRL script at TRL's defaults: DPOConfig() with the run's shape, train, save."""
     import torch
-
-    runtime = select_runtime(recipe.model)
-    if torch.cuda.is_available():
-        peak_mb = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-    steady = timer.durations[1:] or timer.durations  # the first step pays one-off allocation
-    return {
-        "config": config,
-        "device": runtime.device,
-        "setup_s": setup_s,
-        "train_s": train_s,
-        "steps": trainer.state.global_step,
-        "steps_per_s": trainer.state.global_step / train_s,
-        "steady_steps_per_s": len(steady) / sum(steady),
-        "peak_mb": peak_mb,
-        "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
-        "preference_accuracy": metrics.preference_accuracy,
-        "ranking_accuracy": metrics.ranking_accuracy,
-        "base_ranking_accuracy": metrics.base_ranking_accuracy,
-        "n_eval": metrics.n_pairs,
-    }
-
-
-def _trl_default_trainer(args, train_pairs, out: Path, timer):
-    import torch
+    from datasets import Dataset
+    from transformers import AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
-    from training.recipes.runtime import load_tokenizer
-
-    cpu = not torch.cuda.is_available()
+    clock["setup"] = time.time()
     config = DPOConfig(
-        output_dir=str(out),
+        output_dir=str(out / "trainer"),
         # the run's shape, shared with Duet's
         per_device_train_batch_size=args.batch_size, max_length=args.max_length, max_steps=args.steps,
         seed=args.seed,
         # bookkeeping, no effect on the maths
         report_to="none", save_strategy="no", disable_tqdm=True, logging_steps=1,
-        use_cpu=cpu,  # without it TRL's default bf16=True raises on a CPU
+        use_cpu=not torch.cuda.is_available(),  # without it TRL's default bf16=True raises on a CPU
     )
-    dataset = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in train_pairs]
-    from datasets import Dataset
+    tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
+    trainer = DPOTrainer(model=args.model_dir, args=config, processing_class=tokenizer,
+                         train_dataset=Dataset.from_list([dict(pair) for pair in train_pairs]))
+    clock["training"] = time.time()
+    trainer.train()
+    clock["saving"] = time.time()
+    trainer.save_model(str(out / "model"))
+    return out / "model"
 
-    return DPOTrainer(model=args.model_dir, args=config, train_dataset=Dataset.from_list(dataset),
-                      processing_class=load_tokenizer(Path(args.model_dir)), callbacks=[timer])
 
-
-def _logps_from(stored: dict):
+def _evaluate(model_dir: Path, eval_pairs, args) -> dict:
+    """Held-out preference accuracy of the saved policy against the base model, float32."""
     import numpy as np
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from training.recipes.evaluation import SequenceLogps
+    from training.recipes.evaluation import SequenceLogps, completion_logps, dpo_metrics
 
-    return SequenceLogps(**{key: np.array(value) for key, value in stored.items()})
+    tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
+    rows = [_eval_row(tokenizer, pair, args.max_length) for pair in eval_pairs]
+
+    def logps(directory):
+        model = AutoModelForCausalLM.from_pretrained(str(directory))
+        return completion_logps(model, rows, tokenizer.pad_token_id or tokenizer.eos_token_id, args.max_length)
+
+    # The base model's log-probs: the first run computes them, the others read them.
+    reference_file = Path(args.workdir) / "reference_logps.json"
+    if not reference_file.exists():
+        reference_file.write_text(json.dumps({k: v.tolist() for k, v in vars(logps(args.model_dir)).items()}))
+    stored = json.loads(reference_file.read_text())
+    reference = SequenceLogps(**{key: np.array(value) for key, value in stored.items()})
+    metrics = dpo_metrics(logps(model_dir), reference, beta=0.1)
+    return {"preference_accuracy": metrics.preference_accuracy, "ranking_accuracy": metrics.ranking_accuracy,
+            "base_ranking_accuracy": metrics.base_ranking_accuracy, "n_eval": metrics.n_pairs}
+
+
+def _eval_row(tokenizer, pair: dict, max_length: int) -> dict:
+    """TRL's tokenization of a plain-text pair: the completions are what follows the prompt's tokens."""
+    prompt = tokenizer(pair["prompt"])["input_ids"][-(max_length // 2):]
+    cut = len(tokenizer(pair["prompt"])["input_ids"]) - len(prompt)
+    ids = {name: tokenizer(pair["prompt"] + pair[name] + tokenizer.eos_token)["input_ids"][cut:]
+           for name in ("chosen", "rejected")}
+    shared = min(len(prompt), *(len(os.path.commonprefix([prompt, value])) for value in ids.values()))
+    return {"prompt_ids": prompt[:shared], "chosen_ids": ids["chosen"][shared:], "rejected_ids": ids["rejected"][shared:]}
 
 
 # --- the parent: both configurations, then the table -------------------------------------
@@ -275,6 +267,9 @@ def main() -> None:
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--repeats", type=int, default=3, help="compare: runs of each configuration, interleaved")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="Duet's model.precision")
+    parser.add_argument("--spawned-at", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
@@ -299,51 +294,55 @@ def main() -> None:
 
     from arena.providers.localmodel import build_tiny_model, ensure_converted
 
+    runs: dict[str, list[dict]] = {"duet": [], "trl": []}
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="duet-bench-") as workdir:
         model_dir = build_tiny_model(Path(workdir) / "tiny") if args.tiny else ensure_converted(REPO / "var" / "models")
         print(f"model {'tiny random Llama' if args.tiny else 'SmolLM2-135M-Instruct'}; HH-RLHF harmless-base "
               f"test: {args.train_pairs} train pairs, {args.eval_pairs} held-out; batch {args.batch_size}, "
-              f"max_length {args.max_length}, {args.steps} steps")
-        results = {}
-        for config in ("duet", "trl"):
-            command = [sys.executable, __file__, "--compare", "--worker", config, "--model-dir", str(model_dir),
-                       "--workdir", workdir] + _shared_flags(args)
-            done = subprocess.run(command, capture_output=True, text=True)
-            if done.returncode:
-                sys.stderr.write(done.stderr[-4000:])
-                raise SystemExit(f"{config} run failed")
-            results[config] = json.loads(done.stdout.strip().splitlines()[-1])
-    _report(results)
+              f"max_length {args.max_length}, {args.steps} steps; {args.repeats} interleaved runs each", flush=True)
+        for repeat in range(args.repeats):
+            # Interleaved, first one then the other first, so a load change on the shared machine hits both.
+            for config in ("duet", "trl") if repeat % 2 == 0 else ("trl", "duet"):
+                command = [sys.executable, __file__, "--compare", "--worker", config, "--model-dir", str(model_dir),
+                           "--workdir", workdir, "--spawned-at", repr(time.time())] + _shared_flags(args)
+                done = subprocess.run(command, capture_output=True, text=True)
+                if done.returncode:
+                    sys.stderr.write(done.stderr[-4000:])
+                    raise SystemExit(f"{config} run failed")
+                row = json.loads(done.stdout.strip().splitlines()[-1])
+                runs[config].append(row)
+                print(f"  {config}: {row['end_to_end_s']:.1f} s end to end, phases {row['phases_s']}, "
+                      f"preference accuracy {row['preference_accuracy']:.3f}", flush=True)
+    _report(runs, load_before, os.getloadavg())
 
 
 def _shared_flags(args) -> list[str]:
     return ["--train-pairs", str(args.train_pairs), "--eval-pairs", str(args.eval_pairs), "--batch-size",
             str(args.batch_size), "--max-length", str(args.max_length), "--steps", str(args.steps),
-            "--seed", str(args.seed), "--threads", str(args.threads)]
+            "--seed", str(args.seed), "--threads", str(args.threads), "--precision", args.precision]
 
 
-def _report(results: dict) -> None:
-    duet, trl = results["duet"], results["trl"]
-    print(f"device: {duet['device']}")
-    print(f"{'':<34}{'Duet':>12}{'TRL defaults':>14}{'ratio':>9}")
-    rows = [
-        ("training loop, steps/s", "steps_per_s", "{:.3f}", True),
-        ("steady state (steps 2+), steps/s", "steady_steps_per_s", "{:.3f}", True),
-        ("setup: load + tokenize + ref (s)", "setup_s", "{:.1f}", False),
-        ("training loop (s)", "train_s", "{:.1f}", False),
-        ("peak memory (MiB)", "peak_mb", "{:.0f}", False),
-        ("trainable parameters", "trainable_params", "{:,}", False),
-        ("held-out preference accuracy", "preference_accuracy", "{:.3f}", None),
-        ("held-out ranking accuracy", "ranking_accuracy", "{:.3f}", None),
-        ("base ranking accuracy", "base_ranking_accuracy", "{:.3f}", None),
-    ]
-    for label, key, fmt, higher_is_better in rows:
-        ratio = ""
-        if higher_is_better is not None and trl[key]:
-            ratio = f"{duet[key] / trl[key]:.2f}x" if higher_is_better else f"{trl[key] / duet[key]:.2f}x"
-        print(f"{label:<34}{fmt.format(duet[key]):>12}{fmt.format(trl[key]):>14}{ratio:>9}")
-    end_to_end = (trl["setup_s"] + trl["train_s"]) / (duet["setup_s"] + duet["train_s"])
-    print(f"end to end (setup + training) speed-up: {end_to_end:.2f}x; held-out pairs: {duet['n_eval']}")
+def _report(runs: dict, load_before, load_after) -> None:
+    from statistics import median
+
+    def mid(config, key):
+        return median(row[key] for row in runs[config])
+
+    print(f"device: {runs['duet'][0]['device']}; load average before {load_before[0]:.2f}, after {load_after[0]:.2f}")
+    print(f"{'median of ' + str(len(runs['duet'])) + ' runs':<34}{'Duet':>10}{'TRL defaults':>14}{'ratio':>8}")
+    for label, key, fmt in [("end to end: process start to saved (s)", "end_to_end_s", "{:.1f}"),
+                            ("peak memory (MiB)", "peak_mb", "{:.0f}")]:
+        duet, trl = mid("duet", key), mid("trl", key)
+        print(f"{label:<34}{fmt.format(duet):>10}{fmt.format(trl):>14}{trl / duet:>7.2f}x")
+    for label, key in [("held-out preference accuracy", "preference_accuracy"),
+                       ("held-out ranking accuracy", "ranking_accuracy"),
+                       ("base ranking accuracy", "base_ranking_accuracy")]:
+        print(f"{label:<34}{mid('duet', key):>10.3f}{mid('trl', key):>14.3f}")
+    for config in ("duet", "trl"):
+        names = runs[config][0]["phases_s"]
+        phases = ", ".join(f"{name} {median(row['phases_s'].get(name, 0) for row in runs[config]):.1f}" for name in names)
+        print(f"{config} phases (s, median): {phases}")
 
 
 if __name__ == "__main__":

@@ -358,6 +358,9 @@ TRAINING_HEARTBEAT_TIMEOUT_SECONDS = env_number("DUET_TRAINING_HEARTBEAT_TIMEOUT
 # A running judging job or export whose worker wrote nothing for this long is failed by the
 # beat's sweep (arena.jobs); judging batches and export chunks take seconds.
 JOB_HEARTBEAT_TIMEOUT_SECONDS = env_number("DUET_JOB_HEARTBEAT_TIMEOUT", 900)
+# Data-parallel processes per run on this worker (one per GPU on a GPU host); a run's recipe
+# (model.processes) may set its own.
+TRAINING_PROCESSES = env_number("DUET_TRAINING_PROCESSES", 1)
 # The local model for transformers systems and judges, converted once from GGUF.
 MODEL_CACHE_DIR = Path(env_str("DUET_MODEL_CACHE", str(VAR_DIR / "models")))
 # The model behind the demo's text systems: the SmolLM2 name, or a local HF model folder.

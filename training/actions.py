@@ -230,9 +230,17 @@ def train_run(run: TrainingRun, job: JobContext) -> dict:
     if len(pairs) < 2:
         raise JobFailed(f"the data source has {len(pairs)} decided pair(s); at least 2 are needed to train")
 
-    train = train_dpo if run.kind == RunKind.DPO else train_reward_model
-    result = train(pairs, TrainingRecipe.from_dict(run.recipe), run_dir(run), on_progress=progress.step,
-                   should_stop=job.cancel_requested, on_phase=progress.phase)  # fmt: skip
+    recipe = TrainingRecipe.from_dict(run.recipe)
+    processes = recipe.model.processes or settings.TRAINING_PROCESSES
+    if processes > 1:
+        from training.recipes.distributed import launch
+
+        result = launch(run.kind, pairs, recipe, run_dir(run), processes, on_progress=progress.step,
+                        should_stop=job.cancel_requested, on_phase=progress.phase)  # fmt: skip
+    else:
+        train = train_dpo if run.kind == RunKind.DPO else train_reward_model
+        result = train(pairs, recipe, run_dir(run), on_progress=progress.step, should_stop=job.cancel_requested,
+                       on_phase=progress.phase)  # fmt: skip
     artifacts = {"dataset": str(dataset_path), "output_dir": result.output_dir, "model_dir": result.model_dir,
                  "merged_dir": result.merged_dir}  # fmt: skip
     if result.cancelled:

@@ -18,10 +18,18 @@ logger = logging.getLogger(__name__)
 
 
 def missing_prompts(system: System, prompt_ids=None):
+    """The arena's prompts (or the given ones) this system has not answered yet.
+
+    Without ``prompt_ids``, only the prompts the open arena serves: a project's imported
+    prompts come with their own answers, and a voter's live prompt is answered live, so a new
+    system answering them would spend the worker's time on outputs nobody is shown.
+    """
+    from .matchmaking import POOL_ORIGINS
+
     prompts = Prompt.objects.filter(modality=system.modality).exclude(outputs__system=system).order_by("id")
     if prompt_ids is not None:
-        prompts = prompts.filter(id__in=prompt_ids)
-    return prompts
+        return prompts.filter(id__in=prompt_ids)
+    return prompts.filter(origin__in=POOL_ORIGINS)
 
 
 def truncated_at_tokens(metadata: dict) -> int | None:

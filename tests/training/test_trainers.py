@@ -121,11 +121,13 @@ def test_reward_model_learns_the_marker(reward_run):
 
 @pytest.fixture(scope="module")
 def weighted_trainer(tiny_model_dir, tmp_path_factory):
-    """A WeightedDPOTrainer and one training batch with non-zero margins."""
+    """A WeightedDPOTrainer and one training batch with non-zero margins; float32, as the
+    tests compare its arithmetic with TRL's to 1e-5 (a bf16 reference pass rounds at 1e-3)."""
     from training.recipes import TrainingRecipe
 
     recipe = TrainingRecipe.from_dict({
-        "model": {"name_or_path": str(tiny_model_dir), "adapter": "lora", "device": "cpu", "lora_r": 4},
+        "model": {"name_or_path": str(tiny_model_dir), "adapter": "lora", "device": "cpu", "lora_r": 4,
+                  "precision": "fp32"},
         "data": {"validation_fraction": 0.0, "max_length": 32},
         "training": {"batch_size": 4, "micro_batch_size": 4, "pair_weighting": "fixed", "max_steps": 1},
     })
@@ -165,6 +167,35 @@ def test_evaluation_log_probs_match_trls_reference_log_probs(weighted_trainer):
     # then they agree
     assert logps.chosen.tolist() == pytest.approx(rows["ref_chosen_logps"], rel=1e-4)
     assert logps.rejected.tolist() == pytest.approx(rows["ref_rejected_logps"], rel=1e-4)
+
+
+def test_the_reference_pass_runs_the_policy_only_while_its_adapters_add_nothing(tiny_recipe, tmp_path):
+    from trl import DPOTrainer
+
+    from training.recipes.trainers import adapter_is_identity
+
+    # given a LoRA trainer whose reference pass ran before any step (the policy, adapters untouched)
+    trainer = build_dpo_trainer(normalise_pairs(easy_pairs(4)), tiny_recipe(max_steps=1, micro_batch_size=4),
+                                tmp_path)
+    batch = next(iter(trainer.get_train_dataloader()))
+    precomputed = torch.cat([batch.pop("ref_chosen_logps"), batch.pop("ref_rejected_logps")])
+    with torch.no_grad():
+        base = torch.cat(DPOTrainer.compute_ref_log_probs(trainer, trainer.model, batch))  # TRL: adapters off
+    # then it matches TRL's reference exactly
+    assert adapter_is_identity(trainer.model)
+    assert precomputed.tolist() == pytest.approx(base.tolist(), abs=1e-5)
+    # and once the adapters have moved, the reference is the base again, not the policy
+    with torch.no_grad():
+        for name, param in trainer.model.named_parameters():
+            if "lora_B" in name:
+                param.fill_(0.05)
+    assert not adapter_is_identity(trainer.model)
+    trainer._precomputing = True
+    with torch.no_grad():
+        again = torch.cat(trainer.compute_ref_log_probs(trainer.model, batch))
+        policy = torch.cat(trainer._untouched_policy_logps(trainer.model, batch))
+    assert again.tolist() == pytest.approx(base.tolist(), abs=1e-5)
+    assert (policy - base).abs().max() > 1e-3
 
 
 def test_pair_weights_scale_the_loss_and_weight_zero_pairs_contribute_nothing(weighted_trainer):

@@ -21,6 +21,7 @@ FLIP_RATE_LOSSES = frozenset({"robust", "cdpo"})
 DEFAULT_RELIABILITY = 0.8  # an annotator's prior reliability when nothing says otherwise
 ADAPTERS = ("auto", "lora", "full")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
 PAIR_WEIGHTING = ("none", "fixed", "posterior", "em")
 
 # Learning rates when the recipe leaves it unset. LoRA trains ~1% of the weights from a zero
@@ -45,6 +46,12 @@ class ModelSettings:
     lora_alpha: int = 32
     lora_target_modules: str | tuple[str, ...] = "all-linear"
     device: str = "auto"
+    # auto: bf16 autocast (float32 master weights) where the device does bf16 natively (a CUDA
+    # GPU, a CPU with avx512_bf16 or AMX), float32 elsewhere.
+    precision: str = "auto"
+    # Data-parallel processes (torch.distributed: gloo on CPUs, NCCL on GPUs); None: the
+    # worker's DUET_TRAINING_PROCESSES.
+    processes: int | None = None
     # Off by default everywhere: it recomputes the forward during backward (~30% slower) to save
     # activation memory that a 135M model does not need. TRL's default is on.
     gradient_checkpointing: bool = False
@@ -54,6 +61,8 @@ class ModelSettings:
             self.lora_target_modules = tuple(self.lora_target_modules)
         _check_choice("model.adapter", self.adapter, ADAPTERS)
         _check_choice("model.device", self.device, DEVICES)
+        _check_choice("model.precision", self.precision, PRECISIONS)
+        _check(self.processes is None or self.processes >= 1, "model.processes must be at least 1")
         _check(self.lora_r >= 1, "model.lora_r must be at least 1")
         _check(self.lora_alpha > 0, "model.lora_alpha must be positive")
         _check(bool(self.name_or_path), "model.name_or_path is required")

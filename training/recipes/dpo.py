@@ -19,7 +19,15 @@ from .pairs import (
 from .evaluation import completion_logps, dpo_metrics
 from .noise import method_pairs, pair_flip_rates, report_flip_rate, starting_reliability
 from .results import Phases, Progress, planned_steps, TrainResult, result_after_training, write_run_record
-from .runtime import Runtime, load_policy, lora_config, model_directory, release_freed_tensors, select_runtime
+from .runtime import (
+    Runtime,
+    load_policy,
+    lora_config,
+    model_directory,
+    release_freed_tensors,
+    select_runtime,
+    trainer_arguments,
+)
 
 
 def train_dpo(
@@ -76,16 +84,19 @@ def train_dpo(
         train_pairs, recipe, output_dir, runtime=runtime, flip_rate=flip_rate, callbacks=[progress],
         on_reference_start=lambda: phases.start(
             "reference", (len(train_pairs) if precompute else 0) + len(split.validation)),
-        on_reference_batch=phases.advance,
+        # Each process reports its own share of the pairs.
+        on_reference_batch=lambda n: phases.advance(min(n * runtime.processes, phases.total - phases.done)),
     )
     tokenizer = trainer.processing_class
     validation = reference_logps = None
     if split.validation:
+        # TRL's own tokenization (a private method, pinned by the tests to trl 1.16), so the
+        # evaluation sees exactly the tokens training would. Every process takes part (TRL's
+        # dataset preparation waits for the others); only rank 0 evaluates.
+        validation = trainer._prepare_dataset(to_dataset(split.validation), tokenizer, trainer.args, "validation")
+    if validation is not None and runtime.is_main:
         if phases.phase != "reference":
             phases.start("reference", len(split.validation))
-        # TRL's own tokenization (a private method, pinned by the tests to trl 1.16), so the
-        # evaluation sees exactly the tokens training would.
-        validation = trainer._prepare_dataset(to_dataset(split.validation), tokenizer, trainer.args, "validation")
         reference_logps = _logps(trainer, validation, runtime, recipe, phases.advance)
 
     # Train
@@ -98,10 +109,10 @@ def train_dpo(
     )
     if isinstance(getattr(trainer, "pair_weighting", None), PosteriorWeights):
         result.reliability = trainer.pair_weighting.as_dict()
-    if result.cancelled:
+    if result.cancelled or not runtime.is_main:
         return result
 
-    # Evaluate, then save
+    # Evaluate, then save (rank 0)
     if validation is not None and len(validation):
         phases.start("evaluation", len(validation))
         result.metrics = dpo_metrics(_logps(trainer, validation, runtime, recipe, phases.advance),
@@ -129,7 +140,7 @@ def resolve_flip_rate(train_pairs: Sequence[PreferencePair], recipe: TrainingRec
 def _logps(trainer, rows, runtime: Runtime, recipe: TrainingRecipe, on_batch=None):
     return completion_logps(
         trainer.model, rows, pad_token_id=trainer.processing_class.pad_token_id,
-        max_length=recipe.data.max_length, batch_size=recipe.training.micro_batch(runtime.device),
+        max_length=recipe.data.max_length, batch_size=runtime.micro_batch(recipe.training),
         bf16=runtime.bf16, on_batch=on_batch,
     )
 
@@ -158,23 +169,9 @@ def dpo_config(recipe: TrainingRecipe, runtime: Runtime, output_dir: Path, flip_
     if settings.needs_duet_loss:
         # WeightedDPOTrainer computes the loss; TRL's loss_type is then unused.
         trl_terms = [("sigmoid", 1.0)]
-    micro_batch = settings.micro_batch(runtime.device)
+    micro_batch = runtime.micro_batch(settings)
     return DPOConfig(
-        output_dir=str(output_dir / "trainer"),
-        per_device_train_batch_size=micro_batch,
-        per_device_eval_batch_size=micro_batch,
-        gradient_accumulation_steps=settings.accumulation(runtime.device),
-        learning_rate=recipe.learning_rate("dpo", runtime.adapter),
-        num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps,
-        warmup_steps=settings.warmup_ratio,  # a float below 1 is a ratio of the total steps
-        seed=settings.seed,
-        data_seed=settings.seed,
-        logging_steps=1,  # one progress report (heartbeat) per optimiser step
-        save_strategy="no",  # the run saves its artifacts itself, once, at the end
-        eval_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
+        **trainer_arguments(recipe, "dpo", runtime, output_dir),
         beta=settings.beta,
         loss_type=[name for name, _ in trl_terms],
         loss_weights=[weight for _, weight in trl_terms],
@@ -183,7 +180,6 @@ def dpo_config(recipe: TrainingRecipe, runtime: Runtime, output_dir: Path, flip_
         precompute_ref_log_probs=precompute,
         # The reference pass runs in the training's micro-batches: the same memory bound.
         precompute_ref_batch_size=micro_batch,
-        **runtime.trainer_kwargs(recipe.model.gradient_checkpointing),
     )
 
 
@@ -206,10 +202,16 @@ def build_dpo_trainer(train_pairs: Sequence[PreferencePair], recipe: TrainingRec
         flip_rate = resolve_flip_rate(train_pairs, recipe)
     model, tokenizer = load_policy(model_directory(recipe.model.name_or_path))
     precompute = precomputes_reference(recipe, runtime, len(train_pairs))
+    args = dpo_config(recipe, runtime, Path(output_dir), flip_rate, precompute)  # joins the process group
+    train_dataset = to_dataset(train_pairs)
+    if runtime.processes > 1:
+        from .distributed import shared_on_disk
+
+        train_dataset = shared_on_disk(train_dataset, Path(output_dir) / "launch" / "train-pairs")
     kwargs = dict(
         model=model,
-        args=dpo_config(recipe, runtime, Path(output_dir), flip_rate, precompute),
-        train_dataset=to_dataset(train_pairs),
+        args=args,
+        train_dataset=train_dataset,
         processing_class=tokenizer,
         callbacks=list(callbacks),
         # With LoRA and no ref_model, TRL's reference is this model with its adapters disabled.

@@ -82,7 +82,7 @@ def reward_metrics(margins: np.ndarray, base_margins: np.ndarray | None = None) 
     )
 
 
-def _unwrap(model):
+def peft_base(model):
     """The transformers model under a PEFT wrapper (LoRA layers stay injected in it)."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
@@ -112,31 +112,18 @@ def completion_logps(model, rows, pad_token_id: int, max_length: int | None, bat
     from trl.trainer.dpo_trainer import DataCollatorForPreference
 
     collate = DataCollatorForPreference(pad_token_id=pad_token_id, max_length=max_length)
-    causal_lm = _unwrap(model)
-    head = causal_lm.get_output_embeddings()
-    device = next(causal_lm.parameters()).device
+    causal_lm = peft_base(model)
     sums, counts = [], []
     was_training = model.training
     model.eval()
-    with torch.no_grad(), _autocast(device.type, bf16):
+    device_type = next(causal_lm.parameters()).device.type
+    with torch.no_grad(), _autocast(device_type, bf16):
         for start in range(0, len(rows), batch_size):
             batch = collate([rows[i] for i in range(start, min(start + batch_size, len(rows)))])
-            input_ids = batch["input_ids"].to(device)
-            hidden = causal_lm.base_model(
-                input_ids=input_ids, attention_mask=batch["attention_mask"].to(device), use_cache=False
-            ).last_hidden_state[:, :-1]
-            mask = batch["completion_mask"][:, 1:].bool().to(device)
-            targets = input_ids[:, 1:][mask]  # shape (n_tokens,)
-            token_logps = torch.cat([
-                _token_logps(head(states).float(), labels)
-                for states, labels in zip(hidden[mask].split(HEAD_CHUNK_TOKENS),
-                                          targets.split(HEAD_CHUNK_TOKENS), strict=True)
-            ])
-            row_of_token = torch.arange(mask.size(0), device=device)[:, None].expand_as(mask)[mask]
-            sums.append(torch.zeros(mask.size(0), device=device).index_add_(0, row_of_token, token_logps).cpu())
-            counts.append(mask.sum(1).cpu())
+            sums.append(batch_completion_logps(causal_lm, batch).cpu())
+            counts.append(batch["completion_mask"][:, 1:].sum(1))
             if on_batch is not None:
-                on_batch(mask.size(0) // 2)
+                on_batch(len(sums[-1]) // 2)
     model.train(was_training)
     if not sums:
         empty = np.zeros(0)
@@ -144,6 +131,31 @@ def completion_logps(model, rows, pad_token_id: int, max_length: int | None, bat
     chosen, rejected = _halves(torch.cat([s.view(2, -1) for s in sums], dim=1))
     chosen_tokens, rejected_tokens = _halves(torch.cat([c.view(2, -1) for c in counts], dim=1))
     return SequenceLogps(chosen, rejected, chosen_tokens, rejected_tokens)
+
+
+def batch_completion_logps(causal_lm, batch):
+    """Summed log-probs of each row's completion tokens in one collated batch: shape (rows,).
+
+    ``causal_lm`` is the transformers model (under PEFT, its LoRA layers still apply). Only
+    the completion positions go through the LM head, a chunk of tokens at a time: for a
+    SmolLM2 pair the head over every position was a third of the forward's time here.
+    """
+    import torch
+
+    head = causal_lm.get_output_embeddings()
+    device = next(causal_lm.parameters()).device
+    input_ids = batch["input_ids"].to(device)
+    hidden = causal_lm.base_model(
+        input_ids=input_ids, attention_mask=batch["attention_mask"].to(device), use_cache=False
+    ).last_hidden_state[:, :-1]
+    mask = batch["completion_mask"][:, 1:].bool().to(device)
+    targets = input_ids[:, 1:][mask]  # shape (n_tokens,)
+    token_logps = torch.cat([
+        _token_logps(head(states).float(), labels)
+        for states, labels in zip(hidden[mask].split(HEAD_CHUNK_TOKENS), targets.split(HEAD_CHUNK_TOKENS), strict=True)
+    ])
+    row_of_token = torch.arange(mask.size(0), device=device)[:, None].expand_as(mask)[mask]
+    return torch.zeros(mask.size(0), device=device).index_add_(0, row_of_token, token_logps)
 
 
 def _token_logps(logits, targets):
@@ -169,7 +181,7 @@ def feature_dropout(model, rate: float):
     if rate <= 0:
         yield
         return
-    head = _unwrap(model).score
+    head = peft_base(model).score
     handle = head.register_forward_pre_hook(lambda module, args: (F.dropout(args[0], rate, training=True),))
     try:
         yield

@@ -18,6 +18,7 @@ from .runtime import (
     model_directory,
     release_freed_tensors,
     select_runtime,
+    trainer_arguments,
 )
 
 
@@ -90,8 +91,9 @@ def train_reward_model(
     trainer = build_reward_trainer(split.train, recipe, output_dir, runtime=runtime, callbacks=[progress])
     flip_rate = getattr(trainer, "flip_rate", None)
     tokenizer = trainer.processing_class
-    validation_rows = tokenize_for_reward(tokenizer, split.validation, recipe.data.max_length)
-    score = _scorer(tokenizer, recipe.training.micro_batch(runtime.device), runtime)
+    held_out = split.validation if runtime.is_main else []  # evaluation is rank 0's alone
+    validation_rows = tokenize_for_reward(tokenizer, held_out, recipe.data.max_length)
+    score = _scorer(tokenizer, runtime.micro_batch(recipe.training), runtime)
     base_margins = None
     if validation_rows:
         phases.start("reference", len(validation_rows))
@@ -101,7 +103,7 @@ def train_reward_model(
     trainer.train()
     result = result_after_training("reward", trainer, progress, runtime, output_dir, started,
                                    n_validation=len(validation_rows), flip_rate=flip_rate)
-    if result.cancelled:
+    if result.cancelled or not runtime.is_main:
         return result
     if validation_rows:
         phases.start("evaluation", len(validation_rows))
@@ -128,23 +130,9 @@ def build_reward_trainer(train_pairs: Sequence[PreferencePair], recipe: Training
     model, tokenizer = load_reward_backbone(model_directory(recipe.model.name_or_path))
     rows = tokenize_for_reward(tokenizer, train_pairs, recipe.data.max_length, settings.reward_margin_scale)
     args = RewardConfig(
-        output_dir=str(Path(output_dir) / "trainer"),
-        per_device_train_batch_size=settings.micro_batch(runtime.device),
-        gradient_accumulation_steps=settings.accumulation(runtime.device),
-        learning_rate=recipe.learning_rate("reward", runtime.adapter),
-        num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps,
-        warmup_steps=settings.warmup_ratio,  # a float below 1 is a ratio of the total steps
-        seed=settings.seed,
-        data_seed=settings.seed,
-        logging_steps=1,  # one progress report (heartbeat) per optimiser step
-        save_strategy="no",  # the run saves its artifacts itself, once, at the end
-        eval_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
+        **trainer_arguments(recipe, "reward", runtime, output_dir),
         max_length=None,  # already truncated, keeping the end
         center_rewards_coefficient=settings.center_rewards_coefficient,
-        **runtime.trainer_kwargs(recipe.model.gradient_checkpointing),
     )
     trainer = reward_trainer(  # TRL's RewardTrainer, or its noisy-label variant for soft and rdpo
         train_pairs, recipe, rows,

@@ -7,9 +7,10 @@ converted safetensors copy of SmolLM2, never the GGUF file itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import os
 from pathlib import Path
 
-from .config import ModelSettings
+from .config import ModelSettings, RecipeError, TrainingRecipe, TrainingSettings
 
 
 @dataclass(frozen=True)
@@ -17,19 +18,45 @@ class Runtime:
     device: str  # "cpu" or "cuda"
     adapter: str  # "lora" or "full"
     bf16: bool
+    # Data-parallel processes in this run (WORLD_SIZE, set by torch.distributed.run) and this
+    # one's rank; 1 and 0 in a run of one process.
+    processes: int = 1
+    rank: int = 0
 
     @property
     def use_cpu(self) -> bool:
         return self.device == "cpu"
 
+    @property
+    def is_main(self) -> bool:
+        """The process that evaluates, saves and reports (rank 0)."""
+        return self.rank == 0
+
+    def micro_batch(self, settings: TrainingSettings) -> int:
+        """Pairs per forward/backward in each process. On a GPU the default, the whole batch,
+        is shared out between the processes."""
+        if settings.micro_batch_size is None and self.device == "cuda":
+            return max(1, settings.batch_size // self.processes)
+        return settings.micro_batch(self.device)
+
+    def accumulation(self, settings: TrainingSettings) -> int:
+        """Micro-batches per optimiser step in each process, so that a step sees batch_size
+        pairs whatever the number of processes."""
+        per_step = self.micro_batch(settings) * self.processes
+        if settings.batch_size % per_step:
+            raise RecipeError(
+                f"training.batch_size ({settings.batch_size}) must be a multiple of the micro-batch "
+                f"({self.micro_batch(settings)}) times the {self.processes} training processes"
+            )
+        return settings.batch_size // per_step * settings.gradient_accumulation_steps
+
     def trainer_kwargs(self, gradient_checkpointing: bool) -> dict:
         """TrainingArguments that TRL defaults differently from what this machine wants.
 
         Both set explicitly. TRL defaults bf16=True, which on a CPU is an error without
-        `use_cpu` and with it is bf16 autocast, slower than float32 on CPUs (measured here, an
-        avx512_bf16 part: a SmolLM2 forward of 8x160 tokens took 28-31 s in float32, 37-43 s
-        in bf16). And TRL defaults gradient checkpointing on, which recomputes every forward
-        in the backward pass to save activation memory a 135M model does not need.
+        `use_cpu`; Duet uses bf16 autocast on a CPU only where the CPU has bf16 instructions
+        (see ``select_runtime``). And TRL defaults gradient checkpointing on, which recomputes
+        every forward in the backward pass to save activation memory a 135M model does not need.
         """
         return {
             "use_cpu": self.use_cpu,
@@ -40,7 +67,33 @@ class Runtime:
             "activation_checkpointing": gradient_checkpointing,
             "dataloader_pin_memory": not self.use_cpu,
             "dataloader_num_workers": 0,
+            # Several processes: gloo between CPU processes, NCCL between GPUs.
+            "ddp_backend": None if self.processes == 1 else ("gloo" if self.use_cpu else "nccl"),
         }
+
+
+def trainer_arguments(recipe: TrainingRecipe, kind: str, runtime: Runtime, output_dir: Path) -> dict:
+    """The TrainingArguments every Duet run shares, DPO and reward alike (each config adds its own)."""
+    settings = recipe.training
+    micro_batch = runtime.micro_batch(settings)
+    return {
+        "output_dir": str(Path(output_dir) / "trainer"),
+        "per_device_train_batch_size": micro_batch,
+        "per_device_eval_batch_size": micro_batch,
+        "gradient_accumulation_steps": runtime.accumulation(settings),
+        "learning_rate": recipe.learning_rate(kind, runtime.adapter),
+        "num_train_epochs": settings.epochs,
+        "max_steps": settings.max_steps,
+        "warmup_steps": settings.warmup_ratio,  # a float below 1 is a ratio of the total steps
+        "seed": settings.seed,
+        "data_seed": settings.seed,
+        "logging_steps": 1,  # one progress report (heartbeat) per optimiser step
+        "save_strategy": "no",  # the run saves its artifacts itself, once, at the end
+        "eval_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        **runtime.trainer_kwargs(recipe.model.gradient_checkpointing),
+    }
 
 
 # glibc raises its mmap threshold each time a large block is freed, up to 32 MiB, so the
@@ -79,8 +132,24 @@ def select_runtime(settings: ModelSettings) -> Runtime:
         # LoRA trains 4.9M of SmolLM2's 135M weights: no weight gradients or AdamW state for
         # the rest, which on a CPU is most of a step. A GPU trains them all in milliseconds.
         adapter = "full" if device == "cuda" else "lora"
-    bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
-    return Runtime(device=device, adapter=adapter, bf16=bf16)
+    return Runtime(device=device, adapter=adapter, bf16=_uses_bf16(settings.precision, device),
+                   processes=int(os.environ.get("WORLD_SIZE", "1")), rank=int(os.environ.get("RANK", "0")))
+
+
+def _uses_bf16(precision: str, device: str) -> bool:
+    """bf16 autocast over float32 master weights, where the hardware does bf16 matmuls natively.
+
+    On a CPU that means avx512_bf16 or AMX (oneDNN's check). Measured on the shared 2-core
+    avx512_bf16 machine, one thread: a SmolLM2 forward + backward of 2x128 tokens took 6.9-8.0 s
+    under bf16 autocast and 9.7-12.2 s in float32. A CPU without them emulates bf16, slower.
+    """
+    import torch
+
+    if precision != "auto":
+        return precision == "bf16"
+    if device == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def model_directory(name_or_path: str) -> Path:
