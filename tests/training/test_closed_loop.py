@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 
-import pytest
 
 from annotation import actions as annotation_actions
 from arena.board.snapshots import default_arena, refresh_arena

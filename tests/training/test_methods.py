@@ -15,7 +15,7 @@ from arena.errors import InvalidInput
 from arena.models import System
 from training import actions
 from training.models import TrainingRun
-from training.recipes import TrainingRecipe, normalise_pairs
+from training.recipes import normalise_pairs
 from training.recipes.noise import METHODS, method_pairs, pair_flip_rates, report_flip_rate, starting_reliability
 from training.recipes.reliability import estimate_reliability
 
