@@ -55,12 +55,28 @@ def _known(name: str) -> str | None:
     return None
 
 
+def _type_checking_only(tree: ast.AST) -> set[ast.AST]:
+    """The import nodes under `if TYPE_CHECKING:`: names for annotations, never loaded."""
+    return {
+        node
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and getattr(block.test, "id", getattr(block.test, "attr", None)) == "TYPE_CHECKING"
+        for statement in block.body
+        for node in ast.walk(statement)
+    }
+
+
 @functools.cache
 def imports_of(module: str) -> set[str]:
-    """Every module of ours that `module` imports, anywhere in its code."""
+    """Every module of ours that `module` imports when it runs, anywhere in its code (not
+    the names imported for annotations only, under `if TYPE_CHECKING:`)."""
     path = MODULES[module]
     targets = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    annotations_only = _type_checking_only(tree)
+    for node in ast.walk(tree):
+        if node in annotations_only:
+            continue
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -132,3 +148,19 @@ def test_the_graph_sees_function_level_imports():
     # then: both edges are in the graph, so a cycle through them would be caught
     assert "routing.actions" in imports_of("routing.tasks")
     assert "arena.tasks" in imports_of("training.actions")
+
+
+def test_imports_for_annotations_only_close_no_cycle(tmp_path, monkeypatch):
+    # given: a module that imports another only under `if TYPE_CHECKING:`
+    source = tmp_path / "pkg"
+    source.mkdir()
+    (source / "typed.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.other import X\nimport pkg.plain\n")
+    monkeypatch.setitem(MODULES, "pkg.typed", source / "typed.py")
+    monkeypatch.setitem(MODULES, "pkg.other", source / "other.py")
+    monkeypatch.setitem(MODULES, "pkg.plain", source / "plain.py")
+    imports_of.cache_clear()
+    try:
+        # then: the run-time import counts, the annotation-only one does not
+        assert imports_of("pkg.typed") == {"pkg.plain"}
+    finally:
+        imports_of.cache_clear()

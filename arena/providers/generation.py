@@ -24,7 +24,7 @@ def missing_prompts(system: System, prompt_ids=None):
     prompts come with their own answers, and a voter's live prompt is answered live, so a new
     system answering them would spend the worker's time on outputs nobody is shown.
     """
-    from .matchmaking import POOL_ORIGINS
+    from arena.voting.matchmaking import POOL_ORIGINS
 
     prompts = Prompt.objects.filter(modality=system.modality).exclude(outputs__system=system).order_by("id")
     if prompt_ids is not None:

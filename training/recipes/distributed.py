@@ -107,23 +107,6 @@ class StopSignal:
         return bool(flag.item())
 
 
-def shared_on_disk(dataset, directory: Path):
-    """The dataset saved by rank 0 and read back by every process.
-
-    TRL caches the reference log-probs it precomputes in a file beside the dataset's own and
-    has the other processes read it there; an in-memory dataset's files are in a temporary
-    folder of each process, which the others cannot see.
-    """
-    from accelerate import PartialState
-    from datasets import load_from_disk
-
-    state = PartialState()
-    with state.main_process_first():
-        if state.is_main_process:
-            dataset.save_to_disk(str(directory))
-    return load_from_disk(str(directory))
-
-
 def _emit(event: dict) -> None:
     print(EVENT_PREFIX + json.dumps(event), flush=True)
 

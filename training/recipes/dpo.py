@@ -11,13 +11,12 @@ from .pairs import (
     PairSplit,
     PreferencePair,
     annotator_codes,
-    estimate_flip_rate,
     normalise_pairs,
     split_by_prompt,
     to_dataset,
 )
 from .evaluation import completion_logps, dpo_metrics
-from .noise import method_pairs, pair_flip_rates, report_flip_rate, starting_reliability
+from .noise import method_pairs, pair_flip_rates, resolve_flip_rate, starting_reliability
 from .results import Phases, Progress, planned_steps, TrainResult, result_after_training, write_run_record
 from .runtime import (
     Runtime,
@@ -26,6 +25,7 @@ from .runtime import (
     model_directory,
     release_freed_tensors,
     select_runtime,
+    shared_on_disk,
     trainer_arguments,
 )
 
@@ -124,19 +124,6 @@ def train_dpo(
     return result
 
 
-def resolve_flip_rate(train_pairs: Sequence[PreferencePair], recipe: TrainingRecipe) -> float | None:
-    """ε as set by hand, else the quality report's expected share of wrong labels (else
-    estimated from the pairs' weights); None when nothing uses it."""
-    settings = recipe.training
-    if not settings.uses_flip_rate:
-        return None
-    if settings.flip_rate is not None:
-        return settings.flip_rate
-    # A run's snapshot carries the quality report's estimate; a plain file only its weights.
-    from_report = report_flip_rate(train_pairs)
-    return from_report if from_report is not None else estimate_flip_rate(train_pairs)
-
-
 def _logps(trainer, rows, runtime: Runtime, recipe: TrainingRecipe, on_batch=None):
     return completion_logps(
         trainer.model, rows, pad_token_id=trainer.processing_class.pad_token_id,
@@ -205,8 +192,6 @@ def build_dpo_trainer(train_pairs: Sequence[PreferencePair], recipe: TrainingRec
     args = dpo_config(recipe, runtime, Path(output_dir), flip_rate, precompute)  # joins the process group
     train_dataset = to_dataset(train_pairs)
     if runtime.processes > 1:
-        from .distributed import shared_on_disk
-
         train_dataset = shared_on_disk(train_dataset, Path(output_dir) / "launch" / "train-pairs")
     kwargs = dict(
         model=model,

@@ -19,8 +19,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .pairs import PreferencePair
+from .pairs import PreferencePair, estimate_flip_rate
+
+if TYPE_CHECKING:
+    from .config import TrainingRecipe
 
 DEFAULT_METHOD = "majority"
 # UPO's share of the most uncertain training pairs dropped when the method leaves it unset.
@@ -134,3 +138,16 @@ def starting_reliability(pairs: Sequence[PreferencePair]) -> dict[str, float]:
             if vote.reliability is not None:
                 found.setdefault(vote.annotator, vote.reliability)
     return found
+
+
+def resolve_flip_rate(train_pairs: Sequence[PreferencePair], recipe: TrainingRecipe) -> float | None:
+    """ε as set by hand, else the quality report's expected share of wrong labels (else
+    estimated from the pairs' weights); None when nothing uses it."""
+    settings = recipe.training
+    if not settings.uses_flip_rate:
+        return None
+    if settings.flip_rate is not None:
+        return settings.flip_rate
+    # A run's snapshot carries the quality report's estimate; a plain file only its weights.
+    from_report = report_flip_rate(train_pairs)
+    return from_report if from_report is not None else estimate_flip_rate(train_pairs)

@@ -47,7 +47,7 @@ def reward_trainer(train_pairs: Sequence[PreferencePair], recipe: TrainingRecipe
     if method == "soft":
         flip_rates = pair_flip_rates(train_pairs)  # each pair's own ε
     else:
-        from .dpo import resolve_flip_rate
+        from .noise import resolve_flip_rate
 
         flip_rate = resolve_flip_rate(train_pairs, recipe)  # one ε, the quality report's unless set
         flip_rates = [flip_rate] * len(train_pairs)
