@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from arena import storage
 from arena.models import System
 from tests.training.conftest import TINY_LEARNING_RATE, easy_pairs
 from tests.training.test_jobs import request_for, voted_arena  # noqa: F401 - a fixture
@@ -66,5 +67,6 @@ def test_a_two_process_run_through_the_worker_registers_its_model_once(voted_are
     assert [entry["step"] for entry in run.history] == [1, 2]
     assert run.metrics["heldout_accuracy"] is not None and run.metrics["steps"] == 2
     assert System.objects.filter(name=f"tiny-base+dpo-run{run.pk}").count() == 1
-    assert run.produced_system.provider_config["model"] == run.artifacts["merged_dir"]
+    assert run.produced_system.provider_config["model"] == f"stored:tuned/run-{run.pk}"
+    assert storage.storage().exists(f"tuned/run-{run.pk}/config.json")
     assert (actions.run_dir(run) / "launch" / "result.json").is_file()
