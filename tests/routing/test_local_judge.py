@@ -206,6 +206,7 @@ def test_the_bfloat16_copy_gives_autocasts_probabilities_without_changing_the_ar
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 60 long pairs, one in float32: ~2 min idle, 10+ on a busy box
 def test_smollm2_bfloat16_copy_stays_within_002_of_autocast_on_long_pairs(smollm2_dir, monkeypatch):
     # 20 of PandaLM's longest pairs: the judging copy against the same judge before it
     # (autocast over float32 weights), and against plain float32.
