@@ -217,12 +217,12 @@ def _judging_model(model, autocast):
     copy of its decoder with the linear layers' weights already in bfloat16.
 
     Autocast keeps no cast weights under inference_mode, so every forward converted all
-    106 M decoder weights again; the copy (212 MiB, once per process, sharing the embedding
+    106 M decoder weights again; the copy (202 MiB, once per process, sharing the embedding
     and the float32 model the arena generates with) gives the same numbers without that.
     The copy's attention is SDPA with grouped-query heads passed as they are
     (``enable_gqa``) instead of transformers' default of repeating the 3 key/value heads 3
     times whenever there is a mask (same result). Measured together on PandaLM's longest
-    third: ~8% fewer CPU-seconds per pair.
+    third, in the same run: 0.50 pairs per CPU-second against 0.44 under autocast alone (1.15x).
     """
     import contextlib
     import weakref
