@@ -8,7 +8,10 @@ pair judged in both orders:
           instructions) run once per call, each pair's question once for both orders, reused
           from their caches; the lm_head on the last position only; answers cut to 192
           tokens and questions to 256, keeping the start and the end; bfloat16 autocast
-          where the CPU has native bfloat16.
+          where the CPU has native bfloat16, with the linear layers' weights cast once into a
+          judging copy of the decoder.
+  autocast  the same, but autocast casting the float32 weights on every forward (the judge
+          before its bfloat16 copy), on the same pairs.
   naive   the same letter probabilities one pair at a time (its two orders in one batch),
           no shared prefix, float32, answers and questions cut only at 512 tokens.
 Model loading is not timed (one model per process, loaded before the timings). Prints
@@ -38,6 +41,7 @@ import django  # noqa: E402
 django.setup()
 
 from routing.judges.files import read_labelled_pairs  # noqa: E402
+from routing.judges import local  # noqa: E402
 from routing.judges.local import LogitJudge  # noqa: E402
 
 DEFAULT_DATA = ROOT / "tests" / "data" / "real" / "pandalm-testset-v1.json"
@@ -67,9 +71,13 @@ def main() -> None:
                         help="pairs per forward pass (the judge's default: 1 on a CPU)")
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     args = parser.parse_args()
 
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from arena.providers.localmodel import load_causal_lm
 
@@ -97,8 +105,15 @@ def main() -> None:
 
     duet_all, _, cpu_all = run(f"duet, batch {args.batch_size}", duet, items)
     duet_sub, _, cpu_sub = run(f"duet, first {len(subset)}", duet, subset)
+    judging_model = local._judging_model
+    local._judging_model = lambda model, autocast: model
+    try:
+        _, _, cpu_stock = run(f"autocast (no bfloat16 copy), first {len(subset)}", duet, subset)
+    finally:
+        local._judging_model = judging_model
     naive_sub, _, cpu_naive = run(f"naive per pair, first {len(subset)}", naive, subset)
-    print(f"\nspeed-up per CPU-second on the same {len(subset)} pairs: {cpu_naive / cpu_sub:.2f}x; "
+    print(f"\nspeed-up per CPU-second on the same {len(subset)} pairs: {cpu_naive / cpu_sub:.2f}x over naive, "
+          f"{cpu_stock / cpu_sub:.2f}x over autocast; "
           f"duet on all {len(items)}: {len(items) / cpu_all:.2f} pairs per CPU-second "
           f"(~{2 * len(items) / cpu_all:.2f} pairs/s for two single-thread workers on an idle 2-core box)")
     same = sum(a.verdict == b.verdict for a, b in zip(duet_sub, naive_sub))
@@ -107,8 +122,11 @@ def main() -> None:
           f"{gap:.3f} (the truncation budget and bfloat16 both move it)")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
-    print(f"memory: model weights {weights_mb:.0f} MiB (float32, shared by both methods), process peak RSS "
-          f"{peak_mb:.0f} MiB")
+    copies = [copy for copy in (local._judging_copies or {}).values()]
+    copy_mb = sum(p.numel() * p.element_size() for c in copies for p in c.get_decoder().parameters()
+                  if p.dtype == torch.bfloat16) / 2**20
+    print(f"memory: model weights {weights_mb:.0f} MiB (float32, shared by every method), the judge's bfloat16 "
+          f"copy of the linear layers {copy_mb:.0f} MiB, process peak RSS {peak_mb:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -170,3 +170,61 @@ def test_smollm2_judges_real_pairs_in_one_forward_pass(smollm2_dir):
         assert rounded.p_a == pytest.approx(single.p_a, abs=0.03)
         # After "[[" the real model does put much of its next-token mass on a verdict letter.
         assert all(order.verdict_mass > 0.1 for order in together.orders)
+
+
+def _stock_autocast(monkeypatch):
+    """The logit judge as it ran before its bfloat16 copy: autocast over the float32 model."""
+    import routing.judges.local as local
+
+    monkeypatch.setattr(local, "_judging_model", lambda model, autocast: model)
+
+
+def test_the_bfloat16_copy_gives_autocasts_probabilities_without_changing_the_arenas_model(tiny_model_dir,
+                                                                                          monkeypatch):
+    import torch
+
+    from arena.providers.localmodel import load_causal_lm
+    from routing.judges.local import _JudgingModel, _judging_model, _autocast
+
+    # given: padded rows (two pairs of different lengths in one batch) and a shared prefix
+    items = _pandalm_items(4) + [PairItem("short", "Hi?", "Hello.", "A much longer greeting than the other one.")]
+    model, _ = load_causal_lm(str(tiny_model_dir))
+    # when
+    fast = LogitJudge(str(tiny_model_dir), batch_size=3, precision="bfloat16").judge(items)
+    copy = _judging_model(model, _autocast(model, "bfloat16"))
+    _stock_autocast(monkeypatch)
+    stock = LogitJudge(str(tiny_model_dir), batch_size=3, precision="bfloat16").judge(items)
+    # then: the same numbers, from bfloat16 linear weights in a copy made once
+    for x, y in zip(stock, fast):
+        for a, b in zip(x.orders, y.orders):
+            assert (b.p_a, b.p_b, b.p_tie) == pytest.approx((a.p_a, a.p_b, a.p_tie), abs=2e-3)
+    assert isinstance(copy, _JudgingModel)
+    assert copy.get_decoder().layers[0].mlp.down_proj.weight.dtype == torch.bfloat16
+    assert copy.get_decoder().embed_tokens is model.get_decoder().embed_tokens
+    assert model.get_decoder().layers[0].mlp.down_proj.weight.dtype == torch.float32
+    assert model.config._attn_implementation != copy.get_decoder().config._attn_implementation
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # 60 long pairs, one in float32: ~2 min idle, 10+ on a busy box
+def test_smollm2_bfloat16_copy_stays_within_002_of_autocast_on_long_pairs(smollm2_dir, monkeypatch):
+    # 20 of PandaLM's longest pairs: the judging copy against the same judge before it
+    # (autocast over float32 weights), and against plain float32.
+    from arena.providers.localmodel import load_causal_lm
+    from bench.judging import longest_third
+    from routing.judges.files import read_labelled_pairs
+
+    _, tokenizer = load_causal_lm(str(smollm2_dir))
+    pairs = longest_third(read_labelled_pairs(Path(__file__).parent.parent / "data" / "real"
+                                              / "pandalm-testset-v1.json"), tokenizer)
+    items = [pair.item for pair in pairs[:: len(pairs) // 20][:20]]
+    fast = LogitJudge(str(smollm2_dir), precision="bfloat16").judge(items)
+    exact = LogitJudge(str(smollm2_dir), precision="float32").judge(items)
+    _stock_autocast(monkeypatch)
+    stock = LogitJudge(str(smollm2_dir), precision="bfloat16").judge(items)
+
+    def gap(xs, ys):
+        return max(abs(getattr(x, f) - getattr(y, f)) for x, y in zip(xs, ys) for f in ("p_a", "p_b", "p_tie"))
+
+    assert gap(fast, stock) <= 0.02
+    assert gap(fast, exact) <= gap(stock, exact) + 0.02
