@@ -79,7 +79,7 @@ def time_live_battle(api: Api, wait: float, message: str) -> tuple[float, float]
     """Seconds from starting a live battle to the first text of either side and of both.
     Then the battle is voided, which stops both answers within a token, and their end is
     awaited, so the next battle finds the live processes free."""
-    from arena.live.battles import battles as live
+    from arena.live import battles as live
     from arena.models import GenerationStatus, LiveBattle, LiveGeneration
 
     started = time.monotonic()

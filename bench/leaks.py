@@ -34,7 +34,7 @@ import django  # noqa: E402
 django.setup()
 
 from arena.demo import TEXT_SYSTEMS  # noqa: E402
-from arena.live.battles import leaks  # noqa: E402
+from arena.live import leaks  # noqa: E402
 from arena.models import System  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "real"
@@ -88,7 +88,7 @@ LEAK_SENTENCES = [
 ]
 
 
-# --- the check before this change (arena.live.battles/checks.py) -------------------------------------
+# --- the check before this change (arena/live/checks.py) -------------------------------------
 OLD_GENERIC = frozenset({"model", "chat", "instruct", "base", "demo", "system", "local", "uploaded", "tones",
                          "painter", "large", "small", "mini", "latest", "preview", "turbo", "http", "https"})  # fmt: skip
 OLD_FAMILIES = {

@@ -59,7 +59,7 @@ def main():
 
     from arena.voting import actions
 
-    from arena.live.battles import battles as live
+    from arena.live import battles as live
     from arena.providers.localmodel import ensure_converted
     from arena.models import LiveGeneration, System
 

@@ -152,7 +152,7 @@ def test_vote_reaches_the_leaderboard_through_the_worker(worker_env, tmp_path):
 LIVE_SCRIPT = """
 from django.contrib.auth import get_user_model
 from arena.voting import actions
-from arena.live.battles import battles as live
+from arena.live import battles as live
 from arena.models import System
 for name, prompt in (("smol-a", "Answer briefly."), ("smol-b", "Answer cheerfully.")):
     System.objects.create(name=name, provider="transformers", provider_config={

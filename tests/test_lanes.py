@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from arena.live.battles import battles as live
+from arena.live import battles as live
 from arena.models import GenerationStatus, LiveGeneration, Output, Prompt, System
 from arena.voting import actions
 from config.celery import LANES, app
@@ -208,7 +208,7 @@ for prompt_id in %(prompts)r:
 VOTE_AND_ASK = """
 from django.contrib.auth import get_user_model
 from arena.voting import actions
-from arena.live.battles import battles as live
+from arena.live import battles as live
 judge = actions.judge_for_user(get_user_model().objects.create_user("voter"))
 comparison = actions.next_comparison(judge, "text")
 token = actions.issue_vote_token(comparison, judge)

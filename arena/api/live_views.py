@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from arena.errors import DuetError
-from arena.live.battles import battles as live
+from arena.live import battles as live
 from arena.models import LiveBattle, LiveBattleStatus, Modality
 from arena.voting.voters import voter_judge
 

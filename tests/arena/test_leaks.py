@@ -122,7 +122,7 @@ def test_a_live_vote_on_an_answer_using_a_name_word_stays_on_the_public_board(db
 
     from arena.voting import actions
 
-    from arena.live.battles import battles as live
+    from arena.live import battles as live
     from arena.board.snapshots import default_arena, refresh_arena
     from arena.models import Battle, LiveGeneration
 

@@ -8,7 +8,7 @@ import pytest
 
 from arena import errors, hotcache
 from arena.board.snapshots import Scope, default_arena, refresh_arena
-from arena.live.battles import battles as live
+from arena.live import battles as live
 from arena.live.checks import check_prompt
 from arena.models import (
     Battle,
