@@ -6,16 +6,17 @@ of that judge on the project goes through before it is written or routed. Until 
 calibration was refitted only when routing ran again, so a project whose people kept
 judging the items sent to them kept routing with the calibration of its first run. The
 receiver queues a refit (`routing.tasks.recalibrate_judge`, judging lane), at most one
-per project and judge every RECALIBRATE_DEBOUNCE_SECONDS: judgments in a burst are all in
+per project and judge every RECALIBRATE_DEBOUNCE_SECONDS window, counted where the rate
+limits count (shared by every process and host): judgments in a burst are all in
 the refit that follows it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
-from django.core.cache import cache
-
+from arena import ratelimit
 from arena.models import Judgment
 
 from .models import ProjectRouting
@@ -42,8 +43,12 @@ def recalibrate_after_human_judgments(sender, judgments, **kwargs) -> list[tuple
         ).exists()
         if not judged_by_judge:
             continue
-        # cache.add is atomic: one refit queued per window, whichever process sees the judgment.
-        if not cache.add(f"duet:routing:recalibrate:{project_id}:{judge_id}", 1, RECALIBRATE_DEBOUNCE_SECONDS):
+        # One refit per window, whichever process or host sees the judgment: the window's
+        # count lives where rate limits count (Redis or the database), never in a process.
+        window = int(time.time() // RECALIBRATE_DEBOUNCE_SECONDS)
+        first = ratelimit.store().hit(f"routing:recalibrate:{project_id}:{judge_id}", window,
+                                      (window + 1) * RECALIBRATE_DEBOUNCE_SECONDS) == 1  # fmt: skip
+        if not first:
             continue
         from .tasks import recalibrate_judge
 

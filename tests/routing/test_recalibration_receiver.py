@@ -4,6 +4,8 @@ judged refit the judge's calibration, once per burst, without waiting for routin
 import pytest
 from django.core.cache import cache
 
+from routing import receivers
+
 from arena.voting import actions as arena_actions
 from arena.judgments import record_judgment
 from arena.models import Judgment
@@ -20,7 +22,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def refits(monkeypatch):
     """The refits queued, as (project id, judge id, countdown)."""
-    cache.clear()
     calls = []
     monkeypatch.setattr(recalibrate_judge, "apply_async",
                         lambda args, countdown=0, **kw: calls.append((*args, countdown)))  # fmt: skip
@@ -58,3 +59,19 @@ def test_judgments_the_judge_has_no_part_in_queue_nothing(annotator, make_user, 
         record_judgment(item.comparison, arena_actions.judge_for_user(make_user("voter")), "a")
     # then nothing was queued
     assert refits == []
+
+
+def test_the_refit_window_is_shared_by_every_process(annotator, refits, monkeypatch):
+    # given a burst of people's judgments on the judge's items, seen by one process
+    monkeypatch.setattr(receivers.time, "time", lambda: 3000.0)
+    project = make_routed_project("shared-window", rows=scripted_rows(LEANS * 5), members=[annotator],
+                                  human_budget_fraction=1.0)  # fmt: skip
+    actions.route_project(project, judge=ScriptedJudge())
+    answer_everything(project, annotator, _people_say)
+    judgments = list(Judgment.objects.filter(judge__kind="human"))
+    assert receivers.recalibrate_after_human_judgments(None, judgments) != []
+    # when another process (its own local caches empty) sees the next ones in the same window
+    cache.clear()
+    again = receivers.recalibrate_after_human_judgments(None, judgments)
+    # then it queues nothing: one refit per window across processes and hosts
+    assert again == [] and len(refits) == 1
