@@ -31,7 +31,7 @@ from arena.ratings import (  # noqa: E402
     pair_weights,
     uniform_pair_weights,
 )
-from arena.ratings.pair_weights import EXPLORATION  # noqa: E402
+from arena.ratings.pairing import EXPLORATION  # noqa: E402
 
 TIE_FACTOR = 0.6  # P(tie) = 0.6 p (1 - p): close systems tie more, E[win credit] stays p
 SPAN_POINTS = 400.0  # the true ratings span 400 points, like a busy arena

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
         compute_leaderboard,
         rank_from_intervals,
     )
-    from .pair_weights import MatchState, choose_pair, draw_pair, pair_weights, uniform_pair_weights
+    from .pairing import MatchState, choose_pair, draw_pair, pair_weights, uniform_pair_weights
     from .matrices import battle_count_matrix, predicted_win_rate_matrix, win_rate_matrix
     from .rating_models import BradleyTerry, LogisticDesign, OnlineElo, RatingModel, online_elo, online_elo_resampled
     from .scale import BASE, INITIAL_RATING, POINTS_PER_LOGIT, SCALE, Normaliser, win_probability
@@ -72,7 +72,6 @@ __all__ = [
     "predicted_win_rate_matrix",
     "rank_from_intervals",
     "style_covariates",
-    "text_style_features",
     "uniform_pair_weights",
     "win_probability",
     "win_rate_matrix",
@@ -85,7 +84,7 @@ _MODULES = {
     "intervals": ("BootstrapIntervals", "IntervalEstimator", "Intervals", "NoIntervals", "SandwichIntervals"),
     "leaderboard": ("Leaderboard", "LeaderboardOptions", "StyleCoefficient", "SystemRating", "compute_leaderboard",
                     "rank_from_intervals"),
-    "pair_weights": ("MatchState", "choose_pair", "draw_pair", "pair_weights", "uniform_pair_weights"),
+    "pairing": ("MatchState", "choose_pair", "draw_pair", "pair_weights", "uniform_pair_weights"),
     "matrices": ("battle_count_matrix", "predicted_win_rate_matrix", "win_rate_matrix"),
     "rating_models": ("BradleyTerry", "LogisticDesign", "OnlineElo", "RatingModel", "online_elo", "online_elo_resampled"),
     "scale": ("BASE", "INITIAL_RATING", "POINTS_PER_LOGIT", "SCALE", "Normaliser", "win_probability"),
