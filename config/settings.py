@@ -419,4 +419,5 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     "JudgeKindEnum": "arena.models.JudgeKind",
     "RunKindEnum": "training.models.RunKind",
     "OutputKindEnum": ["text", "image", "audio"],
+    "WebhookEventEnum": "arena.webhooks.EVENT_CHOICES",
 }

@@ -196,7 +196,7 @@ class ImportJobViewSet(viewsets.ReadOnlyModelViewSet):
 
     queryset = ImportJob.objects.none()  # for the schema; get_queryset answers requests
 
-    @extend_schema(responses={200: dict, 403: ErrorSerializer})
+    @extend_schema(operation_id="annotation_imports_list", responses={200: dict, 403: ErrorSerializer})
     def list(self, request, *args, **kwargs):
         """The last 50 imports run in the worker."""
         return Response([import_jobs.job_payload(job) for job in self.get_queryset()[:50]])
