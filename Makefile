@@ -24,20 +24,23 @@ migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
 # Celery workers in two lanes (config/celery.py LANES): the quick lane is the board refresh
-# (`default`) and live battles (`live`); the long lane is outputs in bulk, judging, training,
-# exports and webhook deliveries, at a lower CPU priority; it also runs the beat (-B), whose sweep fails jobs
-# whose worker stopped. One torch thread per process: on a small machine,
+# (`default`) and live battles (`live`); the long lane is outputs in bulk, judging, training
+# and webhook deliveries, at a lower CPU priority, with exports and imports in a process of
+# their own (`files`), so an import starts within seconds while the demo generates outputs;
+# the long lane also runs the beat (-B), whose sweeps fail jobs whose worker stopped,
+# re-queue webhook deliveries and delete expired import uploads. One torch thread per process: on a small machine,
 # several processes with several threads each slow down many times over.
 WORKER_BOARD := OMP_NUM_THREADS=1 nice -n 0 $(BIN)/celery -A config worker -n board@%h -Q default -c 1 --loglevel=INFO
 WORKER_LIVE  := OMP_NUM_THREADS=1 nice -n 0 $(BIN)/celery -A config worker -n live@%h -Q live -c 2 --loglevel=INFO
-WORKER_LONG  := OMP_NUM_THREADS=1 nice -n 10 $(BIN)/celery -A config worker -n long@%h -Q generation,judging,training,export,webhooks -c 2 -B --loglevel=INFO
+WORKER_LONG  := OMP_NUM_THREADS=1 nice -n 10 $(BIN)/celery -A config worker -n long@%h -Q generation,judging,training,webhooks -c 2 -B --loglevel=INFO
+WORKER_FILES := OMP_NUM_THREADS=1 nice -n 10 $(BIN)/celery -A config worker -n files@%h -Q export -c 1 --loglevel=INFO
 
 # The web server and the workers of both lanes, side by side; Ctrl-C stops them all.
 run: migrate
 	$(BIN)/python manage.py seed_demo --if-empty
 	@echo "Duet: http://$(HOST):$(PORT)/  (create an account: $(BIN)/python manage.py create_account NAME --role admin)"
 	@trap 'kill 0' INT TERM EXIT; \
-	$(WORKER_BOARD) & $(WORKER_LIVE) & $(WORKER_LONG) & \
+	$(WORKER_BOARD) & $(WORKER_LIVE) & $(WORKER_LONG) & $(WORKER_FILES) & \
 	$(BIN)/python manage.py runserver $(HOST):$(PORT) --noreload
 
 web: migrate
@@ -46,13 +49,13 @@ web: migrate
 # Both lanes (no web server), e.g. on a worker host; or one lane per host with
 # worker-quick / worker-long.
 worker: install
-	@trap 'kill 0' INT TERM EXIT; $(WORKER_BOARD) & $(WORKER_LIVE) & $(WORKER_LONG) & wait
+	@trap 'kill 0' INT TERM EXIT; $(WORKER_BOARD) & $(WORKER_LIVE) & $(WORKER_LONG) & $(WORKER_FILES) & wait
 
 worker-quick: install
 	@trap 'kill 0' INT TERM EXIT; $(WORKER_BOARD) & $(WORKER_LIVE) & wait
 
 worker-long: install
-	$(WORKER_LONG)
+	@trap 'kill 0' INT TERM EXIT; $(WORKER_LONG) & $(WORKER_FILES) & wait
 
 # The whole suite, slow real-model and browser tests included (what CI runs).
 test: install

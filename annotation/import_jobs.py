@@ -1,54 +1,85 @@
-"""Imports in the worker: the upload is saved to a folder of its own, a job is queued, and
-the worker runs the same all-or-nothing import a request does.
+"""Imports in the worker: the upload is stored (`arena.storage`, ``imports/<uuid>``, where
+every host reaches it), a job is queued, and the worker copies it to a scratch file of its
+own host and runs the same all-or-nothing import a request does.
 
     job = queue_import(project, upload, upload.name, "hh-rlhf", user=request.user)
 
 The work has three steps (read the upload, import, done); a cancel is honoured before the
 import starts writing, never halfway through it (the import is one transaction).
+
+The stored upload is deleted once imported. A failed or cancelled import keeps it for a
+retry, ANNOTATION_IMPORT_KEEP_DAYS days after it ended; then the beat's hourly sweep
+(`sweep_import_uploads`) deletes it, and a retry asks for the file again.
 """
 
 from __future__ import annotations
 
 import shutil
+import tempfile
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 from django.conf import settings
+from django.utils import timezone
 
+from arena import storage
 from arena.errors import DuetError
 from arena.jobs import lifecycle
 from arena.jobs.lifecycle import JobContext, JobFailed
+from arena.jobs.models import JobStatus
 
 from .models import ImportJob, Project
 
-UPLOAD_NAME = "upload"
+UPLOAD_NAME = "upload"  # in the folder of an import queued before uploads were stored
 MEDIA_NAME = "media.zip"
+MEDIA_SUFFIX = ".media.zip"  # beside a stored upload: imports/<uuid>.media.zip
 
 
-def imports_root() -> Path:
-    return Path(getattr(settings, "ANNOTATION_IMPORT_DIR", Path(settings.VAR_DIR) / "imports"))
+def scratch_root() -> Path:
+    """This host's scratch folder, where a worker copies an upload to read it."""
+    return Path(getattr(settings, "ANNOTATION_IMPORT_DIR", Path(settings.VAR_DIR) / "import-work"))
 
 
-def _save(source, path: Path) -> None:
-    source.seek(0)
-    with open(path, "wb") as handle:
-        shutil.copyfileobj(source, handle, length=1024 * 1024)
+def upload_refs(job: ImportJob) -> list[str]:
+    """The stored upload and, with one, its media zip ([] for an upload no longer kept)."""
+    if not storage.is_stored(job.folder):
+        return []
+    return [job.folder] + ([job.folder + MEDIA_SUFFIX] if job.has_media_zip else [])
 
 
 def queue_import(project: Project, source, filename: str, fmt: str = "duet", media_zip=None, seed: int = 0,
                  user=None) -> ImportJob:
-    """Keep the upload (and its media zip) and queue its import once the transaction commits."""
-    folder = imports_root() / uuid.uuid4().hex
-    folder.mkdir(parents=True)
-    _save(source, folder / UPLOAD_NAME)
+    """Store the upload (and its media zip) and queue its import once the transaction commits."""
+    name = f"imports/{uuid.uuid4().hex}"
+    ref = storage.store_file(source, name)
     if media_zip is not None:
-        _save(media_zip, folder / MEDIA_NAME)
+        storage.store_file(media_zip, name + MEDIA_SUFFIX)
     job = ImportJob.objects.create(
-        project=project, filename=Path(filename).name[:300], format=fmt, seed=seed, folder=str(folder),
+        project=project, filename=Path(filename).name[:300], format=fmt, seed=seed, folder=ref,
         has_media_zip=media_zip is not None, requested_by=user if user is not None and user.is_authenticated else None,
     )  # fmt: skip
     lifecycle.queue(job)
     return job
+
+
+def _local_copies(job: ImportJob, stack: ExitStack) -> tuple[Path, Path | None]:
+    """Local paths of the upload and its media zip: copied out of the storage into a scratch
+    folder (deleted when `stack` closes), or the folder of an import queued before uploads
+    were stored."""
+    if not storage.is_stored(job.folder):
+        folder = Path(job.folder)
+        if not job.folder or not (folder / UPLOAD_NAME).is_file():
+            raise JobFailed(f"nothing was imported: {job.upload_gone_message()}")
+        return folder / UPLOAD_NAME, (folder / MEDIA_NAME if job.has_media_zip else None)
+    scratch_root().mkdir(parents=True, exist_ok=True)
+    scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"import-{job.pk}-", dir=scratch_root())))
+    try:
+        upload = storage.copy_stored(job.folder, scratch / UPLOAD_NAME)
+        media = storage.copy_stored(job.folder + MEDIA_SUFFIX, scratch / MEDIA_NAME) if job.has_media_zip else None
+    except storage.StoredFileMissing:
+        raise JobFailed(f"nothing was imported: {job.upload_gone_message()}") from None
+    return upload, media
 
 
 def run_import(job: ImportJob, context: JobContext) -> dict:
@@ -56,20 +87,52 @@ def run_import(job: ImportJob, context: JobContext) -> dict:
     end it with their message, naming the line and field."""
     from .actions import import_comparisons
 
-    folder = Path(job.folder)
     context.progress(phase="reading", done=0, total=2)
     context.stop_if_cancelled()
-    with open(folder / UPLOAD_NAME, "rb") as source:
-        media = open(folder / MEDIA_NAME, "rb") if job.has_media_zip else None
+    with ExitStack() as stack:
+        upload, media_path = _local_copies(job, stack)
+        source = stack.enter_context(open(upload, "rb"))
+        media = stack.enter_context(open(media_path, "rb")) if media_path is not None else None
         try:
             context.progress(phase="importing", done=1, total=2)
             summary = import_comparisons(job.project, source, job.filename, job.format, media_zip=media, seed=job.seed)
         except DuetError as failure:
             raise JobFailed(f"nothing was imported: {failure.message}") from None
-        finally:
-            if media is not None:
-                media.close()
+    delete_upload(job)
     return {"result": summary.as_dict(), "phase": "imported", "done": 2, "total": 2}
+
+
+def delete_upload(job: ImportJob, statuses=None) -> bool:
+    """Delete the job's stored upload (or old local folder) and record that it is gone; with
+    `statuses`, only while the job is in one of them (a retry meanwhile keeps it)."""
+    refs, folder = upload_refs(job), job.folder
+    rows = ImportJob.objects.filter(pk=job.pk, folder=folder)
+    if statuses is not None:
+        rows = rows.filter(status__in=statuses)
+    # Recorded first: a job never points at an upload half deleted.
+    if not folder or not rows.update(folder=""):
+        return False
+    job.folder = ""
+    for ref in refs:
+        storage.delete_stored(ref)
+    if not storage.is_stored(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+    return True
+
+
+def sweep_import_uploads(now=None) -> int:
+    """Delete the uploads of imports that failed or were cancelled more than
+    ANNOTATION_IMPORT_KEEP_DAYS ago (and of any succeeded import that still holds one);
+    returns how many. Run by the beat every hour."""
+    now = now or timezone.now()
+    expired = now - timezone.timedelta(days=settings.ANNOTATION_IMPORT_KEEP_DAYS)
+    ended = (JobStatus.FAILED, JobStatus.CANCELLED)
+    held = ImportJob.objects.exclude(folder="")
+    due = held.filter(status=JobStatus.SUCCEEDED) | held.filter(status__in=ended, finished_at__lt=expired)
+    deleted = 0
+    for job in due.order_by("pk")[:1000]:
+        deleted += delete_upload(job, statuses=(JobStatus.SUCCEEDED, *ended))
+    return deleted
 
 
 def job_payload(job: ImportJob) -> dict:

@@ -260,8 +260,9 @@ class ExportJob(Job):
 
 class ImportJob(Job):
     """A comparison file imported in the worker (`annotation.import_jobs`), for files too
-    large for a request. The upload is kept in its folder until the job is deleted, so a
-    retry imports the same bytes; the import itself is all or nothing, as in a request."""
+    large for a request. The upload is stored until it is imported (a failed or cancelled
+    import keeps it ANNOTATION_IMPORT_KEEP_DAYS days), so a retry imports the same bytes;
+    the import itself is all or nothing, as in a request."""
 
     task_name = "annotation.import_tasks.import_comparisons_task"
     noun = "import"
@@ -270,7 +271,8 @@ class ImportJob(Job):
     filename = models.CharField(max_length=300, help_text="The uploaded file's name (it decides how it is read).")
     format = models.CharField(max_length=20, default="duet")
     seed = models.IntegerField(default=0)
-    folder = models.CharField(max_length=500, help_text="Where the upload (and its media zip) are kept.")
+    folder = models.CharField(max_length=500, blank=True, help_text=(
+        'The stored upload ("stored:imports/<uuid>", its media zip beside it); empty once deleted.'))
     has_media_zip = models.BooleanField(default=False)
     result = models.JSONField(null=True, blank=True, help_text="annotation.actions.ImportSummary.as_dict()")
     requested_by = models.ForeignKey(
@@ -285,3 +287,10 @@ class ImportJob(Job):
 
     def retry_fields(self) -> dict:
         return {"result": None}
+
+    def retry_refused(self) -> str:
+        return self.upload_gone_message() if not self.folder else ""
+
+    def upload_gone_message(self) -> str:
+        return (f"the upload is no longer kept (a failed or cancelled import keeps it "
+                f"{settings.ANNOTATION_IMPORT_KEEP_DAYS:g} days); upload {self.filename} again")  # fmt: skip

@@ -1,5 +1,6 @@
-"""Tuned models in the storage every host reaches (``STORAGES["duet"]``: a folder under
-``DUET_VAR_DIR`` by default, a shared folder or an object store on several hosts).
+"""Tuned models, exports and import uploads in the storage every host reaches
+(``STORAGES["duet"]``: a folder under ``DUET_VAR_DIR`` by default, a shared folder or an
+object store on several hosts).
 
 A training worker stores the model it made (`store_folder`) and registers the system with
 the reference it gets back, ``"stored:tuned/run-12"``, never a path of its own host. A
@@ -27,6 +28,10 @@ MANIFEST = "duet-manifest.json"
 
 class StoredFolderError(RuntimeError):
     """A stored folder is missing or incomplete."""
+
+
+class StoredFileMissing(StoredFolderError, FileNotFoundError):
+    """A stored file is not (or no longer) in the storage."""
 
 
 def storage():
@@ -96,6 +101,67 @@ def open_folder(ref: str) -> Path:
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return local
+
+
+# --- single files -------------------------------------------------------------------------------
+
+
+def stored_name(ref: str) -> str:
+    """The name in the storage of a ``"stored:<name>"`` reference; refuses anything else
+    (a local path, an empty name, a name climbing out with "..")."""
+    if not is_stored(ref):
+        raise StoredFolderError(f"not a stored reference: {ref!r}")
+    name = ref[len(PREFIX):].strip("/")
+    if not name or ".." in name.split("/"):
+        raise StoredFolderError(f"not a stored file: {ref!r}")
+    return name
+
+
+def store_file(source, name: str) -> str:
+    """Store `source` (a local path, or a binary file object read from its start) under
+    `name`, replacing what was there; returns its reference, ``"stored:<name>"``."""
+    name = stored_name(PREFIX + name)
+    store = storage()
+    if store.exists(name):  # a storage never overwrites: it would pick another name
+        store.delete(name)
+    if isinstance(source, (str, Path)):
+        with Path(source).open("rb") as handle:
+            saved = store.save(name, File(handle, name=Path(name).name))
+    else:
+        source.seek(0)
+        saved = store.save(name, File(source, name=Path(name).name))
+    if saved != name:
+        store.delete(saved)
+        raise StoredFolderError(f"the storage saved {name!r} as {saved!r}")
+    return PREFIX + name
+
+
+def open_stored(ref: str):
+    """The stored file, open for binary reading (the caller closes it). StoredFileMissing
+    when it is not in the storage."""
+    name, store = stored_name(ref), storage()
+    try:
+        if not store.exists(name):
+            raise StoredFileMissing(f"{ref!r} is no longer in the storage")
+        return store.open(name, "rb")
+    except FileNotFoundError as missing:  # deleted between the check and the open
+        raise StoredFileMissing(f"{ref!r} is no longer in the storage") from missing
+
+
+def copy_stored(ref: str, target: Path) -> Path:
+    """Copy a stored file to the local path `target` (a worker reads local files)."""
+    with open_stored(ref) as source, Path(target).open("wb") as sink:
+        shutil.copyfileobj(source, sink, length=1 << 20)
+    return Path(target)
+
+
+def delete_stored(ref: str) -> bool:
+    """Delete a stored file; False when it was not there."""
+    name, store = stored_name(ref), storage()
+    if not store.exists(name):
+        return False
+    store.delete(name)
+    return True
 
 
 def _json_file(data: dict) -> File:

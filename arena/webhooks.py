@@ -14,6 +14,12 @@ delivery is queued after the event's transaction commits.
 A 2xx answer is delivered; anything else (a 4xx, a 5xx, a timeout, a refused connection)
 is retried after DUET_WEBHOOK_BACKOFF_SECONDS × 2^(attempt-1) (capped at an hour), up to
 DUET_WEBHOOK_MAX_ATTEMPTS attempts, then given up.
+
+The row is the truth, the broker's messages only a nudge: an event never fails because the
+broker is down (the delivery is written, its message is not sent, the sweep sends it
+later); a worker claims the row for one attempt (`claimed_until`), so a message delivered
+twice sends once; and the beat's `sweep_deliveries` (every minute) queues again what was
+never queued or whose worker died while sending.
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ from celery import shared_task
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
+from django.db.models import Q
 from django.utils import timezone
+from kombu.exceptions import KombuError
 
 from .hotcache import Memo
 
@@ -48,6 +56,10 @@ SIGNATURE_HEADER = "X-Duet-Signature"
 JUDGMENTS_PER_DELIVERY = 500
 RESPONSE_EXCERPT = 2000
 MAX_BACKOFF_SECONDS = 3600
+# A delivery pending or due this long with no worker on it is queued again by the sweep: its
+# message was never sent (the broker was down) or was lost. Long enough that a message
+# waiting in a busy lane is not doubled every minute; the claim makes a double harmless.
+SWEEP_GRACE_SECONDS = 300
 
 
 def new_secret() -> str:
@@ -105,6 +117,8 @@ class WebhookDelivery(models.Model):
     # [{"at", "code", "body" or "error", "seconds", "retry_in"}], one per attempt.
     log = models.JSONField(default=list, blank=True)
     next_try = models.DateTimeField(null=True, blank=True)
+    # Set while a worker sends it (one attempt); a claim past this time is a dead worker's.
+    claimed_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -146,8 +160,23 @@ def queue(event: str, data_for) -> list[WebhookDelivery]:
             WebhookDelivery.objects.create(webhook=webhook, delivery_id=delivery_id, event=event, payload=payload)
         )
     for delivery in deliveries:
-        transaction.on_commit(lambda pk=delivery.pk: deliver_webhook.delay(pk))
+        # robust: whatever the send raises is logged, never the event's (a vote's) failure
+        transaction.on_commit(lambda pk=delivery.pk: send(pk), robust=True)
     return deliveries
+
+
+def send(delivery_pk: int, attempt: int | None = None) -> bool:
+    """Queue the delivery's task; False when the broker is unreachable (the row waits for
+    the sweep). No publish retries: the sweep is the retry, and the event's request must
+    not wait for a broker that is down."""
+    kwargs = {} if attempt is None else {"attempt": attempt}
+    try:
+        deliver_webhook.apply_async((delivery_pk,), kwargs, retry=False)
+    except (KombuError, OSError) as error:
+        logger.warning("webhook delivery %s not queued (the sweep will): %s: %s", delivery_pk,
+                       type(error).__name__, error)  # fmt: skip
+        return False
+    return True
 
 
 def for_project(project_id, data):
@@ -210,7 +239,7 @@ def backoff_seconds(attempts: int) -> float:
     return min(settings.WEBHOOK_BACKOFF_SECONDS * 2 ** (attempts - 1), MAX_BACKOFF_SECONDS)
 
 
-def attempt(delivery: WebhookDelivery) -> bool:
+def attempt_once(delivery: WebhookDelivery) -> bool:
     """POST the delivery once and log the answer; True when the endpoint answered 2xx."""
     import requests
 
@@ -238,6 +267,7 @@ def attempt(delivery: WebhookDelivery) -> bool:
     delivery.attempts += 1
     delivery.response_code, delivery.response_body, delivery.error = code, answer, failure
     delivery.log = [*delivery.log, entry]
+    delivery.claimed_until = None
     if ok:
         delivery.status, delivery.delivered_at, delivery.next_try = DeliveryStatus.DELIVERED, timezone.now(), None
     elif delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
@@ -252,23 +282,85 @@ def attempt(delivery: WebhookDelivery) -> bool:
     return ok
 
 
+def claim_seconds() -> float:
+    """How long one attempt may hold a delivery: the request's timeout, with room to spare."""
+    return 2 * settings.WEBHOOK_TIMEOUT_SECONDS + 30
+
+
+def claim(delivery_pk: int, after_attempt: int | None = None, now=None) -> str | None:
+    """Take the delivery for one attempt (one conditional UPDATE, so of two workers holding
+    the same message one wins); None when taken, else why not: "missing", "delivered",
+    "gave_up", "inactive", "claimed" (another worker is sending it) or "not due" (it waits
+    for its backoff). `after_attempt`: the message is the retry scheduled after that
+    attempt, due whatever the clock says (its countdown was the wait)."""
+    now = now or timezone.now()
+    open_ = Q(status__in=(DeliveryStatus.PENDING, DeliveryStatus.RETRYING))
+    free = Q(claimed_until__isnull=True) | Q(claimed_until__lte=now)
+    due = Q(next_try__isnull=True) | Q(next_try__lte=now)
+    if after_attempt is not None:
+        due |= Q(attempts=after_attempt)
+    # The delivery's own columns only: with a join Django would UPDATE through a subquery,
+    # which PostgreSQL does not check again after waiting for the other worker's row lock.
+    if WebhookDelivery.objects.filter(open_ & free & due, pk=delivery_pk).update(
+            claimed_until=now + timedelta(seconds=claim_seconds())):  # fmt: skip
+        return None
+    delivery = WebhookDelivery.objects.select_related("webhook").filter(pk=delivery_pk).first()
+    if delivery is None:
+        return "missing"
+    if delivery.status in (DeliveryStatus.DELIVERED, DeliveryStatus.GAVE_UP):
+        return delivery.status
+    if not delivery.webhook.active:
+        return "inactive"
+    if delivery.claimed_until and delivery.claimed_until > now:
+        return "claimed"
+    return "not due"
+
+
 @shared_task(
     bind=True,
     name="arena.webhooks.deliver_webhook",
     acks_late=True,
     reject_on_worker_lost=True,
     # Retries are counted on the delivery row (attempts), not by Celery: a redelivered
-    # message reads the row and goes on from there.
+    # message claims the row and goes on from there.
     max_retries=None,
 )
-def deliver_webhook(self, delivery_pk: int) -> str:
-    delivery = WebhookDelivery.objects.select_related("webhook").filter(pk=delivery_pk).first()
-    if delivery is None or delivery.status in (DeliveryStatus.DELIVERED, DeliveryStatus.GAVE_UP):
-        return delivery.status if delivery else "missing"
+def deliver_webhook(self, delivery_pk: int, attempt: int | None = None) -> str:
+    refused = claim(delivery_pk, after_attempt=attempt)
+    if refused is not None:
+        return refused
+    delivery = WebhookDelivery.objects.select_related("webhook").get(pk=delivery_pk)
     if not delivery.webhook.active:
+        WebhookDelivery.objects.filter(pk=delivery_pk).update(claimed_until=None)
         return "inactive"
-    if attempt(delivery):
+    if attempt_once(delivery):
         return DeliveryStatus.DELIVERED
     if delivery.status == DeliveryStatus.GAVE_UP:
         return DeliveryStatus.GAVE_UP
-    raise self.retry(countdown=backoff_seconds(delivery.attempts))
+    raise self.retry(args=(delivery_pk,), kwargs={"attempt": delivery.attempts},
+                     countdown=backoff_seconds(delivery.attempts))  # fmt: skip
+
+
+def sweep_deliveries(now=None) -> int:
+    """Queue again every open delivery no worker is on: claimed by a worker that died (its
+    claim expired), or never queued or lost (pending, or due, for SWEEP_GRACE_SECONDS).
+    Returns how many. Each is marked due now, so the next sweeps leave it a grace period."""
+    now = now or timezone.now()
+    late = now - timedelta(seconds=SWEEP_GRACE_SECONDS)
+    unclaimed = Q(claimed_until__isnull=True) & (
+        Q(next_try__isnull=True, created_at__lte=late) | Q(next_try__lte=late))
+    expired = Q(claimed_until__lte=now)
+    stuck = WebhookDelivery.objects.filter(unclaimed | expired, webhook__active=True,
+                                           status__in=(DeliveryStatus.PENDING, DeliveryStatus.RETRYING))  # fmt: skip
+    queued = 0
+    for pk in list(stuck.values_list("pk", flat=True)[:1000]):
+        # The same condition again: a worker that claimed it meanwhile keeps it.
+        if WebhookDelivery.objects.filter(unclaimed | expired, pk=pk).update(claimed_until=None, next_try=now):
+            queued += send(pk)
+    return queued
+
+
+@shared_task(name="arena.webhooks.sweep_deliveries", acks_late=True, expires=120)
+def sweep_deliveries_task() -> int:
+    """Every minute on the beat (config/celery.py)."""
+    return sweep_deliveries()

@@ -3,7 +3,7 @@
 from django import forms
 from django.contrib import admin, messages
 
-from .webhooks import EVENT_CHOICES, DeliveryStatus, Webhook, WebhookDelivery, deliver_webhook
+from .webhooks import EVENT_CHOICES, DeliveryStatus, Webhook, WebhookDelivery, send
 
 
 class WebhookForm(forms.ModelForm):
@@ -50,7 +50,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     @admin.action(description="Send again (a fresh round of attempts)")
     def send_again(self, request, queryset):
         pks = list(queryset.values_list("pk", flat=True))
-        queryset.update(status=DeliveryStatus.PENDING, attempts=0, next_try=None)
+        queryset.update(status=DeliveryStatus.PENDING, attempts=0, next_try=None, claimed_until=None)
         for pk in pks:
-            deliver_webhook.delay(pk)
+            send(pk)
         self.message_user(request, f"{len(pks)} deliveries queued again.", messages.SUCCESS)

@@ -6,9 +6,10 @@ it at Redis in production.
 
 `LANES` are the workers `make run` and `make worker` start, in two lanes. Quick work (the
 board refresh in `board`, live-battle answers in `live`) never waits behind long jobs
-(outputs in bulk, judging, training, exports, webhook deliveries, in `long`): it has processes of its own, and
-the long lane runs at a lower CPU priority (`nice`), so on a small machine the quick lane
-gets the cores when it needs them.
+(outputs in bulk, judging, training and webhook deliveries in `long`; exports and imports
+in `files`, a process of their own so a file job never waits behind generation): it has
+processes of its own, and the long lane runs at a lower CPU priority (`nice`), so on a
+small machine the quick lane gets the cores when it needs them.
 """
 
 import logging
@@ -30,6 +31,10 @@ app.autodiscover_tasks(["arena.jobs"])  # the job lifecycle's sweep (arena.jobs.
 # on another host does no harm.
 app.conf.beat_schedule = {
     "sweep-stale-jobs": {"task": "arena.jobs.tasks.sweep_stale_jobs", "schedule": 60.0},
+    # Webhook deliveries never queued (the broker was down) or whose worker died.
+    "sweep-webhook-deliveries": {"task": "arena.webhooks.sweep_deliveries", "schedule": 60.0},
+    # Import uploads kept for a retry past DUET_ANNOTATION_IMPORT_KEEP_DAYS.
+    "sweep-import-uploads": {"task": "annotation.import_tasks.sweep_import_uploads", "schedule": 3600.0},
 }
 
 
@@ -67,7 +72,10 @@ LANES = (
     # Long jobs: a training run and a batch of outputs side by side, yielding the CPU to
     # the quick lane (nice 10 weighs about a tenth of nice 0 on Linux's scheduler).
     # It also runs the beat: its main process stays free while its pool works.
-    Lane("long", ("generation", "judging", "training", "export", "webhooks"), concurrency=2, nice=10, beat=True),
+    Lane("long", ("generation", "judging", "training", "webhooks"), concurrency=2, nice=10, beat=True),
+    # File jobs (exports, imports) in a process of their own: an import posted while the
+    # demo generates outputs waited over two minutes behind them in the long lane.
+    Lane("files", ("export",), concurrency=1, nice=10),
 )
 
 

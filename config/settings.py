@@ -188,9 +188,10 @@ STORAGES = {
     },
 }
 
-# Tuned models and exports (arena/storage.py): one storage every host reaches. By default
-# a folder (DUET_VAR_DIR itself, so exports stay in var/exports); on several hosts a shared
-# folder, or an object store through a django-storages backend and its options (JSON).
+# Tuned models, exports and import uploads (arena/storage.py): one storage every host
+# reaches. By default a folder (DUET_VAR_DIR itself, so exports stay in var/exports); on
+# several hosts a shared folder, or an object store through a django-storages backend and
+# its options (JSON).
 STORAGE_DIR = Path(env_str("DUET_STORAGE_DIR", str(VAR_DIR)))
 STORAGES["duet"] = {
     "BACKEND": env_str("DUET_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage"),
@@ -270,7 +271,9 @@ CELERY_TASK_ROUTES = {
     "training.tasks.run_training": {"queue": "training"},
     "annotation.export_tasks.export_dataset_task": {"queue": "export"},
     "arena.webhooks.deliver_webhook": {"queue": "webhooks"},
+    "arena.webhooks.sweep_deliveries": {"queue": "webhooks"},
     "annotation.import_tasks.import_comparisons_task": {"queue": "export"},
+    "annotation.import_tasks.sweep_import_uploads": {"queue": "export"},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -348,8 +351,14 @@ MODERATION_API_KEY_ENV = env_str("DUET_MODERATION_API_KEY_ENV", "")
 ANNOTATION_LEASE_SECONDS = env_number("DUET_ANNOTATION_LEASE_SECONDS", 600)
 ANNOTATION_IMPORT_MAX_BYTES = env_number("DUET_ANNOTATION_IMPORT_MAX_BYTES", 200 * 1024 * 1024)
 ANNOTATION_MEDIA_ZIP_MAX_BYTES = env_number("DUET_ANNOTATION_MEDIA_ZIP_MAX_BYTES", 2 * 1024**3)
-# Background exports (jobs and files): in the storage folder above, so every host sees them.
-ANNOTATION_EXPORT_DIR = Path(env_str("DUET_ANNOTATION_EXPORT_DIR", str(STORAGE_DIR / "exports")))
+# Background exports and imports: the worker writes an export in a scratch folder of its
+# own host, then stores each file in the storage above (exports/<job id>/<file>), where every
+# host reads it. An import's upload is stored (imports/<uuid>) by the web process that took
+# it, copied into the worker's scratch folder to be read, deleted once imported; a failed or
+# cancelled import keeps it this many days for a retry (the beat's hourly sweep).
+ANNOTATION_EXPORT_DIR = Path(env_str("DUET_ANNOTATION_EXPORT_DIR", str(VAR_DIR / "export-work")))
+ANNOTATION_IMPORT_DIR = Path(env_str("DUET_ANNOTATION_IMPORT_DIR", str(VAR_DIR / "import-work")))
+ANNOTATION_IMPORT_KEEP_DAYS = env_number("DUET_ANNOTATION_IMPORT_KEEP_DAYS", 7, float)
 # Training runs: the default base model, where runs keep their data and models, and how
 # long a running job may go without a heartbeat before it is declared dead.
 TRAINING_DEFAULT_BASE = env_str("DUET_TRAINING_BASE", "smollm2-135m-instruct")

@@ -1,9 +1,12 @@
 """Background export jobs: an `annotation.models.ExportJob` row per job (its state, through
-the job lifecycle of `arena.jobs`) and a folder per job under the export root (its files).
+the job lifecycle of `arena.jobs`) and its files in the storage (`arena.storage`).
 
-On several machines the export root is shared storage (like the media root), so whichever
-worker writes the export, every web process can serve it; the state is in the database,
-which every host shares too.
+The worker writes the export in a scratch folder of its own host (ANNOTATION_EXPORT_DIR,
+a folder per job), then stores each file as ``exports/<job id>/<file>`` in the storage
+every host reaches (STORAGES["duet"]: a folder by default, a shared folder or an object
+store on several hosts) and deletes the scratch folder; the job's `files` hold the
+``"stored:..."`` references, so whichever worker wrote the export, every web process
+serves it. The state is in the database, which every host shares too.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 from django.conf import settings
 
 from annotation.models import ExportJob
+from arena import storage
 from arena.jobs.lifecycle import JobContext
 from arena.jobs.models import JobStatus
 
@@ -26,11 +30,17 @@ __all__ = ["DONE", "FAILED", "QUEUED", "RUNNING", "ExportJob", "create_job", "lo
 
 
 def export_root() -> Path:
-    return Path(getattr(settings, "ANNOTATION_EXPORT_DIR", settings.VAR_DIR / "exports"))
+    """This host's scratch folder for exports being written (not where they are kept)."""
+    return Path(getattr(settings, "ANNOTATION_EXPORT_DIR", Path(settings.VAR_DIR) / "export-work"))
 
 
 def job_folder(job: ExportJob) -> Path:
     return export_root() / job.pk
+
+
+def stored_prefix(job: ExportJob) -> str:
+    """Where the job's files are kept in the storage."""
+    return f"exports/{job.pk}"
 
 
 def job_payload(job: ExportJob) -> dict:
@@ -49,13 +59,15 @@ def job_payload(job: ExportJob) -> dict:
 
 def create_job(options: dict, requested_by: str = "") -> ExportJob:
     """A queued job for `options` (ExportOptions fields without `output`, which the job
-    chooses inside its own folder). Raises ExportError for bad options."""
+    chooses in the scratch folder of the host that runs it). Raises ExportError for bad options."""
     job = ExportJob(requested_by=requested_by)
-    output = job_folder(job) / FILE_NAMES.get(options.get("format"), "export")
-    job.options = ExportOptions.from_dict({**options, "output": str(output)}).to_dict()
-    job_folder(job).mkdir(parents=True)
+    job.options = ExportOptions.from_dict({**options, "output": str(_output(job, options))}).to_dict()
     job.save(force_insert=True)
     return job
+
+
+def _output(job: ExportJob, options: dict) -> Path:
+    return job_folder(job) / FILE_NAMES.get(options.get("format"), "export")
 
 
 def load_job(job_id) -> ExportJob | None:
@@ -68,17 +80,47 @@ def recent_jobs(limit: int = 20) -> list[ExportJob]:
 
 def run_export(job: ExportJob, context: JobContext) -> dict:
     """The work of an export job: progress after every chunk, a cancel checked between
-    chunks; an `hf` folder is also zipped, so it downloads as one file."""
+    chunks; an `hf` folder is also zipped, so it downloads as one file. The files written
+    in this host's scratch folder are stored, then the folder is deleted (also on failure)."""
     from .service import export_dataset
 
     def progress(done: int, total: int) -> None:
         context.progress(phase="rows", done=done, total=total)
         context.stop_if_cancelled()
 
-    result = export_dataset(ExportOptions.from_dict(job.options), progress=progress).to_dict()
-    files = {"rows": result["path"]}
-    if job.options["format"] == "hf":
-        files["rows"] = shutil.make_archive(result["path"], "zip", root_dir=result["path"])
-    if result.get("media_path"):
-        files["media"] = result["media_path"]
+    # The output the web process chose names its own host's scratch folder: write in ours.
+    options = ExportOptions.from_dict({**job.options, "output": str(_output(job, job.options))})
+    try:
+        result = export_dataset(options, progress=progress).to_dict()
+        written = {"rows": result["path"]}
+        if job.options["format"] == "hf":
+            written["rows"] = shutil.make_archive(result["path"], "zip", root_dir=result["path"])
+        if result.get("media_path"):
+            written["media"] = result["media_path"]
+        context.progress(phase="storing")
+        files = {part: storage.store_file(path, f"{stored_prefix(job)}/{Path(path).name}")
+                 for part, path in written.items()}  # fmt: skip
+    finally:
+        shutil.rmtree(job_folder(job), ignore_errors=True)
     return {"result": result, "files": files}
+
+
+class PartGone(Exception):
+    """An export file that is not (or no longer) where the job says."""
+
+
+def open_part(job: ExportJob, part: str):
+    """The open file of a finished job's part ("rows", "media") and its download name.
+    Stored parts are opened from the storage; exports made before files were stored
+    name a local path, opened where it lies. PartGone when the file is not there."""
+    ref = job.files[part]
+    filename = ref.rsplit("/", 1)[-1]
+    if storage.is_stored(ref):
+        try:
+            return storage.open_stored(ref), filename
+        except storage.StoredFileMissing:
+            raise PartGone(f"the {part} file of export {job.pk} is no longer in the storage") from None
+    try:
+        return open(ref, "rb"), filename
+    except FileNotFoundError:
+        raise PartGone(f"the {part} file of export {job.pk} is no longer on this server") from None

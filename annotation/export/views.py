@@ -163,9 +163,12 @@ def _file_response(job_id: str, part: str) -> FileResponse:
     job = jobs.load_job(job_id)
     if job is None or job.status != jobs.DONE or part not in job.files:
         raise Http404("no such export file")
-    path = job.files[part]
+    try:
+        handle, filename = jobs.open_part(job, part)
+    except jobs.PartGone as gone:
+        raise Http404(f"{gone}; export again") from None
     # FileResponse streams the file in blocks and closes it when sent.
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=path.rsplit("/", 1)[-1])
+    return FileResponse(handle, as_attachment=True, filename=filename)
 
 
 # --- the page -------------------------------------------------------------------------------

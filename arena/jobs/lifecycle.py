@@ -211,6 +211,8 @@ def retry(job: Job) -> Job:
     model = type(job)
     if not job.can_retry:
         raise InvalidInput(f"{job.noun} {job.pk} is {job.status}; only a failed or cancelled {job.noun} can be retried")
+    if refused := job.retry_refused():
+        raise InvalidInput(f"{job.noun} {job.pk} cannot be retried: {refused}")
     with transaction.atomic():
         requeued = model.objects.filter(pk=job.pk, status__in=RETRYABLE).update(
             status=JobStatus.QUEUED, attempts=F("attempts") + 1, cancel_requested=False, error="", claimed_by="",

@@ -34,7 +34,7 @@ class Job(models.Model):
     A kind of job states, as class attributes:
         task_name   the Celery task (dotted path) that runs it, called as task(pk, attempt)
         noun        how pages and messages name one ("run", "judging job", "export")
-    and may override `heartbeat_timeout`, `retry_fields` and `worker_lost_message`.
+    and may override `heartbeat_timeout`, `retry_fields`, `retry_refused` and `worker_lost_message`.
     """
 
     task_name: ClassVar[str] = ""
@@ -86,6 +86,11 @@ class Job(models.Model):
     def retry_fields(self) -> dict:
         """Fields a retry resets besides the lifecycle's own (results of the last attempt)."""
         return {}
+
+    def retry_refused(self) -> str:
+        """Why this failed or cancelled job cannot run again ("" when it can), e.g. its input
+        is no longer kept."""
+        return ""
 
     def worker_lost_message(self, signal: str, error: Exception) -> str:
         """The error recorded when the worker process died under the job (`signal` is e.g.

@@ -52,7 +52,7 @@ def endpoint():
 def queued(monkeypatch):
     """Deliveries queued for the worker (their pks), not sent to a broker."""
     pks = []
-    monkeypatch.setattr(deliver_webhook, "delay", lambda pk: pks.append(pk))
+    monkeypatch.setattr(deliver_webhook, "apply_async", lambda args, kwargs=None, **options: pks.append(args[0]))
     return pks
 
 
