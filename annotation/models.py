@@ -293,4 +293,4 @@ class ImportJob(Job):
 
     def upload_gone_message(self) -> str:
         return (f"the upload is no longer kept (a failed or cancelled import keeps it "
-                f"{settings.ANNOTATION_IMPORT_KEEP_DAYS:g} days); upload {self.filename} again")  # fmt: skip
+                f"{settings.ANNOTATION_IMPORT_KEEP_DAYS:g} days); upload it again ({self.filename})")  # fmt: skip
