@@ -8,8 +8,12 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from datetime import timedelta
+
 import pytest
 from django.db import transaction
+from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from arena import webhooks
 from arena.models import Output, Prompt, System
@@ -225,3 +229,154 @@ def test_judgments_cost_no_statement_for_webhooks_while_none_is_subscribed(db, d
     hook.active = False
     hook.save()
     assert webhooks.subscribers(webhooks.JUDGMENT_RECORDED) == []
+
+
+# --- a broker that is down, a message delivered twice, the sweep ----------------------------------
+
+
+@pytest.mark.parametrize("error", [
+    OperationalError("[Errno 111] Connection refused"),  # what kombu raises for an unreachable broker
+    RuntimeError("Acquire on closed pool"),  # anything else: the on_commit is robust
+], ids=["broker-refuses", "other-error"])  # fmt: skip
+def test_a_vote_succeeds_while_the_broker_is_down_and_the_sweep_sends_its_deliveries_later(
+    error, duel, annotator, client_for, endpoint, monkeypatch, django_capture_on_commit_callbacks
+):
+    # given two subscriptions to judgments and a broker that refuses every message
+    hooks = [Webhook.objects.create(url=f"{endpoint.url}/{i}", events=[webhooks.JUDGMENT_RECORDED]) for i in range(2)]
+    tried = []
+
+    def broker_down(args, kwargs=None, **options):
+        tried.append(args[0])
+        raise error
+
+    monkeypatch.setattr(deliver_webhook, "apply_async", broker_down)
+    client = client_for(annotator)
+    served = client.get("/api/arena/next/?modality=text").json()
+    # when a vote is cast
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/api/arena/vote/", {"token": served["token"], "verdict": "a"}, format="json")
+    # then the vote stands, and each delivery is written and was tried, none lost to the other's error
+    assert response.status_code in (200, 201), response.content
+    deliveries = list(WebhookDelivery.objects.order_by("pk"))
+    assert [d.webhook for d in deliveries] == hooks and sorted(tried) == [d.pk for d in deliveries]
+    assert {(d.status, d.attempts) for d in deliveries} == {(DeliveryStatus.PENDING, 0)}
+    # when the broker is back, the sweep leaves them their grace period, then queues them
+    queued = []
+    monkeypatch.setattr(deliver_webhook, "apply_async", lambda args, kwargs=None, **options: queued.append(args[0]))
+    assert webhooks.sweep_deliveries() == 0
+    WebhookDelivery.objects.update(created_at=timezone.now() - timedelta(seconds=webhooks.SWEEP_GRACE_SECONDS + 1))
+    assert webhooks.sweep_deliveries() == 2 and sorted(queued) == [d.pk for d in deliveries]
+    run_worker(queued)
+    # and both endpoints get the vote
+    assert sorted(headers["X-Duet-Delivery"] for headers, _, _ in endpoint.received) == sorted(
+        str(d.delivery_id) for d in deliveries)  # fmt: skip
+    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {DeliveryStatus.DELIVERED}
+
+
+def test_a_message_delivered_twice_is_posted_once(db, endpoint, monkeypatch):
+    # given a delivery whose message the broker hands out twice: the second copy arrives while
+    # the first worker is sending it
+    Webhook.objects.create(url=endpoint.url, events=[webhooks.PROJECT_COMPLETED])
+    [delivery] = webhooks.queue(webhooks.PROJECT_COMPLETED, lambda webhook: {"project": {"id": 1}})
+    second = []
+    send_once = webhooks.attempt_once
+
+    def duplicate_arrives_meanwhile(row):
+        second.append(deliver_webhook.apply(args=(delivery.pk,)).get())
+        return send_once(row)
+
+    monkeypatch.setattr(webhooks, "attempt_once", duplicate_arrives_meanwhile)
+    # when the first copy runs
+    first = deliver_webhook.apply(args=(delivery.pk,)).get()
+    # then the copy found it claimed and sent nothing; the endpoint got one POST
+    assert (first, second) == (DeliveryStatus.DELIVERED, ["claimed"])
+    assert len(endpoint.received) == 1
+    # and a copy arriving after it was delivered sends nothing either
+    assert deliver_webhook.apply(args=(delivery.pk,)).get() == DeliveryStatus.DELIVERED
+    delivery.refresh_from_db()
+    assert (delivery.attempts, delivery.claimed_until, len(endpoint.received)) == (1, None, 1)
+
+
+def test_a_stray_message_during_the_backoff_is_not_due_and_the_scheduled_retry_is(db, endpoint, settings):
+    # given a delivery that failed once and waits 60 s for its retry
+    settings.WEBHOOK_BACKOFF_SECONDS = 60
+    Webhook.objects.create(url=endpoint.url, events=[webhooks.PROJECT_COMPLETED])
+    [delivery] = webhooks.queue(webhooks.PROJECT_COMPLETED, lambda webhook: {"project": {"id": 1}})
+    endpoint.statuses = [500]
+    assert webhooks.claim(delivery.pk) is None
+    webhooks.attempt_once(WebhookDelivery.objects.get(pk=delivery.pk))
+    # when the first message is delivered again meanwhile, it does not send early
+    assert deliver_webhook.apply(args=(delivery.pk,)).get() == "not due"
+    assert len(endpoint.received) == 1
+    # but the retry scheduled after attempt 1 sends (its countdown was the wait), once
+    assert deliver_webhook.apply(args=(delivery.pk,), kwargs={"attempt": 1}).get() == DeliveryStatus.DELIVERED
+    assert deliver_webhook.apply(args=(delivery.pk,), kwargs={"attempt": 1}).get() == DeliveryStatus.DELIVERED
+    assert len(endpoint.received) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_holding_the_same_message_at_once_post_it_once(endpoint):
+    from django.db import connection
+
+    Webhook.objects.create(url=endpoint.url, events=[webhooks.PROJECT_COMPLETED])
+    [delivery] = webhooks.queue(webhooks.PROJECT_COMPLETED, lambda webhook: {"project": {"id": 1}})
+    endpoint.delay = 0.5  # the first is still sending when the second claims
+    outcomes, start = [], threading.Barrier(2)
+
+    def worker():
+        start.wait()
+        try:
+            outcomes.append(deliver_webhook.apply(args=(delivery.pk,)).get())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes) == ["claimed", DeliveryStatus.DELIVERED]
+    assert len(endpoint.received) == 1
+
+
+def test_the_sweep_queues_again_only_what_no_worker_holds(db, queued, endpoint):
+    # given deliveries in every state, seen 10 minutes after they were made
+    hook = Webhook.objects.create(url=endpoint.url, events=[webhooks.PROJECT_COMPLETED])
+    off = Webhook.objects.create(url=endpoint.url, events=[webhooks.PROJECT_COMPLETED], active=False)
+    now = timezone.now()
+    ago = now - timedelta(minutes=10)
+
+    def make(name, webhook=hook, **fields):
+        row = WebhookDelivery.objects.create(webhook=webhook, event=webhooks.PROJECT_COMPLETED, payload={"n": name})
+        WebhookDelivery.objects.filter(pk=row.pk).update(created_at=ago, **fields)
+        return row.pk
+
+    never_queued = make("never queued")
+    dead_worker = make("claim expired", claimed_until=now - timedelta(seconds=1))
+    lost_retry = make("retry lost", status=DeliveryStatus.RETRYING, attempts=1, next_try=ago)
+    make("being sent", claimed_until=now + timedelta(minutes=2))
+    make("waiting for its retry", status=DeliveryStatus.RETRYING, attempts=1, next_try=now + timedelta(minutes=5))
+    make("retry just due", status=DeliveryStatus.RETRYING, attempts=1, next_try=now - timedelta(seconds=10))
+    make("delivered", status=DeliveryStatus.DELIVERED, attempts=1)
+    make("gave up", status=DeliveryStatus.GAVE_UP, attempts=6)
+    make("inactive webhook", webhook=off)
+    WebhookDelivery.objects.create(webhook=hook, event=webhooks.PROJECT_COMPLETED, payload={"n": "just made"})
+    # when the sweep runs
+    assert webhooks.sweep_deliveries(now=now) == 3
+    # then exactly the three no worker holds are queued, each once, and marked due now
+    assert sorted(queued) == sorted([never_queued, dead_worker, lost_retry])
+    assert set(WebhookDelivery.objects.filter(pk__in=queued).values_list("next_try", "claimed_until")) == {(now, None)}
+    # and the next sweeps leave them their grace period
+    assert webhooks.sweep_deliveries(now=now + timedelta(seconds=60)) == 0
+    # and the worker sends them
+    run_worker(queued)
+    assert sorted(json.loads(body)["n"] for _, body, _ in endpoint.received) == [
+        "claim expired", "never queued", "retry lost"]
+
+
+def test_the_beat_sweeps_deliveries_every_minute():
+    from config.celery import app
+
+    [entry] = [e for e in app.conf.beat_schedule.values() if e["task"] == "arena.webhooks.sweep_deliveries"]
+    assert entry["schedule"] == 60.0
+    assert app.amqp.router.route({}, "arena.webhooks.sweep_deliveries")["queue"].name == "webhooks"
