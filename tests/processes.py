@@ -89,9 +89,9 @@ def start_worker(env, tmp_path: Path, concurrency: int = 1) -> Process:
     )  # fmt: skip
 
 
-def start_lanes(env, tmp_path: Path) -> list[Process]:
-    """The workers `make run` starts (config.celery.LANES), each at its CPU priority and
-    logging to `<lane>.log` in tmp_path."""
+def start_lanes(env, tmp_path: Path, names: tuple[str, ...] | None = None) -> list[Process]:
+    """The workers `make run` starts (config.celery.LANES; with `names`, only those lanes),
+    each at its CPU priority and logging to `<lane>.log` in tmp_path."""
     from config.celery import LANES
 
     return [
@@ -99,6 +99,7 @@ def start_lanes(env, tmp_path: Path) -> list[Process]:
                  "--loglevel=INFO", "--without-heartbeat"],
                 {**env, "OMP_NUM_THREADS": "1"}, tmp_path / f"{lane.name}.log")  # fmt: skip
         for lane in LANES
+        if names is None or lane.name in names
     ]
 
 

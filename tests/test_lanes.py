@@ -73,6 +73,21 @@ def test_one_lane_runs_the_beat_and_its_schedule_sweeps_stale_jobs():
     assert queue_of("arena.jobs.tasks.sweep_stale_jobs") in settings.CELERY_QUICK_QUEUES
 
 
+def test_file_jobs_have_a_process_of_their_own_and_the_beat_sweeps_their_leftovers():
+    # exports and imports go to `export`, consumed by a lane that takes nothing else, so no
+    # generation or training ever holds them up
+    assert {queue_of("annotation.export_tasks.export_dataset_task"),
+            queue_of("annotation.import_tasks.import_comparisons_task")} == {"export"}  # fmt: skip
+    [files] = [lane for lane in LANES if "export" in lane.queues]
+    assert files.queues == ("export",) and files.concurrency >= 1 and not files.beat
+    # the beat deletes import uploads kept past their days every hour, on that lane, and
+    # queues again webhook deliveries every minute
+    schedule = {entry["task"]: entry["schedule"] for entry in app.conf.beat_schedule.values()}
+    assert schedule["annotation.import_tasks.sweep_import_uploads"] == 3600.0
+    assert queue_of("annotation.import_tasks.sweep_import_uploads") == "export"
+    assert schedule["arena.webhooks.sweep_deliveries"] == 60.0
+
+
 def test_make_run_and_make_worker_start_the_lanes():
     makefile = (ROOT / "Makefile").read_text()
     variables = dict(re.findall(r"^(WORKER_\w+)\s*:=\s*(.+)$", makefile, re.M))
@@ -90,6 +105,7 @@ def test_make_run_and_make_worker_start_the_lanes():
 
     for target in ("run", "worker"):
         assert all(f"$({variable})" in recipe(target) for variable in variables), target
+    assert "$(WORKER_FILES)" in recipe("worker-long")
     assert "runserver" in recipe("run")
 
 
@@ -285,6 +301,51 @@ def test_board_refresh_and_live_battle_run_while_the_long_lane_is_busy(
         else:
             assert not LeaderboardSnapshot.objects.filter(n_battles=1).exists(), "the board was refreshed"
             assert battle.status != "ready", "the live battle was answered"
+    finally:
+        endpoint.close()
+        for worker in workers:
+            worker.stop()
+
+
+QUEUE_IMPORT = """
+import io
+from annotation import import_jobs
+from annotation.models import Project
+job = import_jobs.queue_import(Project.objects.get(name="lanes"), io.BytesIO(%(data)r), "items.jsonl")
+print("JOB", job.pk)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_an_import_runs_within_seconds_while_generation_holds_the_long_lane(tmp_path):
+    from annotation.models import ImportJob, Project, ProjectItem
+    from tests.annotation.conftest import jsonl, text_rows
+
+    # given the long lane and the file lane, every long-lane process stuck in a generation
+    endpoint = HeldEndpoint()
+    slow = System.objects.create(name="slow", provider="openai",
+                                 provider_config={"base_url": endpoint.url, "model": "m", "timeout": 300})  # fmt: skip
+    slow_prompts = [Prompt.objects.create(text=f"Slow {i}?").pk for i in range(2)]
+    project = Project.objects.create(name="lanes")
+    env = processes.process_env(tmp_path)
+    workers = processes.start_lanes(env, tmp_path, names=("long", "files"))
+    try:
+        processes.wait_until_consuming(workers)
+        run_in_django(env, QUEUE_LONG_JOBS % {"system": slow.pk, "prompts": slow_prompts})
+        deadline = time.monotonic() + 60
+        while endpoint.held < 2:
+            assert time.monotonic() < deadline, [w.log() for w in workers]
+            time.sleep(0.1)
+        # when a file is imported in the background
+        job_id = int(run_in_django(env, QUEUE_IMPORT % {"data": jsonl(text_rows(3))}).split("JOB")[1])
+        started = time.monotonic()
+        # then it is imported within seconds, while the generations still hold
+        while ImportJob.objects.get(pk=job_id).status != "succeeded":
+            assert time.monotonic() - started < 30, (ImportJob.objects.get(pk=job_id).status, workers[-1].log())
+            time.sleep(0.2)
+        assert endpoint.held == 2
+        assert ProjectItem.objects.filter(project=project).count() == 3
     finally:
         endpoint.close()
         for worker in workers:
