@@ -5,9 +5,10 @@ A test class per kind subclasses `JobContract` (as Django's session backends sha
 
     job        a queued job of its kind that succeeds when run
     task       the kind's Celery task
-    staff      an API client allowed to start such jobs
-    outsider   an API client that is not
-    page       a logged-in Django test client allowed to start such jobs
+
+The contract's own fixtures are who acts on them (a kind whose starters differ overrides
+them): `staff`, an API client allowed to start such jobs (a researcher); `outsider`, one
+that is not (an annotator); `page`, a logged-in Django test client allowed to start them.
 
 and `api_url(job)` (the job's API address, ending in "/"), `page_url(job)` (the page that
 shows it), `page_action(job, action)` (url and form data of its cancel or retry button),
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import pytest
 from billiard.exceptions import WorkerLostError
+from django.test import Client
 from django.utils import timezone
 
 from arena.jobs import lifecycle
@@ -48,6 +50,20 @@ def reload(job):
 
 
 class JobContract:
+    @pytest.fixture
+    def staff(self, researcher, client_for):
+        return client_for(researcher)
+
+    @pytest.fixture
+    def outsider(self, annotator, client_for):
+        return client_for(annotator)
+
+    @pytest.fixture
+    def page(self, researcher):
+        client = Client()
+        client.force_login(researcher)
+        return client
+
     def api_url(self, job) -> str:
         raise NotImplementedError
 

@@ -15,6 +15,7 @@ from django.core.management import CommandError, call_command
 
 from annotation.export import ExportOptions, export_dataset
 from annotation.quality.simulation import simulate_crowd
+from arena import storage
 from tests.annotation.test_quality import SMALL_CROWD, crowd_rows
 
 HH_DATA = Path("/work/shared/data/hh-rlhf-harmless-base-test.jsonl.gz")
@@ -354,6 +355,8 @@ def test_export_dataset_command(crowd_project, tmp_path):
 
 @pytest.mark.django_db
 def test_the_celery_task_runs_a_job_once_with_progress(crowd_project):
+    import pandas as pd
+
     from annotation.export import jobs
     from annotation.export_tasks import export_dataset_task
 
@@ -362,7 +365,9 @@ def test_the_celery_task_runs_a_job_once_with_progress(crowd_project):
     job = jobs.load_job(job.id)
     assert job.result["n_rows"] == 180
     assert job.status == jobs.DONE and job.done == job.total == 180 and job.fraction == 1.0
-    assert Path(job.files["rows"]).exists()
+    assert job.files == {"rows": f"stored:exports/{job.id}/judgments.parquet"}
+    with storage.open_stored(job.files["rows"]) as stored:
+        assert len(pd.read_parquet(io.BytesIO(stored.read()))) == 180
     finished_at = job.finished_at
     # A redelivered message finds the job finished: it answers with its state and runs nothing.
     assert export_dataset_task.apply(args=[job.id]).get() == "succeeded"

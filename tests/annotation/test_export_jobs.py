@@ -4,7 +4,6 @@ from `job.json` files into the database."""
 import json
 
 import pytest
-from django.test import Client
 
 from annotation.export import jobs, service
 from annotation.export_tasks import export_dataset_task
@@ -33,20 +32,6 @@ class TestExportJobs(JobContract):
     @pytest.fixture
     def task(self):
         return export_dataset_task
-
-    @pytest.fixture
-    def staff(self, researcher, client_for):
-        return client_for(researcher)
-
-    @pytest.fixture
-    def outsider(self, annotator, client_for):
-        return client_for(annotator)
-
-    @pytest.fixture
-    def page(self, researcher):
-        client = Client()
-        client.force_login(researcher)
-        return client
 
     def api_url(self, job) -> str:
         return f"/api/annotation/exports/{job.pk}/"

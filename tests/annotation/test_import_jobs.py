@@ -3,7 +3,6 @@
 import io
 
 import pytest
-from django.test import Client
 
 from annotation import import_jobs
 from annotation.import_tasks import import_comparisons_task
@@ -35,20 +34,6 @@ class TestImportJobs(JobContract):
     @pytest.fixture
     def task(self):
         return import_comparisons_task
-
-    @pytest.fixture
-    def staff(self, researcher, client_for):
-        return client_for(researcher)
-
-    @pytest.fixture
-    def outsider(self, annotator, client_for):
-        return client_for(annotator)
-
-    @pytest.fixture
-    def page(self, researcher):
-        client = Client()
-        client.force_login(researcher)
-        return client
 
     def api_url(self, job) -> str:
         return f"/api/annotation/imports/{job.pk}/"

@@ -1,7 +1,6 @@
 """Judging jobs through the job lifecycle (tests/job_contract.py)."""
 
 import pytest
-from django.test import Client
 
 from routing import actions
 from routing.models import JobKind, ProjectRouting
@@ -26,20 +25,6 @@ class TestJudgingJobs(JobContract):
     @pytest.fixture
     def task(self):
         return run_judging_job
-
-    @pytest.fixture
-    def staff(self, researcher, client_for):
-        return client_for(researcher)
-
-    @pytest.fixture
-    def outsider(self, annotator, client_for):
-        return client_for(annotator)
-
-    @pytest.fixture
-    def page(self, researcher):
-        client = Client()
-        client.force_login(researcher)
-        return client
 
     def api_url(self, job) -> str:
         return f"/api/routing/jobs/{job.pk}/"

@@ -1,7 +1,6 @@
 """Training runs through the job lifecycle (tests/job_contract.py), on the tiny model."""
 
 import pytest
-from django.test import Client
 
 from training import actions
 from training.tasks import run_training
@@ -20,20 +19,6 @@ class TestTrainingRuns(JobContract):
     @pytest.fixture
     def task(self):
         return run_training
-
-    @pytest.fixture
-    def staff(self, researcher, client_for):
-        return client_for(researcher)
-
-    @pytest.fixture
-    def outsider(self, annotator, client_for):
-        return client_for(annotator)
-
-    @pytest.fixture
-    def page(self, researcher):
-        client = Client()
-        client.force_login(researcher)
-        return client
 
     def api_url(self, job) -> str:
         return f"/api/training/runs/{job.pk}/"
