@@ -102,6 +102,8 @@ def run_export(job: ExportJob, context: JobContext) -> dict:
                  for part, path in written.items()}  # fmt: skip
     finally:
         shutil.rmtree(job_folder(job), ignore_errors=True)
+    # Where the files are now (the scratch paths are gone): what export.finished announces.
+    result.update(path=files["rows"], media_path=files.get("media"))
     return {"result": result, "files": files}
 
 

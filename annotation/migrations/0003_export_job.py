@@ -17,11 +17,13 @@ def import_job_files(apps, schema_editor):
     """Every export job folder's `job.json` becomes a row (the files stay where they are).
     A job that was queued or running when the worker stopped is failed: its message is gone."""
     ExportJob = apps.get_model("annotation", "ExportJob")
-    root = Path(getattr(settings, "ANNOTATION_EXPORT_DIR", Path(settings.VAR_DIR) / "exports"))
-    if not root.is_dir():
-        return
+    # The export root of that time: DUET_ANNOTATION_EXPORT_DIR when set, else <storage>/exports
+    # (the setting now names a scratch folder, var/export-work, by default).
+    roots = {Path(getattr(settings, "ANNOTATION_EXPORT_DIR", Path(settings.VAR_DIR) / "exports")),
+             Path(getattr(settings, "STORAGE_DIR", settings.VAR_DIR)) / "exports"}  # fmt: skip
+    states = sorted(state for root in roots if root.is_dir() for state in root.glob("*/job.json"))
     rows, created = [], {}
-    for state in sorted(root.glob("*/job.json")):
+    for state in states:
         try:
             data = json.loads(state.read_text(encoding="utf-8"))
         except (OSError, ValueError):

@@ -61,6 +61,7 @@ def test_an_export_is_stored_under_its_job_and_its_scratch_folder_deleted(export
     done = jobs.load_job(export_job.pk)
     name = f"exports/{export_job.pk}/judgments.jsonl"
     assert done.files == {"rows": f"stored:{name}"}
+    assert done.result["path"] == f"stored:{name}"  # what export.finished announces, not a scratch path
     with object_store.open(name, "rb") as stored:
         lines = stored.read().decode().splitlines()
     assert len(lines) == 6  # 3 items × 2 judgments, none aggregated
