@@ -234,3 +234,24 @@ def test_a_successful_import_whose_upload_remained_is_swept(object_store, make_p
     job = import_jobs.queue_import(project, upload(text_rows(2)), "items.jsonl")
     lifecycle.finish(ImportJob, job.pk, "succeeded")
     assert import_jobs.sweep_import_uploads() == 1 and not object_store.exists(storage.stored_name(job.folder))
+
+
+def test_a_media_zip_is_stored_beside_its_upload_and_both_are_deleted_once_imported(object_store, make_project,
+                                                                                     settings, tmp_path):
+    from tests.conftest import png_bytes
+
+    from .test_import import make_zip, media_rows
+
+    # given a background import of image rows with their media zip
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    project = make_project("Pictures")
+    images = make_zip({f"images/{i}-{s}.png": png_bytes() for i in range(2) for s in "xy"})
+    job = import_jobs.queue_import(project, upload(media_rows("image")), "items.jsonl", media_zip=images)
+    upload_name = storage.stored_name(job.folder)
+    assert object_store.exists(upload_name) and object_store.exists(upload_name + ".media.zip")
+    # when a worker imports it
+    assert import_comparisons_task.apply(args=[job.pk]).get() == "succeeded"
+    # then the images came from the stored zip, and both stored files are gone
+    job.refresh_from_db()
+    assert job.result["media_files"] == 4
+    assert not object_store.exists(upload_name) and not object_store.exists(upload_name + ".media.zip")
