@@ -749,3 +749,52 @@ def test_insert_params_convert_values_not_already_of_the_field_type(db):
     assert params == expected
     assert [type(value) for value in params] == [type(value) for value in expected]
     assert params[names.index("comparison_id")] == 3 and params[names.index("time_to_vote_ms")] == 1
+
+
+# --- what is derived from an output's text, once for every process ---------------------------
+
+
+def test_an_output_is_rendered_once_for_every_process_and_again_after_its_text_changes(duel, judge, monkeypatch):
+    """Each web process kept its own rendering of every output it served (8 renders an
+    output over two hosts of 4 processes); now the first process to serve an output keeps
+    its HTML and style counts on the row, and the others read them there."""
+    from arena.outputs import rendered as rendered_module
+    from arena.outputs.textstats import style_features
+    from arena.voting.presenters import comparison_payload
+
+    made = []
+    real_derive = rendered_module.derive
+    monkeypatch.setattr(rendered_module, "derive", lambda output: made.append(output.pk) or real_derive(output))
+    comparison = actions.next_comparison(judge, "text")
+    first = comparison_payload(comparison, "t")
+    assert sorted(made) == sorted(o.pk for o in duel.outputs)
+    stored = Output.objects.get(pk=duel.outputs[0].pk).rendered
+    assert "<strong>bold</strong>" in stored["html"] and "<li>a list</li>" in stored["html"]
+    assert stored["style"] == style_features(duel.outputs[0].text, 7)
+
+    hotcache.clear_all()  # another process: no copies of its own
+    again = comparison_payload(Comparison.objects.get(pk=comparison.pk), "t")
+    assert (again["a"], again["b"]) == (first["a"], first["b"])
+    vote(judge, comparison)  # the battle's style counts come from the row too
+    assert len(made) == 2
+    battle = Battle.objects.get(judgment__comparison=comparison)
+    assert battle.style["a"] == Output.objects.get(pk=comparison.output_a_id).rendered["style"]
+
+    output = Output.objects.get(pk=duel.outputs[0].pk)
+    output.text = "Now a *different* answer"
+    output.save(update_fields=["text"])
+    assert Output.objects.get(pk=output.pk).rendered is None
+    hotcache.clear_all()
+    assert "<em>different</em>" in comparison_payload(Comparison.objects.get(pk=comparison.pk), "t")[
+        "a" if comparison.output_a_id == output.pk else "b"]["html"]  # fmt: skip
+    assert made[-1] == output.pk
+
+
+def test_comparison_for_vote_reads_the_kept_rendering(duel, judge):
+    comparison = actions.next_comparison(judge, "text")
+    from arena.outputs.rendered import rendered
+
+    kept = rendered(Output.objects.get(pk=comparison.output_a_id))
+    loaded = rows.comparison_for_vote(comparison.public_id)
+    assert loaded.output_a.rendered == kept
+    assert loaded.output_b.rendered is None
