@@ -798,3 +798,35 @@ def test_comparison_for_vote_reads_the_kept_rendering(duel, judge):
     loaded = rows.comparison_for_vote(comparison.public_id)
     assert loaded.output_a.rendered == kept
     assert loaded.output_b.rendered is None
+
+
+def test_a_process_that_never_saw_the_comparison_reads_it_in_one_statement(duel, judge, settings):
+    # given a served comparison and a process with no copies of its prompt or outputs
+    settings.ARENA_CACHE_SECONDS = 3600
+    comparison = actions.next_comparison(judge, "text")
+    token = actions.issue_vote_token(comparison, judge)
+    hotcache.clear_all()
+    # when the vote is checked
+    with CaptureQueriesContext(connection) as statements:
+        checked = actions.check_vote(token=token, judge=judge, verdict="a")
+    # then one statement read the prompt and both outputs (it was three, one a row)
+    reads = [q["sql"] for q in statements.captured_queries if "arena_output" in q["sql"] or "arena_prompt" in q["sql"]]
+    assert len(reads) == 1
+    assert checked.comparison.prompt.categories == ["code", "sql"]
+    assert {checked.comparison.output_a.system_id, checked.comparison.output_b.system_id} == {
+        s.pk for s in duel.systems}  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cold_process_voting_on_a_deleted_comparison_keeps_no_false_copies(duel, judge):
+    # given a token for a comparison deleted before any process read it
+    comparison = actions.next_comparison(judge, "text")
+    token = actions.issue_vote_token(comparison, judge)
+    Comparison.objects.filter(pk=comparison.pk).delete()
+    hotcache.clear_all()
+    with pytest.raises(errors.NotFound):
+        actions.do_record_judgment(actions.check_vote(token=token, judge=judge, verdict="a"))
+    # then this process's copies of the outputs, which still exist, are the outputs
+    for output in duel.outputs:
+        kept = actions._vote_outputs.get(output.pk, lambda: None)
+        assert kept is not None and (kept.pk, kept.system_id) == (output.pk, output.system_id)
