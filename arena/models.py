@@ -112,6 +112,10 @@ class Output(models.Model):
     # The whole conversation of that side is in metadata["conversation"].
     turn = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+    # What serving and counting a text output derive from its text, made once for every
+    # process and host (arena.outputs.rendered): {"html": ..., "style": {...}}. Empty until
+    # first needed; a save that may change the text or metadata empties it.
+    rendered = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [
@@ -120,6 +124,13 @@ class Output(models.Model):
 
     def __str__(self):
         return f"{self.system} on prompt {self.prompt_id}"
+
+    def save(self, *args, update_fields=None, **kwargs):
+        if update_fields is None or {"text", "metadata"} & set(update_fields):
+            self.rendered = None
+            if update_fields is not None:
+                update_fields = {*update_fields, "rendered"}
+        super().save(*args, update_fields=update_fields, **kwargs)
 
     @property
     def kind(self) -> str:

@@ -29,7 +29,7 @@ from arena.models import (
     Modality,
     Output,
 )
-from arena.outputs.textstats import style_features
+from arena.outputs.rendered import rendered
 from arena.voting import fastpath as rows
 
 logger = logging.getLogger(__name__)
@@ -53,9 +53,9 @@ def default_arena() -> Arena:
 
 
 def output_style(output: Output) -> dict[str, float]:
-    # Counting markdown features costs about as much as the INSERT it goes into; an
-    # output's text does not change, so count once per process.
-    return _styles.get(output.pk, lambda: style_features(output.text, output.metadata.get("tokens")))
+    # Counting markdown features costs about as much as the INSERT it goes into: counted
+    # once per output and kept on its row (arena.outputs.rendered), copied per process.
+    return _styles.get(output.pk, lambda: rendered(output)["style"])
 
 
 def battle_for(judgment: Judgment) -> Battle | None:

@@ -54,9 +54,24 @@ def render_markdown(text: str) -> str:
     return sanitize_html(html)
 
 
+def truncated_at_tokens(metadata: dict) -> int | None:
+    """The length an answer was cut at, when its generation stopped at the token limit
+    rather than at the end of the answer; None otherwise.
+
+    Text providers record why generation stopped as ``finish_reason`` ("length" from both
+    transformers and OpenAI-compatible servers) with the answer's ``tokens``; the page
+    marks such an answer so a voter does not read a cut sentence as the model's ending.
+    """
+    if metadata.get("finish_reason") != "length":
+        return None
+    sampling = metadata.get("sampling") or {}
+    tokens = metadata.get("tokens") or sampling.get("max_new_tokens") or sampling.get("max_tokens")
+    return int(tokens) if tokens else None
+
+
 def render_answer(text: str, truncated_at_tokens: int | None = None) -> str:
     """An output's HTML, marked when generation stopped at its token limit rather than at
-    the end of the answer (arena.providers.generation.truncated_at_tokens)."""
+    the end of the answer (`truncated_at_tokens`)."""
     html = render_markdown(text)
     if truncated_at_tokens:
         html += f'\n<p class="truncated">… (answer cut at {int(truncated_at_tokens)} tokens)</p>'

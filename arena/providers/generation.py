@@ -32,21 +32,6 @@ def missing_prompts(system: System, prompt_ids=None):
     return prompts.filter(origin__in=POOL_ORIGINS)
 
 
-def truncated_at_tokens(metadata: dict) -> int | None:
-    """The length an answer was cut at, when its generation stopped at the token limit
-    rather than at the end of the answer; None otherwise.
-
-    Text providers record why generation stopped as ``finish_reason`` ("length" from both
-    transformers and OpenAI-compatible servers) with the answer's ``tokens``; the page
-    marks such an answer so a voter does not read a cut sentence as the model's ending.
-    """
-    if metadata.get("finish_reason") != "length":
-        return None
-    sampling = metadata.get("sampling") or {}
-    tokens = metadata.get("tokens") or sampling.get("max_new_tokens") or sampling.get("max_tokens")
-    return int(tokens) if tokens else None
-
-
 def _save_output(system: System, prompt: Prompt, generated) -> Output | None:
     output = Output(system=system, prompt=prompt, generation_time_s=generated.generation_time_s)
     metadata = dict(generated.metadata)

@@ -10,6 +10,7 @@ import os
 import random
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 
 from django.conf import settings
 from django.core import signing
@@ -146,12 +147,32 @@ def _comparison_from_token(payload: dict) -> Comparison | None:
         [int(pk), uuid.UUID(payload["c"]), int(prompt_id), int(output_a_id), int(output_b_id), str(origin),
          Comparison.make_pair_key(int(output_a_id), int(output_b_id))],
     )  # fmt: skip
-    prompt = _vote_prompts.get(comparison.prompt_id, lambda: Prompt.objects.only(
-        "modality", "categories").filter(pk=comparison.prompt_id).first())  # fmt: skip
+    # A process that has none of them reads all three in one statement; one that lacks
+    # only some, or finds the comparison gone (its judgment's foreign key will say so),
+    # reads those one by one.
+    loaded = []
+
+    def whole():
+        if not loaded:
+            loaded.append(rows.comparison_for_vote(comparison.public_id))
+        return loaded[0]
+
+    def load_prompt():
+        found = whole()
+        if found is not None:
+            return found.prompt
+        return Prompt.objects.only("modality", "categories").filter(pk=comparison.prompt_id).first()
+
+    def load_output(side: str, output_id: int):
+        found = whole()
+        if found is not None and getattr(found, f"{side}_id") == output_id:
+            return getattr(found, side)
+        return Output.objects.only(*rows.OUTPUT_FIELDS).filter(pk=output_id).first()
+
+    prompt = _vote_prompts.get(comparison.prompt_id, load_prompt)
     outputs = [
-        _vote_outputs.get(output_id, lambda output_id=output_id: Output.objects.only(
-            *rows.OUTPUT_FIELDS).filter(pk=output_id).first())  # fmt: skip
-        for output_id in (comparison.output_a_id, comparison.output_b_id)
+        _vote_outputs.get(output_id, partial(load_output, side, output_id))
+        for side, output_id in (("output_a", comparison.output_a_id), ("output_b", comparison.output_b_id))
     ]
     if prompt is None or None in outputs:
         return None

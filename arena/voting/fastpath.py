@@ -215,7 +215,7 @@ def insert_comparison(*, prompt_id: int, output_a_id: int, output_b_id: int, ori
 
 # Attribute names in the models' field order (Model.from_db expects that order).
 COMPARISON_FIELDS = ["id", "public_id", "prompt_id", "output_a_id", "output_b_id", "origin", "pair_key", "served_to_id"]
-OUTPUT_FIELDS = ["id", "system_id", "prompt_id", "media", "media_type", "metadata", "turn"]
+OUTPUT_FIELDS = ["id", "system_id", "prompt_id", "media", "media_type", "metadata", "turn", "rendered"]
 
 
 @cache
@@ -361,7 +361,8 @@ def comparison_for_vote(public_id) -> Comparison | None:
     comparison._state.fields_cache["prompt"] = prompt
     for side, start in (("output_a", n + 2), ("output_b", n + 2 + m)):
         values = list(row[start : start + m])
-        values[OUTPUT_FIELDS.index("metadata")] = _json(values[OUTPUT_FIELDS.index("metadata")])
+        for name in ("metadata", "rendered"):
+            values[OUTPUT_FIELDS.index(name)] = _json(values[OUTPUT_FIELDS.index(name)])
         comparison._state.fields_cache[side] = Output.from_db(connection.alias, OUTPUT_FIELDS, values)
     return comparison
 

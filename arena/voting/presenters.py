@@ -5,19 +5,20 @@ from django.conf import settings
 
 from arena.hotcache import Memo
 from arena.models import Comparison, Output
-from arena.outputs.rendering import render_answer, render_markdown
-from arena.providers.generation import truncated_at_tokens
+from arena.outputs.rendered import rendered
+from arena.outputs.rendering import render_markdown
 
 # An output's or prompt's HTML depends only on its text, and sanitising markdown is the
-# costliest step of serving a comparison (about 1 ms per output): render each once per
-# process (see arena.hotcache for how long a copy is trusted).
+# costliest step of serving a comparison (about 1 ms per output): an output's is made once
+# and kept on its row (arena.outputs.rendered), and each process keeps copies (see
+# arena.hotcache for how long a copy is trusted).
 _sides: Memo[dict] = Memo("rendered outputs", ttl=600, invalidated_by=("arena.Output:edited",))
 _prompts: Memo[dict] = Memo("rendered prompts", ttl=600, invalidated_by=("arena.Prompt:edited",))
 
 
 def _side(output: Output) -> dict:
     if output.kind == "text":
-        return {"kind": "text", "html": render_answer(output.text, truncated_at_tokens(output.metadata))}
+        return {"kind": "text", "html": rendered(output)["html"]}
     side = {"kind": output.kind, "url": output.media.url, "media_type": output.media_type}
     if output.kind == "audio":
         side["duration"] = output.metadata.get("duration")

@@ -1,5 +1,5 @@
 from arena.outputs.rendering import close_open_fence, render_answer, render_markdown
-from arena.providers.generation import truncated_at_tokens
+from arena.outputs.rendering import truncated_at_tokens
 
 HOSTILE = (
     "# Title\n\n<script>window.__pwned = 1</script>\n\n"

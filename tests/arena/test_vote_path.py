@@ -749,3 +749,84 @@ def test_insert_params_convert_values_not_already_of_the_field_type(db):
     assert params == expected
     assert [type(value) for value in params] == [type(value) for value in expected]
     assert params[names.index("comparison_id")] == 3 and params[names.index("time_to_vote_ms")] == 1
+
+
+# --- what is derived from an output's text, once for every process ---------------------------
+
+
+def test_an_output_is_rendered_once_for_every_process_and_again_after_its_text_changes(duel, judge, monkeypatch):
+    """Each web process kept its own rendering of every output it served (8 renders an
+    output over two hosts of 4 processes); now the first process to serve an output keeps
+    its HTML and style counts on the row, and the others read them there."""
+    from arena.outputs import rendered as rendered_module
+    from arena.outputs.textstats import style_features
+    from arena.voting.presenters import comparison_payload
+
+    made = []
+    real_derive = rendered_module.derive
+    monkeypatch.setattr(rendered_module, "derive", lambda output: made.append(output.pk) or real_derive(output))
+    comparison = actions.next_comparison(judge, "text")
+    first = comparison_payload(comparison, "t")
+    assert sorted(made) == sorted(o.pk for o in duel.outputs)
+    stored = Output.objects.get(pk=duel.outputs[0].pk).rendered
+    assert "<strong>bold</strong>" in stored["html"] and "<li>a list</li>" in stored["html"]
+    assert stored["style"] == style_features(duel.outputs[0].text, 7)
+
+    hotcache.clear_all()  # another process: no copies of its own
+    again = comparison_payload(Comparison.objects.get(pk=comparison.pk), "t")
+    assert (again["a"], again["b"]) == (first["a"], first["b"])
+    vote(judge, comparison)  # the battle's style counts come from the row too
+    assert len(made) == 2
+    battle = Battle.objects.get(judgment__comparison=comparison)
+    assert battle.style["a"] == Output.objects.get(pk=comparison.output_a_id).rendered["style"]
+
+    output = Output.objects.get(pk=duel.outputs[0].pk)
+    output.text = "Now a *different* answer"
+    output.save(update_fields=["text"])
+    assert Output.objects.get(pk=output.pk).rendered is None
+    hotcache.clear_all()
+    assert "<em>different</em>" in comparison_payload(Comparison.objects.get(pk=comparison.pk), "t")[
+        "a" if comparison.output_a_id == output.pk else "b"]["html"]  # fmt: skip
+    assert made[-1] == output.pk
+
+
+def test_comparison_for_vote_reads_the_kept_rendering(duel, judge):
+    comparison = actions.next_comparison(judge, "text")
+    from arena.outputs.rendered import rendered
+
+    kept = rendered(Output.objects.get(pk=comparison.output_a_id))
+    loaded = rows.comparison_for_vote(comparison.public_id)
+    assert loaded.output_a.rendered == kept
+    assert loaded.output_b.rendered is None
+
+
+def test_a_process_that_never_saw_the_comparison_reads_it_in_one_statement(duel, judge, settings):
+    # given a served comparison and a process with no copies of its prompt or outputs
+    settings.ARENA_CACHE_SECONDS = 3600
+    comparison = actions.next_comparison(judge, "text")
+    token = actions.issue_vote_token(comparison, judge)
+    hotcache.clear_all()
+    # when the vote is checked
+    with CaptureQueriesContext(connection) as statements:
+        checked = actions.check_vote(token=token, judge=judge, verdict="a")
+    # then one statement read the prompt and both outputs (it was three, one a row)
+    reads = [q["sql"] for q in statements.captured_queries if "arena_output" in q["sql"] or "arena_prompt" in q["sql"]]
+    assert len(reads) == 1
+    assert checked.comparison.prompt.categories == ["code", "sql"]
+    assert {checked.comparison.output_a.system_id, checked.comparison.output_b.system_id} == {
+        s.pk for s in duel.systems}  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cold_process_voting_on_a_deleted_comparison_keeps_no_false_copies(duel, judge):
+    # given a token for a comparison deleted before any process read it
+    comparison = actions.next_comparison(judge, "text")
+    token = actions.issue_vote_token(comparison, judge)
+    Comparison.objects.filter(pk=comparison.pk).delete()
+    hotcache.clear_all()
+    with pytest.raises(errors.NotFound):
+        actions.do_record_judgment(actions.check_vote(token=token, judge=judge, verdict="a"))
+    # then this process's copies of the outputs, which still exist, are the outputs
+    for output in duel.outputs:
+        kept = actions._vote_outputs.get(output.pk, lambda: None)
+        assert kept is not None and (kept.pk, kept.system_id) == (output.pk, output.system_id)

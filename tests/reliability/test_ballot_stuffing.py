@@ -1,6 +1,7 @@
 """Ballot stuffing: rate limits per account, session and client address (429 with a time
 to retry, counted across processes), and a voter cannot pick the comparison they get."""
 
+import math
 import subprocess
 import sys
 import time
@@ -276,3 +277,22 @@ def test_a_vote_asking_for_the_next_comparison_counts_against_both_limits(
     # and the same vote without asking for more goes through: the vote limit is not spent
     assert client.post(VOTE, {"token": chained.json()["next"]["token"], "verdict": "a"}, format="json").status_code == 201
     assert Judgment.objects.count() == 2
+
+
+@pytest.mark.redis
+def test_redis_store_counts_many_subjects_in_one_call_and_each_key_expires_with_its_window(redis_server):
+    import redis
+
+    url, _, _ = redis_server
+    client = redis.Redis.from_url(url)
+    store = ratelimit.RedisStore(client)
+    now = time.time()
+    hits = [("vote:user:1:60", 7, now + 30), ("client:abc:60", 7, now + 90)]
+    assert store.hit_many(hits) == [1, 1]
+    assert store.hit_many(hits) == [2, 2]
+    assert store.hit_many([("client:abc:60", 7, now + 90)]) == [3]
+    assert store.hit_many([("client:abc:60", 8, now + 150)]) == [1]  # the next window starts at 1
+    expiry = client.expiretime("duet:ratelimit:vote:user:1:60:7")
+    assert expiry == math.ceil(now + 30) + 1  # set by the hit that made the key, kept by later hits
+    client.script_flush()  # a restarted Redis forgets scripts: the store loads it again
+    assert store.hit_many(hits) == [3, 4]
