@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('arena', '0008_shared_state'),
+        ('arena', '0009_webhookdelivery_claimed_until'),
     ]
 
     operations = [
