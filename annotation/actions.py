@@ -347,6 +347,9 @@ def _write_items(project: Project, specs: list[ItemSpec], archive) -> ImportSumm
 
 
 def _create_items(project, batch: list[_Prepared], lookups: _Lookups, route, saved_files, summary) -> list[ProjectItem]:
+    from arena.similar.boards import queue_embedding
+
+    queue_embedding()  # bulk_create sends no post_save: the worker embeds the new prompts after commit
     prompts = Prompt.objects.bulk_create(
         [
             Prompt(

@@ -265,6 +265,7 @@ CELERY_TASK_ROUTES = {
     "arena.tasks.generate_live_turn": {"queue": "live"},
     "arena.tasks.generate_outputs": {"queue": "generation"},
     "arena.tasks.generate_all_missing": {"queue": "generation"},
+    "arena.tasks.embed_prompts": {"queue": "generation"},
     "routing.tasks.run_judging_job": {"queue": "judging"},
     "routing.tasks.recalibrate_judge": {"queue": "judging"},
     "training.tasks.run_training": {"queue": "training"},
@@ -310,6 +311,12 @@ WEBHOOK_MAX_ATTEMPTS = env_number("DUET_WEBHOOK_MAX_ATTEMPTS", 6)
 LEADERBOARD_CI = env_str("DUET_LEADERBOARD_CI", "sandwich")
 LEADERBOARD_BOOTSTRAP_ROUNDS = env_number("DUET_LEADERBOARD_ROUNDS", 200)
 LEADERBOARD_MIN_VOTES = env_number("DUET_LEADERBOARD_MIN_VOTES", 20)
+# Boards for prompts like one prompt (arena.similar): the sentence encoder (all-MiniLM-L6-v2
+# from its PyPI package, or a local model folder), whether new prompts are embedded by the
+# worker as they arrive, and the weighting's exponent: a battle weighs max(0, cos)^power.
+PROMPT_EMBEDDING_MODEL = env_str("DUET_PROMPT_EMBEDDING_MODEL", "all-MiniLM-L6-v2")
+PROMPT_EMBEDDINGS_ON_CREATE = env_bool("DUET_PROMPT_EMBEDDINGS_ON_CREATE", True)
+SIMILAR_BOARD_POWER = env_number("DUET_SIMILAR_BOARD_POWER", 4.0, float)
 # Voters flagged for review (manage.py flag_outliers --mark, or the admin) stay off the
 # boards, and out of exports unless an export asks for them, until their flag is cleared.
 EXCLUDE_FLAGGED_VOTERS = env_bool("DUET_EXCLUDE_FLAGGED_VOTERS", True)

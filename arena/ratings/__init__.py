@@ -28,7 +28,7 @@ if TYPE_CHECKING:
         compute_leaderboard,
         rank_from_intervals,
     )
-    from .rank_agreement import RankAgreement, RankShift, rank_agreement
+    from .ranks import RankAgreement, RankShift, rank_agreement
     from .similarity import DEFAULT_POWER, SimilarBoard, cosine_similarities, kish_effective_n, similar_board, similarity_weights
     from .pairing import MatchState, choose_pair, draw_pair, pair_weights, uniform_pair_weights
     from .matrices import battle_count_matrix, predicted_win_rate_matrix, win_rate_matrix
@@ -96,7 +96,7 @@ _MODULES = {
     "leaderboard": ("Leaderboard", "LeaderboardOptions", "StyleCoefficient", "SystemRating", "compute_leaderboard",
                     "rank_from_intervals"),
     "pairing": ("MatchState", "choose_pair", "draw_pair", "pair_weights", "uniform_pair_weights"),
-    "rank_agreement": ("RankAgreement", "RankShift", "rank_agreement"),
+    "ranks": ("RankAgreement", "RankShift", "rank_agreement"),
     "similarity": ("DEFAULT_POWER", "SimilarBoard", "cosine_similarities", "kish_effective_n", "similar_board",
                    "similarity_weights"),
     "matrices": ("battle_count_matrix", "predicted_win_rate_matrix", "win_rate_matrix"),

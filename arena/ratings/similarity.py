@@ -31,8 +31,10 @@ DEFAULT_POWER = 4.0
 def cosine_similarities(embeddings: np.ndarray, query: np.ndarray) -> np.ndarray:
     """Cosine of each row of `embeddings` (shape (n, d)) with `query` (shape (d,)), shape (n,).
     A zero vector has cosine 0 with everything."""
-    embeddings = np.asarray(embeddings, dtype=np.float64).reshape(-1, np.shape(query)[-1])
     query = np.asarray(query, dtype=np.float64)
+    embeddings = np.asarray(embeddings, dtype=np.float64)
+    if embeddings.ndim != 2 or embeddings.shape[1] != query.shape[-1]:
+        raise ValueError(f"embeddings of shape {embeddings.shape} cannot be compared with a query of {query.shape[-1]} dims")
     norms = np.linalg.norm(embeddings, axis=1) * np.linalg.norm(query)
     dots = embeddings @ query
     return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)

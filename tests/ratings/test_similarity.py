@@ -34,6 +34,11 @@ def test_a_zero_vector_has_cosine_zero():
     assert cosine_similarities(np.zeros((1, 3)), np.array([1.0, 2.0, 3.0])).tolist() == [0.0]
 
 
+def test_cosines_name_a_dimension_mismatch():
+    with pytest.raises(ValueError, match="cannot be compared with a query of 3 dims"):
+        cosine_similarities(np.ones((2, 2)), np.ones(3))
+
+
 @pytest.mark.parametrize("power", [0, -1, float("nan")])
 def test_power_must_be_positive(power):
     with pytest.raises(ValueError, match="power must be a positive number"):
