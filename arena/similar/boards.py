@@ -78,28 +78,42 @@ def prompt_created(sender, instance, created, raw=False, **kwargs) -> None:
         queue_embedding()
 
 
-def query_vector(text: str | None = None, prompt_id: str | int | None = None) -> tuple[np.ndarray, dict]:
-    """The query's embedding and how it is described: typed text, or a stored prompt (whose
-    embedding is computed and stored now if the worker has not yet)."""
+def check_query(text: str | None = None, prompt_id: str | int | None = None) -> tuple[str, Prompt | None]:
+    """The query as given: (typed text, "") or ("", the stored prompt); names what is wrong."""
     text = (text or "").strip()
     if bool(text) == (prompt_id not in (None, "")):
         raise InvalidInput("give either the text of a prompt (like / prompt) or a prompt id (prompt_id), not both")
-    model = embedding.configured_model()
     if text:
         if len(text) > QUERY_MAX_CHARS:
             raise InvalidInput(f"the prompt text is {len(text)} characters; at most {QUERY_MAX_CHARS} are compared")
-        return embedding.embed_texts([text], model)[0], {"text": text, "prompt_id": None}
+        return text, None
     try:
         prompt = Prompt.objects.filter(pk=int(prompt_id)).first()
     except (TypeError, ValueError):
         raise InvalidInput(f"prompt_id must be a whole number, got {prompt_id!r}") from None
     if prompt is None:
         raise NotFound(f"there is no prompt {prompt_id}")
+    return "", prompt
+
+
+def query_vector(text: str | None = None, prompt_id: str | int | None = None) -> tuple[np.ndarray, dict]:
+    """The query's embedding and how it is described: typed text, or a stored prompt (whose
+    embedding is computed and stored now if the worker has not yet)."""
+    text, prompt = check_query(text, prompt_id)
+    model = embedding.configured_model()
+    if prompt is None:
+        return embedding.embed_texts([text], model)[0], {"text": text, "prompt_id": None}
     stored = PromptEmbedding.objects.filter(prompt=prompt, model=model).first()
     if stored is None:
         embed_missing_prompts(prompt_ids=[prompt.pk])
         stored = PromptEmbedding.objects.get(prompt=prompt)
     return vector_of(stored), {"text": prompt.text, "prompt_id": prompt.pk}
+
+
+def _empty(power: float, warnings: list[str]) -> dict:
+    return {"method": None, "systems": [], "components": [], "warnings": warnings, "similarity": {
+        "weighting": "max(0, cos)^power", "power": power, "n_battles": 0, "n_battles_weighted": 0,
+        "effective_n": 0.0, "total_weight": 0.0}}  # fmt: skip
 
 
 def similar_board_for(arena: Arena, scope, *, text: str | None = None, prompt_id=None,
@@ -148,9 +162,7 @@ def similar_board_for(arena: Arena, scope, *, text: str | None = None, prompt_id
     }  # fmt: skip
     rows = [row for row in rows if row[4] in vectors]
     if not rows:
-        return {**meta, "method": None, "systems": [], "components": [], "warnings": notes, "similarity": {
-            "weighting": "max(0, cos)^power", "power": power, "n_battles": 0, "n_battles_weighted": 0,
-            "effective_n": 0.0, "total_weight": 0.0}}  # fmt: skip
+        return {**meta, **_empty(power, notes)}
     battles = ratings.Battles.from_records([row[:4] for row in rows])
     cosines = np.array([cos_of_prompt[row[4]] for row in rows], dtype=np.float64)
     result = ratings.similar_board(battles, cosines, power=power, min_votes=settings.LEADERBOARD_MIN_VOTES)
@@ -170,6 +182,12 @@ def arena_named(name: str | None) -> Arena:
 def similar_board_from_params(params, scope, user) -> dict:
     """The board for prompts like a prompt, from query parameters (the API and the page):
     arena, prompt (text) or prompt_id, power; `scope` is the page's (modality, category)."""
+    if not params.get("arena") and not Arena.objects.filter(name=settings.DEFAULT_ARENA).exists():
+        # The built-in arena is made by the first vote: before it, an empty board, as the plain one answers.
+        text, prompt = check_query(params.get("prompt"), params.get("prompt_id"))
+        query = {"text": text if prompt is None else None, "prompt_id": None if prompt is None else prompt.pk}
+        return {"arena": None, "modality": scope.modality, "category": scope.category, "query": query,
+                "model": embedding.configured_model(), **_empty(settings.SIMILAR_BOARD_POWER, ["No votes yet."])}
     arena = arena_named(params.get("arena"))
     try:
         data = similar_board_for(arena, scope, text=params.get("prompt"), prompt_id=params.get("prompt_id"),

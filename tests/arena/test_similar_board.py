@@ -239,3 +239,13 @@ def test_real_minilm_finds_the_paraphrase(db, settings, tmp_path):
     assert vectors.shape == (3, 384)
     assert float(vectors[0] @ vectors[1]) > float(vectors[0] @ vectors[2]) + 0.3
     assert (tmp_path / embedding.MINILM / "model.safetensors").is_file()
+
+
+def test_api_before_the_first_vote_answers_an_empty_board(encoder, client, researcher):
+    # given prompts but no arena yet (the built-in one is made by the first vote)
+    prompt = Prompt.objects.create(text="write a poem about the sea")
+    client.force_login(researcher)
+    # when / then an empty board, as the plain leaderboard answers, but bad input is still named
+    data = client.get("/api/leaderboard/similar/", {"prompt_id": prompt.pk}).json()
+    assert data["systems"] == [] and data["warnings"] == ["No votes yet."] and data["arena"] is None
+    assert client.get("/api/leaderboard/similar/").status_code == 400
