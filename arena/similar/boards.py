@@ -88,9 +88,11 @@ def check_query(text: str | None = None, prompt_id: str | int | None = None) -> 
             raise InvalidInput(f"the prompt text is {len(text)} characters; at most {QUERY_MAX_CHARS} are compared")
         return text, None
     try:
-        prompt = Prompt.objects.filter(pk=int(prompt_id)).first()
+        pk = int(prompt_id)
     except (TypeError, ValueError):
         raise InvalidInput(f"prompt_id must be a whole number, got {prompt_id!r}") from None
+    # Beyond a 64-bit key no prompt exists, and SQLite refuses to bind such a number.
+    prompt = Prompt.objects.filter(pk=pk).first() if 0 < pk < 2**63 else None
     if prompt is None:
         raise NotFound(f"there is no prompt {prompt_id}")
     return "", prompt

@@ -160,6 +160,7 @@ def test_unembedded_prompts_and_imported_battles_are_named(encoder, client, rese
         ({"prompt": "cat", "prompt_id": "1"}, 400, "not both"),
         ({"prompt_id": "x"}, 400, "prompt_id must be a whole number"),
         ({"prompt_id": "999999"}, 404, "there is no prompt 999999"),
+        ({"prompt_id": str(2**70)}, 404, f"there is no prompt {2**70}"),
         ({"prompt": "cat", "arena": "nowhere"}, 404, "no arena named 'nowhere'"),
         ({"prompt": "cat", "power": "-1"}, 400, "power must be a positive number"),
         ({"prompt": "x" * 4001}, 400, "at most 4000 are compared"),
