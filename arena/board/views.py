@@ -131,6 +131,7 @@ def leaderboard_page(request):
             "like_prompt": like_prompt,
             "similar": similar,
             "similar_error": similar_error,
+            "similar_power": (similar or {}).get("similarity", {}).get("power", settings.SIMILAR_BOARD_POWER),
         },
     )
 

@@ -66,6 +66,26 @@ def test_new_prompts_queue_the_embedding_task_after_commit(db, settings, monkeyp
     assert sent == ["arena.tasks.embed_prompts"]
 
 
+def test_imported_prompts_queue_the_embedding_task(db, monkeypatch, django_capture_on_commit_callbacks):
+    import io
+    import json
+
+    from celery import current_app
+
+    from annotation import actions as annotation_actions
+
+    sent = []
+    monkeypatch.setattr(current_app, "send_task", lambda name, *args, **kwargs: sent.append(name))
+    project = annotation_actions.create_project(name="imports-embed")
+    rows = [{"id": f"i{k}", "prompt": f"Question {k}", "a": {"system": "x", "text": "1"},
+             "b": {"system": "y", "text": "2"}} for k in range(3)]  # fmt: skip
+    data = io.BytesIO("\n".join(json.dumps(row) for row in rows).encode())
+    with django_capture_on_commit_callbacks(execute=True):
+        annotation_actions.import_comparisons(project, data, "items.jsonl")
+    assert Prompt.objects.count() == 3
+    assert "arena.tasks.embed_prompts" in sent
+
+
 def test_the_task_and_the_backfill_command(encoder, capsys):
     from arena.tasks import embed_prompts
 
