@@ -410,8 +410,12 @@ import re  # noqa: E402 - this block is appended to keep its edits in one place
 VOTE_RATE_LIMIT = env_str("DUET_VOTE_RATE_LIMIT", "120/minute")
 NEXT_RATE_LIMIT = env_str("DUET_NEXT_RATE_LIMIT", "240/minute")
 CLIENT_RATE_LIMIT = env_str("DUET_CLIENT_RATE_LIMIT", "600/minute")
+# A board for prompts like one embeds the query and fits on every vote of the arena (~0.1 s
+# of CPU on 100,000 votes): a few a minute is all anyone reads.
+SIMILAR_RATE_LIMIT = env_str("DUET_SIMILAR_RATE_LIMIT", "30/minute")
 for _name, _rate in (("DUET_VOTE_RATE_LIMIT", VOTE_RATE_LIMIT), ("DUET_NEXT_RATE_LIMIT", NEXT_RATE_LIMIT),
-                     ("DUET_CLIENT_RATE_LIMIT", CLIENT_RATE_LIMIT)):  # fmt: skip
+                     ("DUET_CLIENT_RATE_LIMIT", CLIENT_RATE_LIMIT),
+                     ("DUET_SIMILAR_RATE_LIMIT", SIMILAR_RATE_LIMIT)):  # fmt: skip
     if not re.fullmatch(r"\s*(off|none|0|\d+/(second|minute|hour|day))?\s*", _rate.lower()):
         raise ImproperlyConfigured(f"{_name} must be N/second, N/minute, N/hour, N/day or off, got {_rate!r}")
 # Proxies in front of Duet that append to X-Forwarded-For; 0 trusts only the socket's

@@ -215,12 +215,13 @@ class LeaderboardView(APIView):
         return Response(snapshot_json(latest_snapshot(arena, scope) if arena else None, arena, scope))
 
 
-class SimilarLeaderboardView(APIView):
+class SimilarLeaderboardView(RateLimitedView, APIView):
     """The arena's board for prompts like one prompt: Bradley-Terry on battles weighted by
     max(0, cos)^power between their prompt's embedding and the query's, sandwich intervals,
     Kish's effective number of votes overall and per system."""
 
     permission_classes = [permissions.AllowAny]  # logged-in users, or anyone in an open arena
+    rate_limit_scope = "similar"  # DUET_SIMILAR_RATE_LIMIT per voter, DUET_CLIENT_RATE_LIMIT per address
 
     @extend_schema(
         operation_id="leaderboard_similar",
@@ -233,7 +234,7 @@ class SimilarLeaderboardView(APIView):
             OpenApiParameter("power", float, description="a battle weighs max(0, cos)^power (default 4)"),
         ],
         responses={200: dict, 400: serializers.ErrorSerializer, 401: serializers.ErrorSerializer,
-                   404: serializers.ErrorSerializer},
+                   404: serializers.ErrorSerializer, 429: serializers.ErrorSerializer},
     )  # fmt: skip
     def get(self, request):
         if not (request.user.is_authenticated or settings.OPEN_ARENA):

@@ -99,7 +99,10 @@ def leaderboard_page(request):
 
         params = {"arena": arena.name, "prompt": like_text, "prompt_id": like_prompt or None,
                   "power": request.GET.get("power")}  # fmt: skip
+        from arena import ratelimit
+
         try:
+            ratelimit.check(request, "similar")
             similar = similar_board_from_params(params, scope, request.user)
         except DuetError as error:
             similar_error = error.message

@@ -270,3 +270,21 @@ def test_api_before_the_first_vote_answers_an_empty_board(encoder, client, resea
     data = client.get("/api/leaderboard/similar/", {"prompt_id": prompt.pk}).json()
     assert data["systems"] == [] and data["warnings"] == ["No votes yet."] and data["arena"] is None
     assert client.get("/api/leaderboard/similar/").status_code == 400
+
+
+def test_boards_for_prompts_like_one_are_rate_limited(encoder, client, researcher, settings):
+    # given a limit of 2 a minute per voter, counted by the page and the API together
+    settings.SIMILAR_RATE_LIMIT = "2/minute"
+    prompts = build_world(str(encoder))
+    client.force_login(researcher)
+    assert client.get("/api/leaderboard/similar/", {"prompt_id": prompts[0].pk}).status_code == 200
+    assert 'id="similar-table"' in client.get("/leaderboard/", {"like_prompt": prompts[0].pk}).content.decode()
+    # when a third comes within the minute
+    refused = client.get("/api/leaderboard/similar/", {"prompt_id": prompts[0].pk})
+    page = client.get("/leaderboard/", {"like_prompt": prompts[0].pk})
+    # then the API answers 429 saying why and when, and the page says so in the box
+    assert refused.status_code == 429 and "Too many boards for prompts like one" in refused.json()["detail"]
+    assert refused["Retry-After"]
+    assert page.status_code == 200 and "Too many boards for prompts like one" in page.content.decode()
+    # and the plain board is not limited
+    assert client.get("/leaderboard/").status_code == 200
