@@ -72,17 +72,12 @@ def judge_boards_for(project: Project, judge: Judge) -> JudgeBoards:
         return result
     judge_board = _fit([(*systems_of[c], said[c]) for c in both])
     human_board = _fit([(*systems_of[c], verdict) for c, verdict in human_rows])
+    # People first: a rank shift is then positive where the judge ranks the system better.
     agreement = ratings.rank_agreement(
-        {row.system: row.rating for row in judge_board.systems}, {row.system: row.rating for row in human_board.systems}
+        {row.system: row.rating for row in human_board.systems}, {row.system: row.rating for row in judge_board.systems}
     )
     result.judge_board, result.human_board = judge_board.to_dict(), human_board.to_dict()
-    result.agreement = agreement.to_dict(limit=SHIFTS_SHOWN)
-    # rank_x is the judge's board, rank_y the people's: name them so in the dict.
-    for key in ("biggest_shifts", "systems"):
-        for row in result.agreement[key]:
-            row["rank_judge"], row["rank_people"] = row.pop("rank_x"), row.pop("rank_y")
-            row["rating_judge"], row["rating_people"] = row.pop("rating_x"), row.pop("rating_y")
-            row["shift"] = -row["shift"]  # positive: the judge ranks the system better than people do
+    result.agreement = agreement.to_dict(limit=SHIFTS_SHOWN, names=("people", "judge"))
     if agreement.spearman is None:
         result.notes.append("Rank correlations need at least three systems rated differently on both boards.")
     if len(judge_board.components) > 1 or len(human_board.components) > 1:

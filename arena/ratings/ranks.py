@@ -37,10 +37,13 @@ class RankAgreement:
         """The systems whose rank differs most (only those whose rank differs at all)."""
         return tuple(s for s in self.systems if s.shift != 0)[:limit]
 
-    def to_dict(self, limit: int = 3) -> dict[str, Any]:
+    def to_dict(self, limit: int = 3, names: tuple[str, str] = ("x", "y")) -> dict[str, Any]:
+        """JSON-ready; `names` label the two boards in the per-system keys (rank_x, rating_x, ...)."""
+        x, y = names
+
         def row(s: RankShift) -> dict[str, Any]:
-            return {"system": s.system, "rank_x": s.rank_x, "rank_y": s.rank_y, "shift": s.shift,
-                    "rating_x": s.rating_x, "rating_y": s.rating_y}  # fmt: skip
+            return {"system": s.system, f"rank_{x}": s.rank_x, f"rank_{y}": s.rank_y, "shift": s.shift,
+                    f"rating_{x}": s.rating_x, f"rating_{y}": s.rating_y}  # fmt: skip
 
         return {
             "n": self.n,

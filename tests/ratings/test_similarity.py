@@ -150,6 +150,10 @@ def test_rank_agreement_by_hand():
     # and the systems whose rank moved most, A down one and B up one
     moved = agreement.biggest_shifts()
     assert [(s.system, s.rank_x, s.rank_y, s.shift) for s in moved] == [("A", 1, 2, -1), ("B", 2, 1, 1)]
+    # and the boards named in the JSON
+    row = agreement.to_dict(names=("people", "judge"))["biggest_shifts"][0]
+    assert row == {"system": "A", "rank_people": 1.0, "rank_judge": 2.0, "shift": -1.0, "rating_people": 1040.0,
+                   "rating_judge": 1050.0}
 
 
 def test_rank_agreement_is_undefined_below_three_systems_or_for_a_flat_board():
