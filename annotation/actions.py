@@ -24,6 +24,7 @@ from django.utils import timezone
 from arena.voting import actions as arena_actions
 from arena import events, hotcache
 from arena.judgments import NewJudgment, record_judgments
+from arena.similar.boards import queue_embedding
 from arena.models import (
     HUMAN_JUDGE_KINDS,
     Comparison,
@@ -358,6 +359,7 @@ def _create_items(project, batch: list[_Prepared], lookups: _Lookups, route, sav
             for entry in batch
         ]
     )
+    queue_embedding()  # bulk_create sends no post_save: the worker embeds the new prompts after commit
     outputs = []
     for entry, prompt in zip(batch, prompts):
         for side in ("a", "b"):

@@ -14,3 +14,12 @@ class ArenaConfig(AppConfig):
         receivers.connect()  # the board's refresh and webhooks hear arena.events
 
         post_migrate.connect(ensure_roles, dispatch_uid="duet.ensure_roles")
+
+        from django.db.models.signals import post_save
+
+        from .models import Prompt
+        from .similar.boards import prompt_created
+
+        # New prompts are embedded by the worker (arena.tasks.embed_prompts), for the boards
+        # for prompts like one prompt.
+        post_save.connect(prompt_created, sender=Prompt, dispatch_uid="duet.arena.embed_new_prompt")

@@ -90,6 +90,21 @@ class Prompt(models.Model):
         return self.text[:60]
 
 
+class PromptEmbedding(models.Model):
+    """A prompt's sentence embedding (arena.similar): unit length, float32 bytes. Written by
+    `arena.similar.boards.embed_missing_prompts` in the worker; a prompt without one is left
+    out of the boards for prompts like another until the backfill (`embed_prompts`) runs."""
+
+    prompt = models.OneToOneField(Prompt, on_delete=models.CASCADE, primary_key=True, related_name="embedding")
+    model = models.CharField(max_length=300, help_text="all-MiniLM-L6-v2, or the folder of the model used.")
+    dim = models.PositiveSmallIntegerField()
+    vector = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"embedding of prompt {self.prompt_id} ({self.model})"
+
+
 def output_media_path(instance, filename):
     # Media names are random so a file's URL never reveals which system made it.
     extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"

@@ -195,7 +195,8 @@ def _subjects(request, scopes: tuple[str, ...]) -> list[tuple[str, str, Rate, st
     subjects = []
     user = getattr(request, "user", None)
     for scope in scopes:
-        voter_rate = Rate.parse({"vote": settings.VOTE_RATE_LIMIT, "next": settings.NEXT_RATE_LIMIT}[scope])
+        voter_rate = Rate.parse({"vote": settings.VOTE_RATE_LIMIT, "next": settings.NEXT_RATE_LIMIT,
+                                 "similar": settings.SIMILAR_RATE_LIMIT}[scope])  # fmt: skip
         if voter_rate is None:
             continue
         if user is not None and user.is_authenticated:
@@ -213,7 +214,7 @@ def _subjects(request, scopes: tuple[str, ...]) -> list[tuple[str, str, Rate, st
     return subjects
 
 
-NOUNS = {"vote": "votes", "next": "requests for a comparison"}
+NOUNS = {"vote": "votes", "next": "requests for a comparison", "similar": "boards for prompts like one"}
 
 
 def check(request, scopes: str | tuple[str, ...]) -> None:

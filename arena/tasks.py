@@ -7,6 +7,7 @@ listed here under the names the settings route by.
 
 from celery import shared_task
 from django.conf import settings
+from django.db import OperationalError
 
 from .board.snapshots import refresh_leaderboards
 from .live.battles import generate_live_turn
@@ -31,6 +32,23 @@ def generate_outputs(self, system_id: int, prompt_ids: list[int] | None = None) 
     return generate_missing_outputs(system, prompt_ids, batch_size=settings.GENERATION_BATCH_SIZE)
 
 
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    expires=24 * 3600,
+)
+def embed_prompts(limit: int | None = None) -> int:
+    """Embed the prompts that have no embedding yet (runs on the `generation` queue, beside
+    other model work). Idempotent: it selects by what is missing, so a repeated or duplicate
+    delivery finds nothing left to do."""
+    from .similar.boards import embed_missing_prompts
+
+    return embed_missing_prompts(limit=limit)
+
+
 @shared_task(acks_late=True)
 def generate_all_missing() -> int:
     """Queue generation for every active system that can generate."""
@@ -40,4 +58,4 @@ def generate_all_missing() -> int:
     return systems.count()
 
 
-__all__ = ["generate_all_missing", "generate_live_turn", "generate_outputs", "refresh_leaderboards"]
+__all__ = ["embed_prompts", "generate_all_missing", "generate_live_turn", "generate_outputs", "refresh_leaderboards"]

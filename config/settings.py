@@ -266,6 +266,7 @@ CELERY_TASK_ROUTES = {
     "arena.tasks.generate_live_turn": {"queue": "live"},
     "arena.tasks.generate_outputs": {"queue": "generation"},
     "arena.tasks.generate_all_missing": {"queue": "generation"},
+    "arena.tasks.embed_prompts": {"queue": "generation"},
     "routing.tasks.run_judging_job": {"queue": "judging"},
     "routing.tasks.recalibrate_judge": {"queue": "judging"},
     "training.tasks.run_training": {"queue": "training"},
@@ -313,6 +314,12 @@ WEBHOOK_MAX_ATTEMPTS = env_number("DUET_WEBHOOK_MAX_ATTEMPTS", 6)
 LEADERBOARD_CI = env_str("DUET_LEADERBOARD_CI", "sandwich")
 LEADERBOARD_BOOTSTRAP_ROUNDS = env_number("DUET_LEADERBOARD_ROUNDS", 200)
 LEADERBOARD_MIN_VOTES = env_number("DUET_LEADERBOARD_MIN_VOTES", 20)
+# Boards for prompts like one prompt (arena.similar): the sentence encoder (all-MiniLM-L6-v2
+# from its PyPI package, or a local model folder), whether new prompts are embedded by the
+# worker as they arrive, and the weighting's exponent: a battle weighs max(0, cos)^power.
+PROMPT_EMBEDDING_MODEL = env_str("DUET_PROMPT_EMBEDDING_MODEL", "all-MiniLM-L6-v2")
+PROMPT_EMBEDDINGS_ON_CREATE = env_bool("DUET_PROMPT_EMBEDDINGS_ON_CREATE", True)
+SIMILAR_BOARD_POWER = env_number("DUET_SIMILAR_BOARD_POWER", 4.0, float)
 # Voters flagged for review (manage.py flag_outliers --mark, or the admin) stay off the
 # boards, and out of exports unless an export asks for them, until their flag is cleared.
 EXCLUDE_FLAGGED_VOTERS = env_bool("DUET_EXCLUDE_FLAGGED_VOTERS", True)
@@ -412,8 +419,12 @@ import re  # noqa: E402 - this block is appended to keep its edits in one place
 VOTE_RATE_LIMIT = env_str("DUET_VOTE_RATE_LIMIT", "120/minute")
 NEXT_RATE_LIMIT = env_str("DUET_NEXT_RATE_LIMIT", "240/minute")
 CLIENT_RATE_LIMIT = env_str("DUET_CLIENT_RATE_LIMIT", "600/minute")
+# A board for prompts like one embeds the query and fits on every vote of the arena (~0.1 s
+# of CPU on 100,000 votes): a few a minute is all anyone reads.
+SIMILAR_RATE_LIMIT = env_str("DUET_SIMILAR_RATE_LIMIT", "30/minute")
 for _name, _rate in (("DUET_VOTE_RATE_LIMIT", VOTE_RATE_LIMIT), ("DUET_NEXT_RATE_LIMIT", NEXT_RATE_LIMIT),
-                     ("DUET_CLIENT_RATE_LIMIT", CLIENT_RATE_LIMIT)):  # fmt: skip
+                     ("DUET_CLIENT_RATE_LIMIT", CLIENT_RATE_LIMIT),
+                     ("DUET_SIMILAR_RATE_LIMIT", SIMILAR_RATE_LIMIT)):  # fmt: skip
     if not re.fullmatch(r"\s*(off|none|0|\d+/(second|minute|hour|day))?\s*", _rate.lower()):
         raise ImproperlyConfigured(f"{_name} must be N/second, N/minute, N/hour, N/day or off, got {_rate!r}")
 # Proxies in front of Duet that append to X-Forwarded-For; 0 trusts only the socket's

@@ -17,6 +17,7 @@ from annotation.models import Project
 from arena.errors import DuetError
 
 from . import actions, report
+from .boards import judge_boards
 from .forms import RoutingSettingsForm
 from .models import DecisionRoute, JobKind, JudgingJob, RoutingDecision
 
@@ -72,6 +73,7 @@ def project_page(request, pk):
         "can_run": request.user.has_perm(JOB_PERMISSION),
         "can_configure": all(request.user.has_perm(p) for p in SETTINGS_PERMISSIONS),
         "recent_jobs": JudgingJob.objects.filter(project=project).select_related("judge").order_by("-id")[:10],
+        "judge_boards": [entry.to_dict() for entry in judge_boards(project)],
         **actions.calibration_context(project, chosen or routing.judge),
     })  # fmt: skip
 

@@ -17,6 +17,7 @@ urlpatterns = [
     path("arena/vote/", views.VoteView.as_view(), name="arena-vote"),
     path("arena/readiness/", views.ReadinessView.as_view(), name="arena-readiness"),
     path("leaderboard/", views.LeaderboardView.as_view(), name="leaderboard-api"),
+    path("leaderboard/similar/", views.SimilarLeaderboardView.as_view(), name="leaderboard-similar-api"),
     path("live/battles/", live_views.LiveBattlesView.as_view(), name="live-battles"),
     path("live/battles/<uuid:battle_id>/", live_views.LiveBattleView.as_view(), name="live-battle"),
     path("live/battles/<uuid:battle_id>/messages/", live_views.LiveMessageView.as_view(), name="live-messages"),

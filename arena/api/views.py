@@ -213,3 +213,34 @@ class LeaderboardView(APIView):
             raise NotLoggedIn("log in to see the leaderboard")
         arena, scope = resolve_scope(request.query_params)
         return Response(snapshot_json(latest_snapshot(arena, scope) if arena else None, arena, scope))
+
+
+class SimilarLeaderboardView(RateLimitedView, APIView):
+    """The arena's board for prompts like one prompt: Bradley-Terry on battles weighted by
+    max(0, cos)^power between their prompt's embedding and the query's, sandwich intervals,
+    Kish's effective number of votes overall and per system."""
+
+    permission_classes = [permissions.AllowAny]  # logged-in users, or anyone in an open arena
+    rate_limit_scope = "similar"  # DUET_SIMILAR_RATE_LIMIT per voter, DUET_CLIENT_RATE_LIMIT per address
+
+    @extend_schema(
+        operation_id="leaderboard_similar",
+        parameters=[
+            OpenApiParameter("arena", str, description="arena name (default: the built-in arena)"),
+            OpenApiParameter("modality", str, enum=Modality.values, default=Modality.TEXT),
+            OpenApiParameter("category", str),
+            OpenApiParameter("prompt", str, description="the text of a prompt (or give prompt_id)"),
+            OpenApiParameter("prompt_id", int, description="a stored prompt's id (or give prompt)"),
+            OpenApiParameter("power", float, description="a battle weighs max(0, cos)^power (default 4)"),
+        ],
+        responses={200: dict, 400: serializers.ErrorSerializer, 401: serializers.ErrorSerializer,
+                   404: serializers.ErrorSerializer, 429: serializers.ErrorSerializer},
+    )  # fmt: skip
+    def get(self, request):
+        if not (request.user.is_authenticated or settings.OPEN_ARENA):
+            raise NotLoggedIn("log in to see the leaderboard")
+        from arena.board.views import resolve_scope
+        from arena.similar.boards import similar_board_from_params
+
+        _, scope = resolve_scope(request.query_params)
+        return Response(similar_board_from_params(request.query_params, scope, request.user))

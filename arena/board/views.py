@@ -91,6 +91,21 @@ def leaderboard_page(request):
         {"system": name, "cells": [{"value": v, "style": _heat(v)} for v in row]}
         for name, row in zip(matrices.get("systems", []), matrices.get("win_rates", []))
     ]
+    similar, similar_error = None, None
+    like_text, like_prompt = request.GET.get("like", "").strip(), request.GET.get("like_prompt", "").strip()
+    if arena and (like_text or like_prompt):
+        from arena.errors import DuetError
+        from arena.similar.boards import similar_board_from_params
+
+        params = {"arena": arena.name, "prompt": like_text, "prompt_id": like_prompt or None,
+                  "power": request.GET.get("power")}  # fmt: skip
+        from arena import ratelimit
+
+        try:
+            ratelimit.check(request, "similar")
+            similar = similar_board_from_params(params, scope, request.user)
+        except DuetError as error:
+            similar_error = error.message
     categories = []
     if arena:
         categories = sorted(
@@ -115,6 +130,11 @@ def leaderboard_page(request):
             "heat_systems": matrices.get("systems", []),
             "style_coefficients": data.get("style_coefficients", {}),
             "query": request.GET.urlencode(),
+            "like_text": like_text,
+            "like_prompt": like_prompt,
+            "similar": similar,
+            "similar_error": similar_error,
+            "similar_power": (similar or {}).get("similarity", {}).get("power", settings.SIMILAR_BOARD_POWER),
         },
     )
 

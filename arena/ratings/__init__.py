@@ -28,6 +28,8 @@ if TYPE_CHECKING:
         compute_leaderboard,
         rank_from_intervals,
     )
+    from .ranks import RankAgreement, RankShift, rank_agreement
+    from .similarity import DEFAULT_POWER, SimilarBoard, cosine_similarities, kish_effective_n, similar_board, similarity_weights
     from .pairing import MatchState, choose_pair, draw_pair, pair_weights, uniform_pair_weights
     from .matrices import battle_count_matrix, predicted_win_rate_matrix, win_rate_matrix
     from .rating_models import BradleyTerry, LogisticDesign, OnlineElo, RatingModel, online_elo, online_elo_resampled
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BASE",
+    "DEFAULT_POWER",
     "INITIAL_RATING",
     "OUTCOME_CODES",
     "POINTS_PER_LOGIT",
@@ -56,8 +59,11 @@ __all__ = [
     "Normaliser",
     "OnlineElo",
     "Outcome",
+    "RankAgreement",
+    "RankShift",
     "RatingModel",
     "SandwichIntervals",
+    "SimilarBoard",
     "StyleCoefficient",
     "SystemRating",
     "battle_count_matrix",
@@ -66,11 +72,16 @@ __all__ = [
     "draw_pair",
     "components_without_finite_mle",
     "compute_leaderboard",
+    "cosine_similarities",
+    "kish_effective_n",
     "online_elo",
     "online_elo_resampled",
     "pair_weights",
     "predicted_win_rate_matrix",
+    "rank_agreement",
     "rank_from_intervals",
+    "similar_board",
+    "similarity_weights",
     "style_covariates",
     "uniform_pair_weights",
     "win_probability",
@@ -85,6 +96,9 @@ _MODULES = {
     "leaderboard": ("Leaderboard", "LeaderboardOptions", "StyleCoefficient", "SystemRating", "compute_leaderboard",
                     "rank_from_intervals"),
     "pairing": ("MatchState", "choose_pair", "draw_pair", "pair_weights", "uniform_pair_weights"),
+    "ranks": ("RankAgreement", "RankShift", "rank_agreement"),
+    "similarity": ("DEFAULT_POWER", "SimilarBoard", "cosine_similarities", "kish_effective_n", "similar_board",
+                   "similarity_weights"),
     "matrices": ("battle_count_matrix", "predicted_win_rate_matrix", "win_rate_matrix"),
     "rating_models": ("BradleyTerry", "LogisticDesign", "OnlineElo", "RatingModel", "online_elo", "online_elo_resampled"),
     "scale": ("BASE", "INITIAL_RATING", "POINTS_PER_LOGIT", "SCALE", "Normaliser", "win_probability"),

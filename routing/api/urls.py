@@ -9,6 +9,7 @@ urlpatterns = [
     path("routing/projects/", views.ProjectsView.as_view(), name="projects"),
     path("routing/projects/<int:pk>/", views.ProjectSummaryView.as_view(), name="project"),
     path("routing/projects/<int:pk>/decisions/", views.DecisionsView.as_view(), name="decisions"),
+    path("routing/projects/<int:pk>/judge-boards/", views.JudgeBoardsView.as_view(), name="judge-boards"),
     path("routing/projects/<int:pk>/jobs/", views.ProjectJobsView.as_view(), name="project-jobs"),
     path("routing/projects/<int:pk>/judge/", views.StartJudgingView.as_view(), name="judge"),
     path("routing/projects/<int:pk>/route/", views.StartRoutingView.as_view(), name="route"),

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from annotation.models import Project
 from arena.api.serializers import ErrorSerializer
-from arena.errors import NotAllowed
+from arena.errors import NotAllowed, NotFound
 
 from .. import actions, report
 from ..models import DecisionRoute, JobKind, JudgingJob, RoutingDecision
@@ -86,6 +86,29 @@ class DecisionsView(RoutingView):
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(decisions, request, view=self)
         return paginator.get_paginated_response([report.decision_dict(decision) for decision in page])
+
+
+class JudgeBoardsView(RoutingView):
+    @extend_schema(
+        operation_id="routing_project_judge_boards",
+        parameters=[OpenApiParameter("judge", int, description="only this judge (id); default: every automatic judge")],
+        responses={200: dict, 403: ErrorSerializer, 404: ErrorSerializer},
+    )
+    def get(self, request, pk):
+        """Judge versus people: per automatic judge, the board fitted from its verdicts beside the
+        board fitted from human votes on the same comparisons (Bradley-Terry, sandwich intervals),
+        Spearman and Kendall between them, and the systems whose rank differs most."""
+        from ..boards import judge_boards
+
+        project = self.project(request, pk)
+        judge = None
+        if request.query_params.get("judge"):
+            judge = next((j for j in report.project_judges(project) if str(j.pk) == request.query_params["judge"]),
+                         None)  # fmt: skip
+            if judge is None:
+                raise NotFound(f"no automatic judge {request.query_params['judge']} has judged this project")
+        return Response({"project": project.pk, "name": project.name,
+                         "judges": [entry.to_dict() for entry in judge_boards(project, judge)]})  # fmt: skip
 
 
 class ProjectJobsView(RoutingView):

@@ -15,6 +15,12 @@ from .crawl import Visit, allowed_for, error_code, url_name
 OWNED_BY = {"live-battle": "annotator", "live-events": "annotator"}
 
 
+# Query parameters an endpoint needs to answer anything but 400, from the world's real ids.
+QUERIES = {
+    "/api/leaderboard/similar/": lambda ids: {"prompt_id": ids["/api/prompts/{id}/"]},
+}
+
+
 def schema_paths(client: Client) -> dict:
     response = client.get("/api/schema/", {"format": "json"})
     assert response.status_code == 200, f"/api/schema/: status {response.status_code}"
@@ -76,7 +82,11 @@ def walk(world, client: Client, role: str, paths: dict) -> tuple[list[Visit], li
         if path is None:
             left_out.append(template)
             continue
-        response = client.get(path)
+        query = QUERIES[template](ids) if template in QUERIES else {}
+        if any(value is None for value in query.values()):
+            left_out.append(template)
+            continue
+        response = client.get(path, query)
         if getattr(response, "streaming", False):
             response.close()  # a download: its status is what counts
         name = url_name(path)[0]

@@ -52,6 +52,7 @@ POLICY = [
     ("arena-vote", "POST", VOTERS),
     ("arena-readiness", "GET", VOTERS),  # counts of answers per modality, no systems
     ("leaderboard-api", "GET", VOTERS),
+    ("leaderboard-similar-api", "GET", VOTERS),  # the board for prompts like one prompt; prompt text by id only for readers of prompts
     ("live-battle", "GET", VOTERS),
     ("live-events", "GET", VOTERS),
     ("live-battles", "POST", VOTERS),

@@ -26,10 +26,19 @@ class Command(BaseCommand):
         parser.add_argument("--min-votes", type=int, default=None)
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--format", choices=["table", "json", "csv"], default="table", dest="fmt")
+        like = parser.add_mutually_exclusive_group()
+        like.add_argument("--like", metavar="TEXT", help="for --arena: the board for prompts like this text "
+                          "(battles weighted by max(0, cos)^power to it; sandwich intervals)")
+        like.add_argument("--like-prompt", metavar="ID", type=int, help="for --arena: the board for prompts like prompt ID")
+        parser.add_argument("--power", type=float, default=None,
+                            help="with --like: the weighting's exponent (default DUET_SIMILAR_BOARD_POWER, 4)")
 
     def handle(self, *args, **options):
         from arena import ratings
 
+        if options["like"] is not None or options["like_prompt"] is not None:
+            self._print(self._similar(options), options["fmt"])
+            return
         records, notes = self._records(options)
         if not records:
             raise CommandError("no battles to rate")
@@ -54,6 +63,26 @@ class Command(BaseCommand):
         data = board.to_dict()
         data["warnings"] = [*data["warnings"], *notes]
         self._print(data, options["fmt"])
+
+    def _similar(self, options) -> dict:
+        from arena.board.snapshots import Scope
+        from arena.errors import DuetError
+        from arena.similar.boards import arena_named, similar_board_for
+        from arena.similar.embedding import EmbeddingModelError
+
+        if not options["arena"]:
+            raise CommandError("--like and --like-prompt need --arena: a battle log has no prompts to compare")
+        try:
+            arena = arena_named(options["arena"])
+            scope = Scope(modality=options["modality"] or "text", category=options["category"],
+                          anonymous_only=options["anonymous_only"])  # fmt: skip
+            data = similar_board_for(arena, scope, text=options["like"], prompt_id=options["like_prompt"],
+                                     power=options["power"])  # fmt: skip
+        except (DuetError, EmbeddingModelError) as error:
+            raise CommandError(getattr(error, "message", str(error))) from None
+        if not data["systems"]:
+            raise CommandError("no battles on embedded prompts to rate; " + "; ".join(data["warnings"]))
+        return data
 
     def _records(self, options) -> tuple[list[dict], list[str]]:
         """Battle rows in time order, filtered as asked, and the notes on rows left out of
@@ -104,6 +133,9 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(data, indent=2))
             return
         columns = ["rank", "system", "rating", "ci_low", "ci_high", "votes", "component"]
+        similarity = data.get("similarity")
+        if similarity:
+            columns.append("effective_votes")
         if fmt == "csv":
             buffer = io.StringIO()
             writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
@@ -116,12 +148,20 @@ class Command(BaseCommand):
             return "" if value is None else f"{value:.1f}"
 
         self.stdout.write(f"{data['method']} on {data['n_battles']} battles, {len(data['components'])} component(s)")
-        self.stdout.write(f"{'rank':>4}  {'system':<32} {'rating':>8} {'95% CI':>17} {'votes':>7}")
+        if similarity:
+            self.stdout.write(
+                f"for prompts like {data['query']['text'][:60]!r}: weight max(0, cos)^{similarity['power']:g}, "
+                f"{similarity['n_battles_weighted']} battles weighted, Kish effective n {similarity['effective_n']:.1f}"
+            )
+        extra = f" {'eff. votes':>10}" if similarity else ""
+        self.stdout.write(f"{'rank':>4}  {'system':<32} {'rating':>8} {'95% CI':>17} {'votes':>7}{extra}")
         for row in data["systems"]:
             interval = f"{number(row['ci_low'])}–{number(row['ci_high'])}" if row["ci_low"] is not None else ""
             flag = " *" if row.get("flagged_low_votes") else ""
+            effective = f" {row['effective_votes']:>10.1f}" if similarity else ""
             self.stdout.write(
-                f"{row['rank']:>4}  {row['system']:<32} {row['rating']:>8.1f} {interval:>17} {row['votes']:>7}{flag}"
+                f"{row['rank']:>4}  {row['system']:<32} {row['rating']:>8.1f} {interval:>17} {row['votes']:>7}"
+                f"{effective}{flag}"
             )
         for warning in data.get("warnings", []):
             self.stdout.write(f"note: {warning}")
