@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('arena', '0008_shared_state'),
+        ('arena', '0010_output_rendered'),
     ]
 
     operations = [
