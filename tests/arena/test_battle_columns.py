@@ -79,13 +79,14 @@ MESSY = [
     fastchat("b", "d", "tie", tstamp=T0 + 2, category=7, conv_metadata=style(1, 2, header_count_a={"h1": 2})),
     fastchat("c", "d", tstamp=T0 + 3, conv_metadata=style(5, 5, bold_count_b={"**": "x"})),  # unreadable style
     fastchat("c", "d", "model_b", tstamp=T0 + 4, judge="j", turn=3, question_id="q", language="English"),
+    fastchat("café-7b", "a", "tie", tstamp=T0 + 6, category="code"),  # not ASCII: checked as UTF-8
 ]
 
 
 @pytest.fixture
 def messy_log(tmp_path) -> Path:
     path = tmp_path / "messy.json"
-    path.write_text(json.dumps(MESSY))
+    path.write_text(json.dumps(MESSY, ensure_ascii=False), encoding="utf-8")  # raw UTF-8, not \\u escapes
     return path
 
 
@@ -104,7 +105,7 @@ def test_columns_count_every_skipped_row_as_the_row_reader_does(messy_log):
     log = read_battles(messy_log, "fastchat")
     records = list(log)
     # then the same rows are skipped under the same reasons
-    assert (columns.rows, columns.battles) == (log.rows, log.battles) == (20, 9)
+    assert (columns.rows, columns.battles) == (log.rows, log.battles) == (21, 10)
     assert columns.skipped == log.skipped == {
         "with model_a and model_b the same system": 2,
         "without a winner": 1,
@@ -135,6 +136,18 @@ def test_style_columns_equal_the_row_readers_and_a_row_without_style_is_refused(
     # and a log with a battle without style counts is refused for --style-control
     with pytest.raises(CommandError, match="--style-control needs style features on every battle"):
         call_command("leaderboard", "--battles", str(messy_log), "--style-control", "--ci", "none")
+
+
+def test_a_gzipped_log_reads_as_the_plain_one(messy_log, tmp_path):
+    import gzip
+
+    packed = tmp_path / "messy.json.gz"
+    packed.write_bytes(gzip.compress(messy_log.read_bytes()))
+    assert battle_logs._fastchat_columns(packed, category=False, tstamp=True, style=False) is not None
+    assert_same_battles(column_reader_battles(packed, "fastchat"), column_reader_battles(messy_log, "fastchat"))
+    rows = read_battles(messy_log, "fastchat")
+    list(rows)
+    assert read_battle_columns(packed, "fastchat").skipped == rows.skipped and len(rows.skipped) == 8
 
 
 def test_times_of_random_fractions_round_as_datetime_does(tmp_path):
