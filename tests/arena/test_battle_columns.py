@@ -5,7 +5,10 @@ and a board from a tiny log has the hand-computed Bradley-Terry ratings."""
 import datetime as dt
 import json
 import math
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -221,3 +224,29 @@ def test_a_board_from_a_tiny_log_has_the_hand_computed_ratings_and_intervals(tmp
     sd_points = math.sqrt(0.6875) / 0.9375 / 2 * 400 / math.log(10)  # 76.8 points
     assert board["a"]["ci_high"] - board["a"]["rating"] == pytest.approx(1.959964 * sd_points, abs=1e-3)
     assert board["a"]["votes"] == board["b"]["votes"] == 4
+
+
+HEAVY = ("config.urls", "arena.urls", "rest_framework.views", "drf_spectacular.utils", "scipy.stats")
+RUN_AND_LIST_HEAVY_MODULES = f"""
+import json, sys
+from django.core.management import execute_from_command_line
+execute_from_command_line(sys.argv[1:])
+print(json.dumps([name for name in {HEAVY!r} if name in sys.modules]))
+"""
+
+
+def test_the_command_from_a_file_starts_without_urls_checks_drf_or_scipy_stats():
+    # when a board is printed from a file by a process of its own, as manage.py runs it
+    # (call_command skips the system checks, so it would not tell)
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_AND_LIST_HEAVY_MODULES, "manage.py", "leaderboard", "--battles", str(REAL_LOG),
+         "--ci", "sandwich", "--format", "json"],
+        cwd=root, capture_output=True, text=True, env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test"},
+    )  # fmt: skip
+    # then it rates the log without loading the URL modules (the system checks did), the
+    # DRF views and drf-spectacular (the export admin action did) or scipy.stats
+    assert done.returncode == 0, done.stderr[-2000:]
+    board, _, heavy = done.stdout.rstrip().rpartition("\n")
+    assert json.loads(board)["n_battles"] == 2997
+    assert json.loads(heavy) == []
