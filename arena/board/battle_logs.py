@@ -17,6 +17,7 @@ an unexpected type) is read row by row instead, so errors and skip counts stay t
 import datetime as dt
 import gzip
 import json
+import mmap
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -269,8 +270,8 @@ SAFE_TSTAMP = (-62135596800.0 + 2 * 86400, 253402300800.0 - 2 * 86400)
 class BattleColumns:
     """The usable battles of a log as columns, in file order, and the rows skipped.
 
-    Optional columns are None unless asked for: reading a category, a time or style counts
-    for a million rows costs what the leaderboard then does not need."""
+    Optional columns are None unless asked for: reading the anonymous flag, a category, a
+    time or style counts for a million rows costs what the leaderboard then does not need."""
 
     path: Path
     systems: tuple[str, ...]  # every system a usable battle names, sorted
@@ -278,9 +279,9 @@ class BattleColumns:
     b: np.ndarray  # shape (n_battles,)
     outcome: np.ndarray  # shape (n_battles,) int8 index into OUTCOMES
     weight: np.ndarray  # shape (n_battles,) float64
-    anonymous: np.ndarray  # shape (n_battles,) bool
     rows: int  # rows in the file, skipped ones included
     skipped: Counter
+    anonymous: np.ndarray | None = None  # shape (n_battles,) bool
     category: np.ndarray | None = None  # shape (n_battles,) object (str)
     tstamp: np.ndarray | None = None  # shape (n_battles,) int64 microseconds since 1970 UTC
     style_a: np.ndarray | None = None  # shape (n_battles, 4) STYLE_FEATURES; NaN rows: none given
@@ -300,7 +301,7 @@ class BattleColumns:
 
         return BattleColumns(
             self.path, self.systems, self.a[index], self.b[index], self.outcome[index], self.weight[index],
-            self.anonymous[index], self.rows, self.skipped, pick(self.category), pick(self.tstamp),
+            self.rows, self.skipped, pick(self.anonymous), pick(self.category), pick(self.tstamp),
             pick(self.style_a), pick(self.style_b),
         )  # fmt: skip
 
@@ -336,28 +337,30 @@ class BattleColumns:
 
 
 def read_battle_columns(
-    path: Path, fmt: str, *, category: bool = False, tstamp: bool = False, style: bool = False
+    path: Path, fmt: str, *, anonymous: bool = False, category: bool = False, tstamp: bool = False, style: bool = False
 ) -> BattleColumns:
     """The usable battles of a log as columns (see `BattleColumns`); the optional columns
     only when asked. Raises `BattleLogError` as `read_battles` does, with the same text."""
     log = BattleLog(path, fmt)  # checks the format and that the file exists
     if fmt == "fastchat":
-        columns = _fastchat_columns(log.path, category=category, tstamp=tstamp, style=style)
+        columns = _fastchat_columns(log.path, anonymous=anonymous, category=category, tstamp=tstamp, style=style)
         if columns is not None:
             return columns
-    return _columns_from_records(log, category=category, tstamp=tstamp, style=style)
+    return _columns_from_records(log, anonymous=anonymous, category=category, tstamp=tstamp, style=style)
 
 
-def _columns_from_records(log: BattleLog, *, category: bool, tstamp: bool, style: bool) -> BattleColumns:
+def _columns_from_records(
+    log: BattleLog, *, anonymous: bool, category: bool, tstamp: bool, style: bool
+) -> BattleColumns:
     """Columns from the row reader: any format, any file, one Python object a row."""
-    names_a, names_b, outcomes, weights, anonymous, categories, times, styles_a, styles_b = ([] for _ in range(9))
+    names_a, names_b, outcomes, weights, anonymity, categories, times, styles_a, styles_b = ([] for _ in range(9))
     outcome_code = {outcome: code for code, outcome in enumerate(OUTCOMES)}
     for record in log:
         names_a.append(record.system_a)
         names_b.append(record.system_b)
         outcomes.append(outcome_code[record.outcome])
         weights.append(record.weight)
-        anonymous.append(record.anonymous)
+        anonymity.append(record.anonymous)
         if category:
             categories.append(record.category)
         if tstamp:
@@ -377,7 +380,7 @@ def _columns_from_records(log: BattleLog, *, category: bool, tstamp: bool, style
         b=np.array([index[name] for name in names_b], dtype=np.int64),
         outcome=np.array(outcomes, dtype=np.int8),
         weight=np.array(weights, dtype=np.float64),
-        anonymous=np.array(anonymous, dtype=bool),
+        anonymous=np.array(anonymity, dtype=bool) if anonymous else None,
         rows=log.rows,
         skipped=log.skipped,
         category=np.array(categories, dtype=object) if category else None,
@@ -410,7 +413,7 @@ _FASTCHAT_SKIPS = (
 _OK, _MISSING, _TOO_LONG = 0, 1, 2
 
 
-def _fastchat_decoder(category: bool, style: bool):
+def _fastchat_decoder(anonymous: bool, category: bool, style: bool):
     import msgspec
 
     # A field of another type (a number for a name, true for a tstamp) fails the decode,
@@ -420,8 +423,9 @@ def _fastchat_decoder(category: bool, style: bool):
         ("model_b", str | None, None),
         ("winner", str | None, None),
         ("tstamp", float | str | None, None),
-        ("anony", Any, True),
     ]
+    if anonymous:
+        fields.append(("anony", Any, True))
     if category:
         fields.append(("category", Any, ""))
     if style:
@@ -461,9 +465,10 @@ def _codes(index: dict, values: list) -> np.ndarray:
 _UNREADABLE = np.iinfo(np.int64).min
 
 
-def _tstamp_column(values: list) -> np.ndarray:
+def _tstamp_column(values: list, convert: bool = True) -> np.ndarray:
     """Microseconds since 1970 UTC, shape (n_rows,), _UNREADABLE where `_timestamp` would
-    refuse the value; the same instant `_timestamp` gives, rounded the same way."""
+    refuse the value; the same instant `_timestamp` gives, rounded the same way. With
+    `convert` False only the refusals are found (readable numbers are left at 0)."""
     n = len(values)
     if set(map(type, values)) <= {float}:
         seconds, odd = np.array(values, dtype=np.float64), []
@@ -472,10 +477,13 @@ def _tstamp_column(values: list) -> np.ndarray:
         odd = [i for i, value in enumerate(values) if type(value) is not float]
     # datetime.fromtimestamp splits whole seconds from the fraction, then rounds the
     # fraction's microseconds half to even; so does this, so times sort as they did.
-    fraction, whole = np.modf(seconds)
     safe = (seconds > SAFE_TSTAMP[0]) & (seconds < SAFE_TSTAMP[1])
     micros = np.full(n, _UNREADABLE, dtype=np.int64)
-    micros[safe] = whole[safe].astype(np.int64) * 1_000_000 + np.round(fraction[safe] * 1e6).astype(np.int64)
+    if convert:
+        fraction, whole = np.modf(seconds[safe])
+        micros[safe] = whole.astype(np.int64) * 1_000_000 + np.round(fraction * 1e6).astype(np.int64)
+    else:
+        micros[safe] = 0
     odd_set = set(odd)
     parsed: dict[Any, int] = {}
     for i in [*odd, *(i for i in np.flatnonzero(~safe).tolist() if i not in odd_set)]:
@@ -501,18 +509,29 @@ def _fastchat_style_columns(metadata: list) -> tuple[np.ndarray, np.ndarray]:
     return style_a, style_b
 
 
-def _fastchat_columns(path: Path, *, category: bool, tstamp: bool, style: bool) -> BattleColumns | None:
+def _decode_utf8_json(path: Path, decoder):
+    """`decoder.decode` of the file, refusing (UnicodeDecodeError) any file that is not UTF-8,
+    as the row reader does: msgspec checks the strings it keeps, not the fields it skips."""
+    if str(path).endswith(".gz"):
+        with gzip.open(path, "rb") as handle:
+            data = handle.read()
+        return decoder.decode(data if data.isascii() else data.decode("utf-8"))
+    # Mapped, not read: no copy of the file (300 MB for a million rows, ~0.3 s of CPU).
+    # An empty file cannot be mapped (ValueError): the row reader then names the problem.
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        is_ascii = bool(np.frombuffer(mapped, dtype=np.uint8).max() < 0x80)
+        return decoder.decode(mapped if is_ascii else bytes(mapped).decode("utf-8"))
+
+
+def _fastchat_columns(
+    path: Path, *, anonymous: bool, category: bool, tstamp: bool, style: bool
+) -> BattleColumns | None:
     """Columns of a FastChat log, or None for a file the slim decoder cannot read (then
     the row reader reads it, and names the problem if it is not a log)."""
-    decoder, refused = _fastchat_decoder(category, style)
+    decoder, refused = _fastchat_decoder(anonymous, category, style)
     try:
-        with (gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")) as handle:
-            data = handle.read()
-        # msgspec checks the strings it keeps but not the fields it skips; the row reader
-        # refuses any file that is not UTF-8, so check the whole file (ASCII is, cheaply).
-        rows = decoder.decode(data if data.isascii() else data.decode("utf-8"))
-        del data
-    except (*refused, UnicodeDecodeError, gzip.BadGzipFile, EOFError, OSError):
+        rows = _decode_utf8_json(path, decoder)
+    except (*refused, UnicodeDecodeError, gzip.BadGzipFile, EOFError, OSError, ValueError):
         return None
     n = len(rows)
 
@@ -530,7 +549,7 @@ def _fastchat_columns(path: Path, *, category: bool, tstamp: bool, style: bool) 
     )
     outcome = outcome_of[winners] if n else np.zeros(0, dtype=np.int8)
     # Every tstamp is checked, even when order does not matter: an unreadable one skips its row.
-    times = _tstamp_column(list(map(attrgetter("tstamp"), rows)))
+    times = _tstamp_column(list(map(attrgetter("tstamp"), rows)), convert=tstamp)
 
     checks = (
         status_a == _MISSING,
@@ -568,7 +587,8 @@ def _fastchat_columns(path: Path, *, category: bool, tstamp: bool, style: bool) 
         b=renumber[name_b[keep]],
         outcome=outcome[keep].astype(np.int8),
         weight=np.ones(len(keep)),
-        anonymous=np.fromiter(map(bool, map(attrgetter("anony"), kept)), dtype=bool, count=len(kept)),
+        anonymous=np.fromiter(map(bool, map(attrgetter("anony"), kept)), dtype=bool, count=len(kept))
+        if anonymous else None,
         rows=n,
         skipped=skipped,
         category=np.array([str(row.category or "")[:100] for row in kept], dtype=object) if category else None,

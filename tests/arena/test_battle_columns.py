@@ -38,7 +38,7 @@ def row_reader_battles(path, fmt, *, anonymous_only=False, category="", style=Fa
 
 
 def column_reader_battles(path, fmt, *, anonymous_only=False, category="", style=False) -> Battles:
-    columns = read_battle_columns(path, fmt, category=True, tstamp=True, style=style)
+    columns = read_battle_columns(path, fmt, anonymous=True, category=True, tstamp=True, style=style)
     if anonymous_only:
         columns = columns.take(columns.anonymous)
     if category:
@@ -104,7 +104,7 @@ def test_columns_equal_the_row_reader_on_a_messy_log(messy_log, options):
 
 def test_columns_count_every_skipped_row_as_the_row_reader_does(messy_log):
     # given the messy log read both ways
-    columns = read_battle_columns(messy_log, "fastchat", tstamp=True)
+    columns = read_battle_columns(messy_log, "fastchat", anonymous=True, tstamp=True)
     log = read_battles(messy_log, "fastchat")
     records = list(log)
     # then the same rows are skipped under the same reasons
@@ -146,7 +146,7 @@ def test_a_gzipped_log_reads_as_the_plain_one(messy_log, tmp_path):
 
     packed = tmp_path / "messy.json.gz"
     packed.write_bytes(gzip.compress(messy_log.read_bytes()))
-    assert battle_logs._fastchat_columns(packed, category=False, tstamp=True, style=False) is not None
+    assert battle_logs._fastchat_columns(packed, anonymous=False, category=False, tstamp=True, style=False) is not None
     assert_same_battles(column_reader_battles(packed, "fastchat"), column_reader_battles(messy_log, "fastchat"))
     rows = read_battles(messy_log, "fastchat")
     list(rows)
@@ -172,15 +172,17 @@ def test_values_of_unexpected_types_fall_back_to_the_row_reader_with_the_same_re
     path = tmp_path / "odd.json"
     path.write_text(json.dumps(rows))
     # then the slim decoder declines it, and the row reader's columns are the answer
-    assert battle_logs._fastchat_columns(path, category=False, tstamp=True, style=False) is None
+    assert battle_logs._fastchat_columns(path, anonymous=False, category=False, tstamp=True, style=False) is None
     columns = read_battle_columns(path, "fastchat", tstamp=True)
     assert columns.skipped == {"without model_a": 1, "with an unreadable tstamp": 1}
     assert_same_battles(column_reader_battles(path, "fastchat"), row_reader_battles(path, "fastchat"))
 
 
 def test_the_real_log_reads_the_same_both_ways_and_the_fast_path_is_taken():
-    fast = battle_logs._fastchat_columns(REAL_LOG, category=True, tstamp=True, style=True)
-    slow = battle_logs._columns_from_records(BattleLog(REAL_LOG, "fastchat"), category=True, tstamp=True, style=True)
+    fast = battle_logs._fastchat_columns(REAL_LOG, anonymous=True, category=True, tstamp=True, style=True)
+    slow = battle_logs._columns_from_records(
+        BattleLog(REAL_LOG, "fastchat"), anonymous=True, category=True, tstamp=True, style=True
+    )
     assert fast is not None
     assert (fast.rows, fast.battles, fast.skipped) == (slow.rows, slow.battles, slow.skipped) == (
         3022, 2997, slow.skipped
@@ -250,3 +252,16 @@ def test_the_command_from_a_file_starts_without_urls_checks_drf_or_scipy_stats()
     board, _, heavy = done.stdout.rstrip().rpartition("\n")
     assert json.loads(board)["n_battles"] == 2997
     assert json.loads(heavy) == []
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(b"", r"not valid JSON \(line 1, column 1"), (b'[{"model_a": "caf\xe9", "model_b": "b"}]', r"not UTF-8 text"),
+     (b'[{"model_a": "a", "model_b": "b", "winner": "tie", "x": "caf\xe9"}]', r"not UTF-8 text")],
+)  # fmt: skip
+def test_files_the_slim_decoder_refuses_are_refused_as_the_row_reader_refuses_them(tmp_path, content, message):
+    # an empty file cannot be mapped; bad UTF-8 in a field msgspec skips is still bad UTF-8
+    path = tmp_path / "log.json"
+    path.write_bytes(content)
+    with pytest.raises(battle_logs.BattleLogError, match=message):
+        read_battle_columns(path, "fastchat")
