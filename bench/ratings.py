@@ -28,6 +28,7 @@ import gc
 import json
 import math
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -217,13 +218,20 @@ def arena_rank_python(venv: Path) -> Path | None:
     return python
 
 
-def run_timed(command: list) -> tuple[float, dict]:
-    start = time.perf_counter()
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_timed(command: list) -> tuple[float, float, dict]:
+    """Wall seconds, CPU seconds (all threads; on a busy machine the better guide to a
+    quiet one's wall time) and the printed JSON of one process."""
+    cpu, start = children_cpu(), time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, children_cpu() - cpu
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(map(str, command))} failed:\n{done.stderr[-3000:]}")
-    return elapsed, json.loads(done.stdout)
+    return elapsed, cpu, json.loads(done.stdout)
 
 
 def largest_differences(ours: dict, theirs: dict) -> tuple[float, float]:
@@ -257,21 +265,26 @@ def whole(args) -> None:
     }
     commands = {name: command for name, command in commands.items() if command}
     times: dict[str, list[float]] = {name: [] for name in commands}
+    cpus: dict[str, list[float]] = {name: [] for name in commands}
     outputs: dict[str, dict] = {}
     loads = [os.getloadavg()[0]]
     for run in range(args.runs):  # interleaved, so a busy spell slows every contender
         for name, command in commands.items():
-            elapsed, outputs[name] = run_timed(command)
+            elapsed, cpu, outputs[name] = run_timed(command)
             times[name].append(elapsed)
-            print(f"  run {run + 1}: {name:<24}{elapsed:>8.2f} s   (load {os.getloadavg()[0]:.1f})", flush=True)
+            cpus[name].append(cpu)
+            print(f"  run {run + 1}: {name:<24}{elapsed:>8.2f} s, {cpu:6.2f} CPU s   (load {os.getloadavg()[0]:.1f})",
+                  flush=True)  # fmt: skip
         loads.append(os.getloadavg()[0])
     median = {name: statistics.median(values) for name, values in times.items()}
+    median_cpu = {name: statistics.median(values) for name, values in cpus.items()}
     print()
     print(f"whole process, median of {args.runs} (1-min load average {min(loads):.1f}-{max(loads):.1f})")
-    baseline = median.get("arena-rank sandwich")
+    baseline, baseline_cpu = median.get("arena-rank sandwich"), median_cpu.get("arena-rank sandwich")
+    print(f"  {'':<24}{'wall s':>8}{'ratio':>8}{'CPU s':>10}{'ratio':>8}")
     for name, value in median.items():
-        ratio = f"{baseline / value:>8.1f}x arena-rank's speed" if baseline and value != baseline else ""
-        print(f"  {name:<24}{value:>8.2f} s {ratio}")
+        ratios = (f"{baseline / value:>7.1f}x", f"{baseline_cpu / median_cpu[name]:>7.1f}x") if baseline else ("", "")
+        print(f"  {name:<24}{value:>8.2f}{ratios[0]:>8}{median_cpu[name]:>10.2f}{ratios[1]:>8}")
     if baseline:
         theirs = outputs["arena-rank sandwich"]
         for name in commands:
