@@ -8,19 +8,34 @@ Simulates battles among systems with known strengths, then times, in one run:
 The baseline bootstrap runs fewer rounds; speed is compared per round, which is what
 "equal rounds" means. Prints figures; not a test.
 
+With --whole it times whole processes instead, the wait a user sees: a FastChat
+clean_battle JSON log is written once, then, interleaved and --runs times each,
+  arena-rank  LMArena's library (0.1.1, in a venv of its own: it pins jax and numpy):
+              pandas.read_json, PairDataset.from_pandas, BradleyTerry, sandwich intervals;
+  Duet        manage.py leaderboard --battles LOG --ci sandwich, and --ci bootstrap --rounds 1000;
+and prints medians, their ratios and the largest rating and interval differences.
+
     .venv/bin/python bench/ratings.py [--battles 1000000] [--systems 100] [--rounds 1000]
                                       [--baseline-rounds 10]
+    .venv/bin/python bench/ratings.py --whole [--runs 3] [--log PATH] [--shape fastchat|flat]
+                                      [--arena-rank-venv /tmp/arena-rank-venv]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import math
 import os
+import resource
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -143,6 +158,142 @@ def duet_pipeline(df: pd.DataFrame, rounds: int, seed: int) -> None:
     BootstrapIntervals(rounds, seed).estimate(model, params, normalise, 0.95)
 
 
+# --- whole processes ------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+ARENA_RANK = "arena-rank==0.1.1"
+# What a user of arena-rank writes for a FastChat log (its README, with FastChat's loader).
+ARENA_RANK_SCRIPT = """
+import json, sys
+import pandas as pd
+from arena_rank.models.bradley_terry import BradleyTerry
+from arena_rank.utils.data_utils import PairDataset
+
+df = pd.read_json(sys.argv[1])
+outcome = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (bothbad)": 0.5}
+dataset = PairDataset.from_pandas(df, outcome_map=outcome.get)
+model = BradleyTerry(n_competitors=len(dataset.competitors))
+result = model.compute_ratings_and_cis(dataset, significance_level=0.05, ci_method="sandwich")
+print(json.dumps({"systems": [
+    {"system": name, "rating": float(r), "ci_low": float(lo), "ci_high": float(hi)}
+    for name, r, lo, hi in zip(result["competitors"], result["ratings"], result["rating_lower"], result["rating_upper"])
+]}))
+"""
+
+
+def write_fastchat_log(path: Path, n_battles: int, n_systems: int, seed: int, shape: str) -> None:
+    """A clean_battle log of simulated battles, rows as FastChat writes them; `flat` leaves
+    out conv_metadata (pandas reads flat rows several times faster)."""
+    df, _ = simulate(n_battles, n_systems, seed)
+    rng = np.random.default_rng(seed + 1)
+    winner = df["outcome"].map({"a": "model_a", "b": "model_b", "tie": "tie", "both_bad": "tie (bothbad)"}).tolist()
+    tstamp = 1_700_000_000 + np.sort(rng.random(n_battles)) * 86400 * 300
+    tokens = rng.integers(20, 1500, (n_battles, 3))
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("[\n")
+        for i, (a, b) in enumerate(zip(df["system_a"].tolist(), df["system_b"].tolist())):
+            row = {"question_id": f"q{i:07d}", "model_a": a, "model_b": b, "winner": winner[i],
+                   "judge": f"arena_user_{i % 5000}", "turn": 1, "anony": bool(i % 7), "language": "English",
+                   "tstamp": round(float(tstamp[i]), 4)}  # fmt: skip
+            if shape == "fastchat":
+                row["conv_metadata"] = {"sum_user_tokens": int(tokens[i, 0]), "sum_assistant_a_tokens": int(tokens[i, 1]),
+                                        "sum_assistant_b_tokens": int(tokens[i, 2]), "turns": 1}  # fmt: skip
+            handle.write(json.dumps(row))
+            handle.write(",\n" if i + 1 < n_battles else "\n")
+        handle.write("]\n")
+
+
+def arena_rank_python(venv: Path) -> Path | None:
+    """The venv's python with arena-rank installed (made when missing), or None, said why."""
+    python = venv / "bin" / "python"
+    if python.exists() and subprocess.run([python, "-c", "import arena_rank"], capture_output=True).returncode == 0:
+        return python
+    print(f"making {venv} for {ARENA_RANK} (never in requirements.txt: it pins jax and numpy 2.3)")
+    made = subprocess.run([sys.executable, "-m", "venv", "--clear", venv], capture_output=True, text=True)
+    if made.returncode == 0:
+        made = subprocess.run([python, "-m", "pip", "install", "-q", ARENA_RANK, "pandas"], capture_output=True, text=True)
+    if made.returncode != 0:
+        print(f"NOTE: pip could not install {ARENA_RANK}; arena-rank is not timed.\n{made.stderr[-2000:]}")
+        return None
+    return python
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_timed(command: list) -> tuple[float, float, dict]:
+    """Wall seconds, CPU seconds (all threads; on a busy machine the better guide to a
+    quiet one's wall time) and the printed JSON of one process."""
+    cpu, start = children_cpu(), time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    elapsed, cpu = time.perf_counter() - start, children_cpu() - cpu
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(map(str, command))} failed:\n{done.stderr[-3000:]}")
+    return elapsed, cpu, json.loads(done.stdout)
+
+
+def largest_differences(ours: dict, theirs: dict) -> tuple[float, float]:
+    """Largest |rating difference| and |interval bound difference| over the systems, in points."""
+    by_name = {row["system"]: row for row in ours["systems"]}
+    rating = bound = 0.0
+    for row in theirs["systems"]:
+        mine = by_name[row["system"]]
+        rating = max(rating, abs(mine["rating"] - row["rating"]))
+        bound = max(bound, abs(mine["ci_low"] - row["ci_low"]), abs(mine["ci_high"] - row["ci_high"]))
+    return rating, bound
+
+
+def whole(args) -> None:
+    log = Path(args.log or Path(tempfile.gettempdir()) / f"duet-bench-{args.battles}-{args.shape}.json")
+    if not log.exists():
+        start = time.perf_counter()
+        write_fastchat_log(log, args.battles, args.systems, args.seed, args.shape)
+        print(f"wrote {log} in {time.perf_counter() - start:.0f} s")
+    print(f"log: {log} ({log.stat().st_size / 2**20:,.0f} MiB, {args.battles:,} battles, {args.systems} systems, "
+          f"rows shaped {args.shape}); cpu cores: {os.cpu_count()}")  # fmt: skip
+    python = arena_rank_python(Path(args.arena_rank_venv))
+    script = Path(tempfile.gettempdir()) / "duet-bench-arena-rank.py"
+    script.write_text(ARENA_RANK_SCRIPT)
+    duet = [sys.executable, "manage.py", "leaderboard", "--battles", str(log), "--format-in", "fastchat",
+            "--format", "json"]  # fmt: skip
+    commands = {
+        "arena-rank sandwich": [python, script, log] if python else None,
+        "Duet sandwich": [*duet, "--ci", "sandwich"],
+        f"Duet bootstrap {args.rounds}": [*duet, "--ci", "bootstrap", "--rounds", str(args.rounds)],
+    }
+    commands = {name: command for name, command in commands.items() if command}
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    cpus: dict[str, list[float]] = {name: [] for name in commands}
+    outputs: dict[str, dict] = {}
+    loads = [os.getloadavg()[0]]
+    for run in range(args.runs):  # interleaved, so a busy spell slows every contender
+        for name, command in commands.items():
+            elapsed, cpu, outputs[name] = run_timed(command)
+            times[name].append(elapsed)
+            cpus[name].append(cpu)
+            print(f"  run {run + 1}: {name:<24}{elapsed:>8.2f} s, {cpu:6.2f} CPU s   (load {os.getloadavg()[0]:.1f})",
+                  flush=True)  # fmt: skip
+        loads.append(os.getloadavg()[0])
+    median = {name: statistics.median(values) for name, values in times.items()}
+    median_cpu = {name: statistics.median(values) for name, values in cpus.items()}
+    print()
+    print(f"whole process, median of {args.runs} (1-min load average {min(loads):.1f}-{max(loads):.1f})")
+    baseline, baseline_cpu = median.get("arena-rank sandwich"), median_cpu.get("arena-rank sandwich")
+    print(f"  {'':<24}{'wall s':>8}{'ratio':>8}{'CPU s':>10}{'ratio':>8}")
+    for name, value in median.items():
+        ratios = (f"{baseline / value:>7.1f}x", f"{baseline_cpu / median_cpu[name]:>7.1f}x") if baseline else ("", "")
+        print(f"  {name:<24}{value:>8.2f}{ratios[0]:>8}{median_cpu[name]:>10.2f}{ratios[1]:>8}")
+    if baseline:
+        theirs = outputs["arena-rank sandwich"]
+        for name in commands:
+            if name.startswith("Duet"):
+                rating, bound = largest_differences(outputs[name], theirs)
+                print(f"  {name} vs arena-rank: ratings within {rating:.4f} points, interval bounds within "
+                      f"{bound:.3f} points")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--battles", type=int, default=1_000_000)
@@ -151,7 +302,15 @@ def main() -> None:
     parser.add_argument("--baseline-rounds", type=int, default=10, help="baseline bootstrap rounds")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-memory", action="store_true", help="skip the traced re-runs for peak memory")
+    parser.add_argument("--whole", action="store_true", help="time whole processes against arena-rank")
+    parser.add_argument("--runs", type=int, default=3, help="--whole: runs of each process")
+    parser.add_argument("--log", default=None, help="--whole: the log to use (written when missing)")
+    parser.add_argument("--shape", choices=["fastchat", "flat"], default="fastchat", help="--whole: rows of the log")
+    parser.add_argument("--arena-rank-venv", default=str(Path(tempfile.gettempdir()) / "arena-rank-venv"))
     args = parser.parse_args()
+    if args.whole:
+        whole(args)
+        return
 
     df, strength = simulate(args.battles, args.systems, args.seed)
     shares = df["outcome"].value_counts(normalize=True)

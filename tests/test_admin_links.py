@@ -47,3 +47,21 @@ def test_a_projects_members_are_not_linked_to_account_pages_a_researcher_cannot_
     assert page.status_code == 200
     assert f"/admin/auth/user/{annotator.pk}/change/".encode() not in page.content
     assert annotator.username.encode() in page.content
+
+
+@pytest.mark.django_db
+def test_the_project_admins_export_action_opens_the_export_page_for_the_first_selected_project(admin_user):
+    # given two projects selected on the project list
+    from annotation.models import Project
+
+    second, first = Project.objects.create(name="zeta"), Project.objects.create(name="alpha")
+    client = Client()
+    client.force_login(admin_user)
+    # when the export action runs on them
+    page = client.post(
+        "/admin/annotation/project/", {"action": "export_judgments", "_selected_action": [second.pk, first.pk]}
+    )
+    # then it redirects to the export page for the first by name
+    assert page.status_code == 302
+    assert page["Location"].endswith("?target=project%3Aalpha")
+    assert client.get(page["Location"]).status_code == 200

@@ -17,7 +17,7 @@ or retries a job with a POST of `cancel` or `retry` = <id>.
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib import admin, messages
+from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404
@@ -233,14 +233,3 @@ def _form_data(post) -> dict:
     elif scope == "arena":
         data["arena"] = name or "all"
     return data
-
-
-@admin.action(description="Export judgments of the selected project")
-def export_admin_action(modeladmin, request, queryset):
-    """For ProjectAdmin.actions: opens the export page with the (first) selected project."""
-    from urllib.parse import urlencode
-
-    from django.urls import reverse
-
-    project = queryset.order_by("name").first()
-    return redirect(f"{reverse('annotation:export')}?{urlencode({'target': f'project:{project.name}'})}")

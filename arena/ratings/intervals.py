@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import ClassVar
 
 import numpy as np
-from scipy.stats import norm
 
 from .rating_models import RatingModel
 from .scale import Normaliser
@@ -53,7 +53,8 @@ class SandwichIntervals(IntervalEstimator):
             raise ValueError(f"sandwich intervals are not available: {error}") from None
         sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
         centre = normalise(params)
-        half = norm.ppf(0.5 + confidence / 2) * sd
+        # The standard library's quantile: scipy.stats costs ~0.7 s to import for one number.
+        half = NormalDist().inv_cdf(0.5 + confidence / 2) * sd
         return Intervals(centre - half, centre + half)
 
 

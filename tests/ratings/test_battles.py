@@ -91,3 +91,23 @@ def test_style_features_come_from_the_first_record_when_not_named():
     )
     assert battles.style_features == ("length",)
     assert battles.style_b.tolist() == [[5.0]]
+
+
+def test_dense_and_sparse_aggregation_give_the_same_rows():
+    # given the same 2,000 battles among 10 systems, once alone (counted: the key space is
+    # small) and once with 300 systems that never play listed after them (sorted by np.unique)
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 10, 2000)
+    b = (a + rng.integers(1, 10, 2000)) % 10
+    outcome, weight = rng.integers(0, 4, 2000), rng.random(2000)
+    names = [f"s{i}" for i in range(10)]
+    dense = Battles.from_arrays(names, a, b, outcome, weight).aggregate()
+    sparse = Battles.from_arrays(names + [f"z{i:03d}" for i in range(300)], a, b, outcome, weight).aggregate()
+    # then every row, count and sum is the same, in the same order
+    for field in ("a", "b", "outcome", "count", "weight", "weight_sq"):
+        np.testing.assert_array_equal(getattr(dense, field), getattr(sparse, field), err_msg=field)
+    assert dense.a.dtype == sparse.a.dtype and dense.outcome.dtype == sparse.outcome.dtype
+    # and the counts are those of the battles: every battle is in one row, each key once
+    assert dense.count.sum() == 2000 and len(set(zip(dense.a, dense.b, dense.outcome))) == len(dense.a)
