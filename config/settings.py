@@ -310,6 +310,9 @@ WEBHOOK_MAX_ATTEMPTS = env_number("DUET_WEBHOOK_MAX_ATTEMPTS", 6)
 LEADERBOARD_CI = env_str("DUET_LEADERBOARD_CI", "sandwich")
 LEADERBOARD_BOOTSTRAP_ROUNDS = env_number("DUET_LEADERBOARD_ROUNDS", 200)
 LEADERBOARD_MIN_VOTES = env_number("DUET_LEADERBOARD_MIN_VOTES", 20)
+# Categories a voter may tag a comparison with while voting (comma-separated), besides the
+# categories of the arena's prompts; the tag decides the battle's category board.
+ARENA_CATEGORIES = env_list("DUET_ARENA_CATEGORIES", [])
 # Voters flagged for review (manage.py flag_outliers --mark, or the admin) stay off the
 # boards, and out of exports unless an export asks for them, until their flag is cleared.
 EXCLUDE_FLAGGED_VOTERS = env_bool("DUET_EXCLUDE_FLAGGED_VOTERS", True)
