@@ -2,6 +2,8 @@ import csv
 import io
 import json
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from arena.board.battle_logs import FORMATS, BattleLogError, read_battles
@@ -45,6 +47,10 @@ class Command(BaseCommand):
             raise CommandError("--style-control needs style features on every battle (text battles with metadata)")
         rows = records if style else [{k: v for k, v in r.items() if k not in ("style_a", "style_b")} for r in records]
         battles = ratings.Battles.from_records(rows, style_features=ratings.TEXT_STYLE_FEATURES if style else ())
+        min_votes = options["min_votes"]
+        if min_votes is None:
+            # A voter's own board flags (and calls "wide") what the arena's boards would.
+            min_votes = settings.LEADERBOARD_MIN_VOTES if options["voter"] else 0
         try:
             board = ratings.compute_leaderboard(
                 battles if options["method"] == "elo" else battles.aggregate(),
@@ -53,7 +59,7 @@ class Command(BaseCommand):
                 rounds=options["rounds"],
                 both_bad=options["both_bad"],
                 style_control=style,
-                min_votes=options["min_votes"] if options["min_votes"] is not None else 0,
+                min_votes=min_votes,
                 seed=options["seed"],
             )
         except ValueError as exc:
@@ -122,6 +128,8 @@ class Command(BaseCommand):
             from arena.board.personal import voter_named
 
             judge = voter_named(options["voter"])
+            if judge is None and get_user_model().objects.filter(username=options["voter"]).exists():
+                raise CommandError(f"{options['voter']} has no votes to rate")
             if judge is None:
                 raise CommandError(f"no voter named {options['voter']!r} (a username, or a judge's name)")
             battles = Battle.objects.filter(judgment__judge=judge)
