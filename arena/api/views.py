@@ -168,7 +168,7 @@ class SystemViewSet(viewsets.ModelViewSet):
 
     @extend_schema(request=None, responses={200: serializers.SystemSerializer, 403: serializers.ErrorSerializer})
     @action(detail=True, methods=["post"], permission_classes=[CanRetireSystems])
-    def retire(self, request, pk=None):
+    def retire(self, request, pk=None, format=None):
         """Retire the system: off the current board and out of matchmaking; its battles stay."""
         system = self.get_object()
         retire_system(system, by=request.user.get_username())
@@ -176,7 +176,7 @@ class SystemViewSet(viewsets.ModelViewSet):
 
     @extend_schema(request=None, responses={200: serializers.SystemSerializer, 403: serializers.ErrorSerializer})
     @action(detail=True, methods=["post"], permission_classes=[CanRetireSystems])
-    def unretire(self, request, pk=None):
+    def unretire(self, request, pk=None, format=None):
         """Bring a retired system back to the board and matchmaking."""
         system = self.get_object()
         unretire_system(system)
