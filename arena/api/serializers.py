@@ -241,6 +241,10 @@ class LeaderboardSerializer(serializers.Serializer):
     n_battles = serializers.IntegerField()
     components = serializers.ListField(child=serializers.ListField(child=serializers.CharField()))
     systems = LeaderboardRowSerializer(many=True)
+    retired_systems = serializers.DictField(
+        child=serializers.DateTimeField(), required=False, help_text="retired system -> when it was retired"
+    )
+    include_retired = serializers.BooleanField(required=False, help_text="whether retired systems' rows are listed")
 
 
 class PersonalLeaderboardSerializer(serializers.Serializer):

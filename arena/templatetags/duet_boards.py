@@ -7,9 +7,9 @@ register = template.Library()
 
 @register.filter
 def percent(value) -> str:
-    """0.125 -> "12.5%"; "" for None."""
-    if value is None:
-        return ""
+    """0.125 -> "12.5%"; "—" for None or a missing value (boards computed before the column)."""
+    if value is None or value == "":
+        return "—"
     return f"{float(value) * 100:.1f}%"
 
 

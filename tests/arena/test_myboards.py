@@ -13,8 +13,8 @@ from django.test.utils import CaptureQueriesContext
 
 from arena import ratings
 from arena.board.activity import activity
-from arena.board.snapshots import Scope, default_arena, latest_snapshot, refresh_arena
-from arena.models import Battle, BattleSource, Comparison, Judgment, System
+from arena.board.snapshots import Scope, default_arena, latest_snapshot, output_style, refresh_arena
+from arena.models import Battle, BattleSource, Comparison, Judgment, Output, System
 from arena.ratings.scale import POINTS_PER_LOGIT
 from arena.voting import actions
 
@@ -88,6 +88,21 @@ def test_both_bad_rate_is_a_column_of_the_board_page_csv_and_cli(arena_factory, 
     assert csv_lines[0].endswith("both_bad_rate,retired") and csv_lines[1].endswith(",0.5,False")
     call_command("leaderboard", "--arena", "main", "--ci", "none")
     assert "50.0%" in capsys.readouterr().out
+
+
+def test_a_board_computed_before_the_column_shows_a_dash(db, client, make_user):
+    from arena.models import LeaderboardSnapshot
+
+    row = {"system": "old", "rating": 1000.0, "ci_low": None, "ci_high": None, "rank": 1, "votes": 3,
+           "component": 0, "flagged_low_votes": True}  # fmt: skip
+    LeaderboardSnapshot.objects.create(
+        arena=default_arena(), modality="text", n_battles=3,
+        payload={"method": "bt", "ci": "sandwich", "confidence": 0.95, "n_battles": 3, "components": [["old"]],
+                 "systems": [row], "warnings": []},
+    )  # fmt: skip
+    client.force_login(make_user("reader"))
+    page = client.get("/leaderboard/?modality=text")
+    assert page.status_code == 200 and '<td class="both-bad">—</td>' in page.content.decode()
 
 
 # --- 1. personal board ------------------------------------------------------------------------
@@ -368,19 +383,34 @@ def test_unknown_category_is_refused_and_writes_nothing(arena_factory, make_user
 
 def test_a_tagged_vote_costs_no_extra_query(arena_factory, make_user, settings):
     settings.ARENA_CATEGORIES = ["coding"]
+    settings.ARENA_CACHE_CHECK_SECONDS = 3600  # no change-stamp read inside the measured calls
     arena_factory("text", n_systems=3, n_prompts=2)
     judge = actions.judge_for_user(make_user("v"))
-
-    def one_vote(category):
+    served = []
+    for _ in range(3):
         comparison = actions.next_comparison(judge, "text", rng=random.Random())
         token = actions.issue_vote_token(comparison, judge)
-        with CaptureQueriesContext(connection) as queries:
-            actions.do_record_judgment(actions.check_vote(token=token, judge=judge, verdict="a", category=category))
-        return len(queries)
+        actions.check_vote(token=token, judge=judge, verdict="a", category="coding")  # warms the copies
+        served.append(token)
+        Comparison.objects.filter(pk=comparison.pk).update(served_to=None)  # serve the next one
 
-    one_vote("coding")  # warms the per-process copies (categories, prompts, outputs)
-    one_vote(None)
-    assert one_vote("coding") == one_vote(None)
+    def measured(token, category):
+        with CaptureQueriesContext(connection) as checking:
+            vote = actions.check_vote(token=token, judge=judge, verdict="a", category=category)
+        with CaptureQueriesContext(connection) as recording:
+            actions.do_record_judgment(vote)
+        return len(checking), len(recording)
+
+    # a first vote claims the board's refresh and fills the per-process copies the writer
+    # reads (the default arena, each output's style counts); the next two are measured in
+    # the steady state
+    for output in Output.objects.all():
+        output_style(output)
+    measured(served[0], None)
+    # checking reads nothing either way; recording runs the same statements
+    untagged, tagged = measured(served[1], None), measured(served[2], "coding")
+    assert untagged == tagged and tagged[0] == 0
+    assert list(Battle.objects.values_list("category", flat=True).order_by("id")) == ["", "", "coding"]
 
 
 def test_arena_page_offers_the_categories(arena_factory, make_user, client, settings):
