@@ -242,6 +242,17 @@ def test_retiring_needs_an_admin_and_is_recorded(arena_factory, make_user, clien
     assert back["retired_at"] is None and back["is_active"] is True
 
 
+def test_researchers_are_not_offered_the_retire_action_in_the_admin(arena_factory, make_user, client):
+    systems, _ = arena_factory("text", n_systems=2, n_prompts=1)
+    client.force_login(make_user("res", "researcher"))
+    changelist = client.get("/admin/arena/system/")
+    assert changelist.status_code == 200 and 'value="retire"' not in changelist.content.decode()
+    client.post("/admin/arena/system/", {"action": "retire", "_selected_action": [systems[0].pk]})
+    assert not System.objects.get(pk=systems[0].pk).is_retired
+    client.force_login(make_user("boss", "admin"))
+    assert 'value="retire"' in client.get("/admin/arena/system/").content.decode()
+
+
 def test_retired_system_is_never_served_and_its_pending_comparison_is_dropped(arena_factory, make_user):
     arena_factory("text", n_systems=3, n_prompts=3)
     judge = actions.judge_for_user(make_user("v"))
