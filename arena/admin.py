@@ -41,7 +41,9 @@ class SystemAdmin(admin.ModelAdmin):
     def has_retire_permission(self, request):
         return request.user.has_perm("arena.retire_system")
 
-    @admin.action(description="Retire: hide from the current board and matchmaking (history kept)", permissions=["retire"])
+    @admin.action(
+        description="Retire: hide from the current board and matchmaking (history kept)", permissions=["retire"]
+    )
     def retire(self, request, queryset):
         changed = sum(retire_system(system, by=request.user.get_username()) for system in queryset)
         self.message_user(request, f"{changed} system(s) retired.", messages.SUCCESS)

@@ -248,7 +248,9 @@ class LeaderboardSerializer(serializers.Serializer):
 
 
 class PersonalLeaderboardSerializer(serializers.Serializer):
-    voter = serializers.CharField(allow_null=True, help_text="the username (or anonymous voter's name); null before any vote")
+    voter = serializers.CharField(
+        allow_null=True, help_text="the username (or anonymous voter's name); null before any vote"
+    )
     modality = serializers.CharField()
     n_votes = serializers.IntegerField(help_text="the voter's current votes in this modality")
     note = serializers.CharField(help_text='e.g. "Based on 12 of your votes; intervals are wide."')

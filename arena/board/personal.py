@@ -50,7 +50,7 @@ def personal_board(judge: Judge | None, modality: str = Modality.TEXT) -> dict:
     and `note`. A board is "few votes" while any of its systems has fewer than
     DUET_LEADERBOARD_MIN_VOTES of them."""
     base = {"voter": voter_label(judge), "modality": modality}
-    battles = Battle.objects.none() if judge is None else Battle.objects.filter(judgment__judge=judge, modality=modality)
+    battles = Battle.objects.filter(judgment__judge=judge, modality=modality) if judge else Battle.objects.none()
     counts = battle_counts(battles)
     if counts.n_battles == 0:
         return {**base, "n_votes": 0, "note": personal_note(0, True), "method": None, "n_battles": 0,

@@ -162,9 +162,9 @@ def test_personal_board_of_an_anonymous_voter_in_the_open_arena(arena_factory, c
     settings.OPEN_ARENA = True
     arena_factory("text", n_systems=2, n_prompts=2)
     served = client.get("/api/arena/next/").json()
-    system_won = client.post("/api/arena/vote/", {"token": served["token"], "verdict": "a"}, content_type="application/json")
-    assert system_won.status_code == 201
-    winner = system_won.json()["reveal"]["a"]["system"]
+    voted = client.post("/api/arena/vote/", {"token": served["token"], "verdict": "a"}, content_type="application/json")
+    assert voted.status_code == 201
+    winner = voted.json()["reveal"]["a"]["system"]
     data = client.get("/api/leaderboard/mine/").json()
     assert data["n_votes"] == 1 and data["systems"][0]["system"] == winner
     assert data["note"] == "Based on 1 of your vote; intervals are wide."
