@@ -336,6 +336,20 @@ def test_retired_system_is_hidden_from_the_current_board_and_kept_in_history(
     assert "(retired)" in [line for line in capsys.readouterr().out.splitlines() if "text-sys-2" in line][0]
 
 
+def test_retired_system_leaves_live_battles(db):
+    from arena.live.battles import live_candidates
+    from arena.live.streaming import LIVE_PROVIDERS
+
+    provider = sorted(LIVE_PROVIDERS)[0]
+    for name in ("live-a", "live-b", "live-c"):
+        System.objects.create(name=name, provider=provider)
+    call_command("retire_system", "live-b")
+    assert sorted(live_candidates("text").values_list("name", flat=True)) == ["live-a", "live-c"]
+    # an admin switching is_active back on does not bring a retired system back: only --undo does
+    System.objects.filter(name="live-b").update(is_active=True)
+    assert "live-b" not in live_candidates("text").values_list("name", flat=True)
+
+
 def test_retire_command_undo_and_bad_name(db, capsys):
     System.objects.create(name="old")
     call_command("retire_system", "old")
