@@ -68,7 +68,7 @@ def hide_retired(data: dict, retired: dict[str, str], include: bool) -> dict:
     rows = [{**row, "retired": row["system"] in retired} for row in data.get("systems", [])]
     data["retired_systems"] = retired
     data["include_retired"] = include
-    if include:
+    if include or not any(row["retired"] for row in rows):
         data["systems"] = rows
         return data
     shown = [row for row in rows if not row["retired"]]

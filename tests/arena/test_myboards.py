@@ -336,6 +336,30 @@ def test_retired_system_is_hidden_from_the_current_board_and_kept_in_history(
     assert "(retired)" in [line for line in capsys.readouterr().out.splitlines() if "text-sys-2" in line][0]
 
 
+def test_hide_retired_reranks_by_intervals_and_trims_the_matrices():
+    from arena.board.retirement import hide_retired
+
+    def row(name, rating, low, high, rank):
+        return {"system": name, "rating": rating, "ci_low": low, "ci_high": high, "rank": rank, "component": 0}
+
+    data = {
+        "systems": [row("A", 1100, 1050, 1150, 1), row("B", 1000, 960, 1040, 2), row("C", 990, 900, 1080, 1),
+                    row("D", 800, 750, 850, 4)],
+        "components": [["A", "B", "C", "D"]],
+        "matrices": {"systems": ["A", "B", "C", "D"], "win_rates": [[None, 1, 2, 3], [4, None, 5, 6],
+                                                                      [7, 8, None, 9], [10, 11, 12, None]]},
+    }  # fmt: skip
+    shown = hide_retired(data, {"B": "2026-12-01T00:00:00+00:00"}, include=False)
+    # A: nothing wholly above; C (high 1080): A's low 1050 is not above; D (high 850): A and C are
+    assert [(r["system"], r["rank"]) for r in shown["systems"]] == [("A", 1), ("C", 1), ("D", 3)]
+    assert shown["components"] == [["A", "C", "D"]]
+    assert shown["matrices"] == {"systems": ["A", "C", "D"], "win_rates": [[None, 2, 3], [7, None, 9], [10, 12, None]]}
+    everything = hide_retired(data, {"B": "2026-12-01T00:00:00+00:00"}, include=True)
+    assert [(r["system"], r["rank"], r["retired"]) for r in everything["systems"]] == [
+        ("A", 1, False), ("B", 2, True), ("C", 1, False), ("D", 4, False)
+    ]  # fmt: skip
+
+
 def test_retired_system_leaves_live_battles(db):
     from arena.live.battles import live_candidates
     from arena.live.streaming import LIVE_PROVIDERS
