@@ -211,6 +211,10 @@ def test_activity_page_api_and_cli(dated_battles, client, make_user, capsys):
     assert page.status_code == 200 and 'id="activity-chart"' in body
     # one rect per non-empty (day, modality): text 11-01, text 11-03, image 11-03
     assert body.count("<rect ") == 3 and "2026-11-03: 1 image" in body
+    # its JSON link answers JSON, not the browsable API (whose page links to endpoints voters may not read)
+    link = "/api/leaderboard/activity/?format=json&amp;arena=main"
+    assert link in body
+    assert client.get(link.replace("&amp;", "&"), HTTP_ACCEPT="text/html")["Content-Type"] == "application/json"
     bad = client.get("/api/leaderboard/activity/", {"days": "many"})
     assert bad.status_code == 400 and "days must be a whole number" in bad.json()["detail"]
     assert client.get("/leaderboard/activity/?days=0").status_code == 400
