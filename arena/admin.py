@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 
 from .board import outliers
+from .board.retirement import retire_system, unretire_system
 from .models import (
     Arena,
     Battle,
@@ -16,11 +17,41 @@ from .models import (
 )
 
 
+class RetiredFilter(admin.SimpleListFilter):
+    title = "retired"
+    parameter_name = "retired"
+
+    def lookups(self, request, model_admin):
+        return [("1", "Retired"), ("0", "Current")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("0", "1"):
+            return queryset.filter(retired_at__isnull=self.value() == "0")
+        return queryset
+
+
 @admin.register(System)
 class SystemAdmin(admin.ModelAdmin):
-    list_display = ["name", "modality", "provider", "version", "parent", "is_active", "created_at"]
-    list_filter = ["modality", "provider", "is_active"]
+    list_display = ["name", "modality", "provider", "version", "parent", "is_active", "retired_at", "created_at"]
+    list_filter = ["modality", "provider", "is_active", RetiredFilter]
     search_fields = ["name", "description"]
+    readonly_fields = ["retired_at", "retired_by"]
+    actions = ["retire", "unretire"]
+
+    def has_retire_permission(self, request):
+        return request.user.has_perm("arena.retire_system")
+
+    @admin.action(
+        description="Retire: hide from the current board and matchmaking (history kept)", permissions=["retire"]
+    )
+    def retire(self, request, queryset):
+        changed = sum(retire_system(system, by=request.user.get_username()) for system in queryset)
+        self.message_user(request, f"{changed} system(s) retired.", messages.SUCCESS)
+
+    @admin.action(description="Bring back from retirement", permissions=["retire"])
+    def unretire(self, request, queryset):
+        changed = sum(unretire_system(system) for system in queryset)
+        self.message_user(request, f"{changed} system(s) brought back.", messages.SUCCESS)
 
 
 @admin.register(Prompt)

@@ -55,10 +55,16 @@ class System(models.Model):
     # "outage" weight); a success resets the count.
     live_failures = models.PositiveIntegerField(default=0)
     live_failed_at = models.DateTimeField(null=True, blank=True)
+    # Retired by an admin (arena.board.retirement): off the current board and out of every
+    # matchmaking for good; its battles stay, and boards that include retired systems show
+    # them. Retiring also clears is_active; bringing a system back sets it again.
+    retired_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    retired_by = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
+        permissions = [("retire_system", "Can retire systems and bring them back")]
 
     def __str__(self):
         return self.name
@@ -66,6 +72,10 @@ class System(models.Model):
     @property
     def is_demo(self) -> bool:
         return self.provider in DEMO_PROVIDERS
+
+    @property
+    def is_retired(self) -> bool:
+        return self.retired_at is not None
 
 
 class PromptOrigin(models.TextChoices):

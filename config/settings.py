@@ -320,6 +320,9 @@ LEADERBOARD_MIN_VOTES = env_number("DUET_LEADERBOARD_MIN_VOTES", 20)
 PROMPT_EMBEDDING_MODEL = env_str("DUET_PROMPT_EMBEDDING_MODEL", "all-MiniLM-L6-v2")
 PROMPT_EMBEDDINGS_ON_CREATE = env_bool("DUET_PROMPT_EMBEDDINGS_ON_CREATE", True)
 SIMILAR_BOARD_POWER = env_number("DUET_SIMILAR_BOARD_POWER", 4.0, float)
+# Categories a voter may tag a comparison with while voting (comma-separated), besides the
+# categories of the arena's prompts; the tag decides the battle's category board.
+ARENA_CATEGORIES = env_list("DUET_ARENA_CATEGORIES", [])
 # Voters flagged for review (manage.py flag_outliers --mark, or the admin) stay off the
 # boards, and out of exports unless an export asks for them, until their flag is cleared.
 EXCLUDE_FLAGGED_VOTERS = env_bool("DUET_EXCLUDE_FLAGGED_VOTERS", True)

@@ -13,9 +13,9 @@ class SystemSerializer(serializers.ModelSerializer):
         model = System
         fields = [
             "id", "name", "modality", "provider", "provider_config", "version", "parent",
-            "description", "is_active", "is_demo", "created_at",
+            "description", "is_active", "is_demo", "retired_at", "retired_by", "created_at",
         ]  # fmt: skip
-        read_only_fields = ["is_demo", "created_at"]
+        read_only_fields = ["is_demo", "retired_at", "retired_by", "created_at"]
 
 
 class PromptSerializer(serializers.ModelSerializer):
@@ -136,6 +136,11 @@ class VoteRequestSerializer(serializers.Serializer):
     verdict = serializers.CharField(required=False, allow_blank=True, help_text=f"one of {', '.join(Verdict.values)}")
     time_to_vote_ms = serializers.IntegerField(required=False, allow_null=True)
     play_events = PlayEventSerializer(many=True, required=False)
+    category = serializers.CharField(
+        required=False, allow_blank=True,
+        help_text="optional: the voter's tag of the comparison's category, one of the arena's categories "
+        "(the arena page lists them); it decides the battle's category board",
+    )  # fmt: skip
 
 
 class SideRevealSerializer(serializers.Serializer):
@@ -218,6 +223,10 @@ class LeaderboardRowSerializer(serializers.Serializer):
     votes = serializers.IntegerField()
     component = serializers.IntegerField()
     flagged_low_votes = serializers.BooleanField()
+    both_bad_rate = serializers.FloatField(
+        allow_null=True, required=False, help_text="share of the system's battles that ended both_bad"
+    )
+    retired = serializers.BooleanField(required=False, help_text="retired systems show only with include_retired")
 
 
 class LeaderboardSerializer(serializers.Serializer):
@@ -232,3 +241,37 @@ class LeaderboardSerializer(serializers.Serializer):
     n_battles = serializers.IntegerField()
     components = serializers.ListField(child=serializers.ListField(child=serializers.CharField()))
     systems = LeaderboardRowSerializer(many=True)
+    retired_systems = serializers.DictField(
+        child=serializers.DateTimeField(), required=False, help_text="retired system -> when it was retired"
+    )
+    include_retired = serializers.BooleanField(required=False, help_text="whether retired systems' rows are listed")
+
+
+class PersonalLeaderboardSerializer(serializers.Serializer):
+    voter = serializers.CharField(
+        allow_null=True, help_text="the username (or anonymous voter's name); null before any vote"
+    )
+    modality = serializers.CharField()
+    n_votes = serializers.IntegerField(help_text="the voter's current votes in this modality")
+    note = serializers.CharField(help_text='e.g. "Based on 12 of your votes; intervals are wide."')
+    method = serializers.CharField(allow_null=True)
+    components = serializers.ListField(child=serializers.ListField(child=serializers.CharField()))
+    systems = LeaderboardRowSerializer(many=True)
+    warnings = serializers.ListField(child=serializers.CharField())
+
+
+class ActivityDaySerializer(serializers.Serializer):
+    day = serializers.DateField()
+    text = serializers.IntegerField()
+    image = serializers.IntegerField()
+    audio = serializers.IntegerField()
+    total = serializers.IntegerField()
+
+
+class ActivitySerializer(serializers.Serializer):
+    arena = serializers.CharField(allow_null=True)
+    modalities = serializers.ListField(child=serializers.CharField())
+    days_window = serializers.IntegerField(allow_null=True)
+    days = ActivityDaySerializer(many=True)
+    totals = serializers.DictField(child=serializers.IntegerField())
+    total = serializers.IntegerField()

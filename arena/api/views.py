@@ -7,11 +7,13 @@ from django.db import transaction
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from arena.board.retirement import retire_system, unretire_system
 from arena.errors import DuetError, InvalidInput, NotLoggedIn
 from arena.models import Judgment, Modality, Output, Prompt, PromptOrigin, System
 from arena.ratelimit import RateLimitedView
@@ -87,7 +89,7 @@ def _vote_shape(data) -> Mapping:
     checked by `check_vote`."""
     if not isinstance(data, Mapping):
         raise InvalidInput("the request body must be an object with token and verdict")
-    for name in ("token", "verdict"):
+    for name in ("token", "verdict", "category"):
         if data.get(name) is not None and not isinstance(data.get(name), str):
             raise InvalidInput(f"{name} must be a string")
     if isinstance(data.get("time_to_vote_ms"), bool):
@@ -129,6 +131,7 @@ class VoteView(RateLimitedView, JSONOnlyView):
             verdict=data.get("verdict"),
             time_to_vote_ms=data.get("time_to_vote_ms"),
             play_events=data.get("play_events"),
+            category=data.get("category"),
         )
         judgment, created = actions.do_record_judgment(vote)
         body = {
@@ -149,11 +152,35 @@ class VoteView(RateLimitedView, JSONOnlyView):
         return self.answer(body, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
+class CanRetireSystems(permissions.BasePermission):
+    """Admins only (the arena.retire_system permission); researchers add and edit systems
+    but do not take them off the board."""
+
+    def has_permission(self, request, view):
+        return bool(request.user and request.user.is_authenticated and request.user.has_perm("arena.retire_system"))
+
+
 class SystemViewSet(viewsets.ModelViewSet):
     queryset = System.objects.all()
     serializer_class = serializers.SystemSerializer
     permission_classes = [ModelPermissions]
     http_method_names = ["get", "post", "patch", "head", "options"]
+
+    @extend_schema(request=None, responses={200: serializers.SystemSerializer, 403: serializers.ErrorSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[CanRetireSystems])
+    def retire(self, request, pk=None, format=None):
+        """Retire the system: off the current board and out of matchmaking; its battles stay."""
+        system = self.get_object()
+        retire_system(system, by=request.user.get_username())
+        return Response(self.get_serializer(system).data)
+
+    @extend_schema(request=None, responses={200: serializers.SystemSerializer, 403: serializers.ErrorSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[CanRetireSystems])
+    def unretire(self, request, pk=None, format=None):
+        """Bring a retired system back to the board and matchmaking."""
+        system = self.get_object()
+        unretire_system(system)
+        return Response(self.get_serializer(system).data)
 
 
 class PromptViewSet(viewsets.ModelViewSet):
@@ -188,6 +215,16 @@ class JudgmentViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_field = "public_id"
 
 
+def _board_reader(request) -> None:
+    if not (request.user.is_authenticated or settings.OPEN_ARENA):
+        raise NotLoggedIn("log in to see the leaderboard")
+
+
+INCLUDE_RETIRED = OpenApiParameter(
+    "include_retired", bool, description="also list retired systems (marked retired); by default they are hidden"
+)
+
+
 class LeaderboardView(APIView):
     """The latest leaderboard snapshot of an arena scope (the same data as the page)."""
 
@@ -199,20 +236,15 @@ class LeaderboardView(APIView):
             OpenApiParameter("modality", str, enum=Modality.values, default=Modality.TEXT),
             OpenApiParameter("category", str),
             OpenApiParameter("style_control", bool),
+            INCLUDE_RETIRED,
         ],
         responses={200: serializers.LeaderboardSerializer, 401: serializers.ErrorSerializer},
     )
     def get(self, request):
-        from django.conf import settings
+        from arena.board.views import board_json
 
-        from arena.errors import NotLoggedIn
-        from arena.board.snapshots import latest_snapshot
-        from arena.board.views import resolve_scope, snapshot_json
-
-        if not (request.user.is_authenticated or settings.OPEN_ARENA):
-            raise NotLoggedIn("log in to see the leaderboard")
-        arena, scope = resolve_scope(request.query_params)
-        return Response(snapshot_json(latest_snapshot(arena, scope) if arena else None, arena, scope))
+        _board_reader(request)
+        return Response(board_json(request.query_params)[3])
 
 
 class SimilarLeaderboardView(RateLimitedView, APIView):
@@ -244,3 +276,40 @@ class SimilarLeaderboardView(RateLimitedView, APIView):
 
         _, scope = resolve_scope(request.query_params)
         return Response(similar_board_from_params(request.query_params, scope, request.user))
+
+class PersonalLeaderboardView(APIView):
+    """The board of the requesting voter's own votes (the token's user, or in the open arena
+    the session's voter): Bradley-Terry on their votes alone, with a note on how few they are."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("modality", str, enum=Modality.values, default=Modality.TEXT), INCLUDE_RETIRED],
+        responses={200: serializers.PersonalLeaderboardSerializer, 400: serializers.ErrorSerializer,
+                   401: serializers.ErrorSerializer},
+    )  # fmt: skip
+    def get(self, request):
+        from arena.board.views import personal_json
+
+        _board_reader(request)
+        return Response(personal_json(request, request.query_params))
+
+
+class ActivityView(APIView):
+    """Votes per UTC day per modality in an arena (every day of the period, zeros included)."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("arena", str, description="arena name (default: the built-in arena)"),
+            OpenApiParameter("days", int, description="the last N days up to today (default: the whole history)"),
+        ],
+        responses={200: serializers.ActivitySerializer, 400: serializers.ErrorSerializer,
+                   401: serializers.ErrorSerializer},
+    )  # fmt: skip
+    def get(self, request):
+        from arena.board.views import activity_json
+
+        _board_reader(request)
+        return Response(activity_json(request.query_params))

@@ -71,7 +71,8 @@ def battle_for(judgment: Judgment) -> Battle | None:
         system_b_id=output_b.system_id,
         outcome=judgment.verdict,
         modality=modality,
-        category=(comparison.prompt.categories or [""])[0],
+        # The category the voter tagged while voting, else the prompt's first.
+        category=judgment.metadata.get("category") or (comparison.prompt.categories or [""])[0],
         anonymous=not judgment.metadata.get("identity_leak", False),
         source=BattleSource.ARENA,
         judge_name=str(judgment.judge),

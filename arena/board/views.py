@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -12,10 +13,17 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from arena.board.activity import activity, activity_chart, parse_days
+from arena.board.personal import personal_board, voter_for_request
+from arena.board.retirement import hide_retired, retired_systems, wants_retired
 from arena.board.snapshots import Scope, latest_snapshot, request_refresh
+from arena.errors import InvalidInput
 from arena.models import Arena, Battle, LeaderboardSnapshot, Modality
 
-CSV_COLUMNS = ["rank", "system", "rating", "ci_low", "ci_high", "votes", "component", "flagged_low_votes"]
+CSV_COLUMNS = [
+    "rank", "system", "rating", "ci_low", "ci_high", "votes", "component", "flagged_low_votes", "both_bad_rate",
+    "retired",
+]  # fmt: skip
 
 
 def _can_view(request) -> bool:
@@ -47,6 +55,33 @@ def snapshot_json(snapshot: LeaderboardSnapshot | None, arena: Arena | None, sco
         "computed_at": snapshot.computed_at.isoformat(),
         **snapshot.payload,
     }
+
+
+def board_json(params) -> tuple[Arena | None, Scope, LeaderboardSnapshot | None, dict]:
+    """The latest board of the scope `params` name, as shown: retired systems hidden unless
+    `include_retired` asks for them (the page, its downloads and the API answer the same)."""
+    arena, scope = resolve_scope(params)
+    snapshot = latest_snapshot(arena, scope) if arena else None
+    data = hide_retired(snapshot_json(snapshot, arena, scope), retired_systems(), wants_retired(params))
+    return arena, scope, snapshot, data
+
+
+def _modality(params) -> str:
+    modality = params.get("modality") or Modality.TEXT
+    if modality not in Modality.values:
+        raise InvalidInput(f"unknown modality {modality!r}; expected one of {', '.join(Modality.values)}")
+    return modality
+
+
+def personal_json(request, params) -> dict:
+    """The requesting voter's own board (arena.board.personal), retired systems as on the main board."""
+    data = personal_board(voter_for_request(request), _modality(params))
+    return hide_retired(data, retired_systems(), wants_retired(params))
+
+
+def activity_json(params) -> dict:
+    arena = Arena.objects.filter(name=params.get("arena") or settings.DEFAULT_ARENA).first()
+    return activity(arena, parse_days(params.get("days")))
 
 
 def _plot(systems: list[dict]) -> dict | None:
@@ -83,9 +118,7 @@ def _heat(value) -> str:
 def leaderboard_page(request):
     if not _can_view(request):
         return redirect_to_login(request.get_full_path())
-    arena, scope = resolve_scope(request.GET)
-    snapshot = latest_snapshot(arena, scope) if arena else None
-    data = snapshot_json(snapshot, arena, scope)
+    arena, scope, snapshot, data = board_json(request.GET)
     matrices = data.get("matrices") or {}
     heatmap = [
         {"system": name, "cells": [{"value": v, "style": _heat(v)} for v in row]}
@@ -135,15 +168,51 @@ def leaderboard_page(request):
             "similar": similar,
             "similar_error": similar_error,
             "similar_power": (similar or {}).get("similarity", {}).get("power", settings.SIMILAR_BOARD_POWER),
+            "current_query": urlencode({k: v for k, v in request.GET.items() if k != "include_retired"}),
         },
     )
+
+
+def _error_page(request, exc: InvalidInput):
+    return render(request, "arena/leaderboard_error.html", {"detail": exc.message}, status=exc.status_code)
+
+
+def personal_page(request):
+    """The logged-in voter's own board (or, in the open arena, the session's)."""
+    if not _can_view(request):
+        return redirect_to_login(request.get_full_path())
+    try:
+        data = personal_json(request, request.GET)
+    except InvalidInput as exc:
+        return _error_page(request, exc)
+    return render(
+        request,
+        "arena/leaderboard_mine.html",
+        {"data": data, "modalities": Modality.choices, "plot": _plot(data["systems"]),
+         "include_retired": data["include_retired"]},
+    )  # fmt: skip
+
+
+def activity_page(request):
+    """Votes per day per modality, as a chart and a table."""
+    if not _can_view(request):
+        return redirect_to_login(request.get_full_path())
+    try:
+        data = activity_json(request.GET)
+    except InvalidInput as exc:
+        return _error_page(request, exc)
+    return render(
+        request,
+        "arena/leaderboard_activity.html",
+        {"data": data, "chart": activity_chart(data), "arenas": Arena.objects.order_by("name"),
+         "days": data["days_window"] or "", "recent": list(reversed(data["days"]))[:60]},
+    )  # fmt: skip
 
 
 def leaderboard_download(request, fmt: str):
     if not _can_view(request):
         return JsonResponse({"error": "not_authenticated", "detail": "log in to see the leaderboard"}, status=401)
-    arena, scope = resolve_scope(request.GET)
-    data = snapshot_json(latest_snapshot(arena, scope) if arena else None, arena, scope)
+    arena, scope, _, data = board_json(request.GET)
     name = f"leaderboard-{data['arena'] or 'none'}-{scope.modality}{'-' + scope.category if scope.category else ''}"
     if fmt == "json":
         response = HttpResponse(json.dumps(data, indent=2), content_type="application/json")

@@ -52,7 +52,9 @@ VOID_MESSAGE = "One side could not answer ({why}), so this battle is void and ca
 def live_candidates(modality: str):
     """Active systems that can answer live, leaving out those in an outage cool-down."""
     cooled = timezone.now() - timezone.timedelta(seconds=settings.LIVE_OUTAGE_COOLDOWN_SECONDS)
-    return System.objects.filter(modality=modality, is_active=True, provider__in=LIVE_PROVIDERS).filter(
+    return System.objects.filter(
+        modality=modality, is_active=True, retired_at__isnull=True, provider__in=LIVE_PROVIDERS
+    ).filter(
         Q(live_failures__lt=settings.LIVE_OUTAGE_FAILURES) | Q(live_failed_at__lt=cooled)
     )
 

@@ -332,6 +332,12 @@ class BattleCounts:
         n = self.n_systems
         return np.bincount(self.a, self.count, n).astype(np.int64) + np.bincount(self.b, self.count, n).astype(np.int64)
 
+    def both_bad(self) -> np.ndarray:
+        """Battles each system took part in that ended both_bad, shape (n_systems,)."""
+        n = self.n_systems
+        count = np.where(self.outcome == Outcome.BOTH_BAD, self.count, 0)
+        return np.bincount(self.a, count, n).astype(np.int64) + np.bincount(self.b, count, n).astype(np.int64)
+
     def resolve_both_bad(self, policy: BothBadPolicy) -> BattleCounts:
         keep = _keep_mask(self.outcome, policy)
         if policy == "drop":

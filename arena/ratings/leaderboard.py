@@ -101,6 +101,9 @@ class SystemRating:
     component: int  # index into Leaderboard.components
     flagged_low_votes: bool
     rating_without_style: float | None = None  # set when style control is on
+    # Share of the system's battles that ended both_bad, counted before the both_bad
+    # policy (so also when they are dropped from the fit); None with no battles.
+    both_bad_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,7 @@ class Leaderboard:
                     "votes": s.votes,
                     "component": s.component,
                     "flagged_low_votes": s.flagged_low_votes,
+                    "both_bad_rate": s.both_bad_rate,
                     **({"rating_without_style": s.rating_without_style} if s.rating_without_style is not None else {}),
                 }
                 for s in self.systems
@@ -264,6 +268,7 @@ def compute_leaderboard(
         rank = rank_from_intervals(low, high, labels)
 
     votes = counts.votes()
+    both_bad_share = counts.both_bad() / np.maximum(votes, 1)
     flagged = votes < min_votes
     if flagged.any():
         warnings.append(f"{int(flagged.sum())} system(s) have fewer than {min_votes} votes")
@@ -280,6 +285,7 @@ def compute_leaderboard(
             component=int(labels[i]),
             flagged_low_votes=bool(flagged[i]),
             rating_without_style=None if without_style is None else float(without_style[i]),
+            both_bad_rate=float(both_bad_share[i]) if votes[i] else None,
         )
         for i in order
     )

@@ -34,6 +34,7 @@ from arena.models import (
 )
 from arena.voting import fastpath as rows
 from arena.voting import matchmaking
+from arena.voting.categories import check_category
 
 VOTE_TOKEN_SALT = "duet.arena.vote"
 
@@ -52,10 +53,13 @@ def judge_for_user(user) -> Judge:
         return Judge.objects.get(user=user)
 
 
-def judge_for_session(session_key: str) -> Judge:
+def session_judge_name(session_key: str) -> str:
     # The session key is a credential: store only a hash of it.
-    name = "session-" + hashlib.sha256(session_key.encode()).hexdigest()[:32]
-    judge, _ = Judge.objects.get_or_create(kind=JudgeKind.ANONYMOUS, name=name, version="")
+    return "session-" + hashlib.sha256(session_key.encode()).hexdigest()[:32]
+
+
+def judge_for_session(session_key: str) -> Judge:
+    judge, _ = Judge.objects.get_or_create(kind=JudgeKind.ANONYMOUS, name=session_judge_name(session_key), version="")
     return judge
 
 
@@ -260,6 +264,7 @@ def check_vote(
     verdict,
     time_to_vote_ms=None,
     play_events=None,
+    category=None,
 ) -> Vote:
     if not token:
         raise errors.InvalidVoteToken("token is required: load a comparison first, then vote with its token")
@@ -292,9 +297,14 @@ def check_vote(
     events = _parse_play_events(play_events)
     if comparison.modality == Modality.AUDIO:
         _check_audio_gate(comparison, events)
+    # The voter's tag of the comparison's category; it outranks the prompt's own category
+    # on the battle (arena.board.snapshots.battle_for). Checked against a per-process copy
+    # of the arena's categories: no statement on the vote path.
+    tagged = check_category(category, comparison.modality)
     return Vote(
-        comparison=comparison, judge=judge, verdict=verdict, time_to_vote_ms=time_to_vote_ms, play_events=events
-    )
+        comparison=comparison, judge=judge, verdict=verdict, time_to_vote_ms=time_to_vote_ms, play_events=events,
+        metadata={"category": tagged} if tagged else {},
+    )  # fmt: skip
 
 
 def do_record_judgment(vote: Vote) -> tuple[Judgment, bool]:

@@ -40,7 +40,7 @@ PROMPT_TRIES = 16
 
 def eligible_outputs(modality: str):
     queryset = Output.objects.filter(
-        system__is_active=True, system__modality=modality, prompt__modality=modality,
+        system__is_active=True, system__retired_at__isnull=True, system__modality=modality, prompt__modality=modality,
         prompt__origin__in=POOL_ORIGINS, turn=0,
     )  # fmt: skip
     if modality == Modality.TEXT:

@@ -57,7 +57,8 @@ def _modality_readiness(modality: str, label: str, systems: dict, n_prompts: int
 
 def _compute() -> dict[str, ModalityReadiness]:
     systems: dict[str, dict[int, str]] = {value: {} for value in Modality.values}
-    for pk, modality, provider in System.objects.filter(is_active=True).values_list("pk", "modality", "provider"):
+    current = System.objects.filter(is_active=True, retired_at__isnull=True)
+    for pk, modality, provider in current.values_list("pk", "modality", "provider"):
         systems[modality][pk] = provider
     prompts = dict(
         Prompt.objects.filter(origin__in=POOL_ORIGINS).values_list("modality").annotate(n=Count("id"))

@@ -3,6 +3,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import render
 
 from arena.models import Modality
+from arena.voting.categories import category_choices
 from arena.voting.readiness import arena_readiness, first_ready, readiness_json
 
 
@@ -29,5 +30,7 @@ def arena_page(request):
     readiness = arena_readiness()
     if modality not in Modality.values:
         modality = first_ready(readiness)
-    context.update(modality=modality, readiness=readiness_json(readiness, modality))
+    context.update(
+        modality=modality, readiness=readiness_json(readiness, modality), categories=category_choices(modality)
+    )
     return render(request, "arena/arena.html", context)

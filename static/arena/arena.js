@@ -174,6 +174,8 @@
     show("prompt", true);
     show("sides", true);
     show("votes", true);
+    const tag = $("category");
+    if (tag) tag.value = ""; // a tag describes one comparison: each starts untagged
     setStatus("");
     updateGate();
   }
@@ -204,6 +206,7 @@
           verdict,
           time_to_vote_ms: Math.round(elapsed),
           play_events: state.events,
+          category: $("category") ? $("category").value : "",
         }),
       });
       body = await response.json().catch(() => ({}));

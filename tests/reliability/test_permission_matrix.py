@@ -48,6 +48,16 @@ POLICY = [
     ("arena:leaderboard", "GET", VOTERS),
     ("arena:leaderboard-download", "GET", VOTERS),
     ("arena:leaderboard-refresh", "POST", RESEARCHERS),
+    ("arena:leaderboard-mine", "GET", VOTERS),  # the voter's own board (the session's, in the open arena)
+    ("arena:leaderboard-activity", "GET", VOTERS),  # counts per day, no voters
+    ("leaderboard-mine-api", "GET", VOTERS),
+    ("leaderboard-activity-api", "GET", VOTERS),
+    # Retiring a system takes it off the board: admins only (researchers add and edit systems).
+    # POST-only: a GET is refused to the others, and 405 for admins.
+    ("system-retire", "GET", ADMINS),
+    ("system-unretire", "GET", ADMINS),
+    ("system-retire", "POST", ADMINS),
+    ("system-unretire", "POST", ADMINS),
     ("arena-next", "GET", VOTERS),
     ("arena-vote", "POST", VOTERS),
     ("arena-readiness", "GET", VOTERS),  # counts of answers per modality, no systems

@@ -2,6 +2,8 @@ import csv
 import io
 import json
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from arena.board.battle_logs import FORMATS, BattleLogError, read_battle_columns
@@ -20,6 +22,7 @@ class Command(BaseCommand):
         source = parser.add_mutually_exclusive_group(required=True)
         source.add_argument("--arena", help="arena name in the database")
         source.add_argument("--battles", help="a battle log file (read only, the database is not touched)")
+        source.add_argument("--voter", help="one voter's own board: their votes only (a username, or a judge's name)")
         parser.add_argument("--format-in", choices=FORMATS, default="fastchat")
         parser.add_argument("--modality", default=None, help="for --arena: text, image or audio (default: text, or the only one)")
         parser.add_argument("--category", default="")
@@ -38,6 +41,9 @@ class Command(BaseCommand):
         like.add_argument("--like-prompt", metavar="ID", type=int, help="for --arena: the board for prompts like prompt ID")
         parser.add_argument("--power", type=float, default=None,
                             help="with --like: the weighting's exponent (default DUET_SIMILAR_BOARD_POWER, 4)")
+        parser.add_argument("--include-retired", action="store_true", help="also list retired systems (marked)")
+        parser.add_argument("--activity", action="store_true", help="with --arena: votes per day per modality instead")
+        parser.add_argument("--days", default=None, help="with --activity: the last N days up to today (default: all)")
 
     def handle(self, *args, **options):
         from arena import ratings
@@ -45,17 +51,24 @@ class Command(BaseCommand):
         if options["like"] is not None or options["like_prompt"] is not None:
             self._print(self._similar(options), options["fmt"])
             return
+        if options["activity"]:
+            self._activity(options)
+            return
         style = options["style_control"]
         if options["battles"]:
             battles, notes = self._battles_from_log(options)
         else:
             records, notes = self._records(options)
             if not records:
-                raise CommandError("no battles to rate")
+                raise CommandError(f"{options['voter']} has no votes to rate" if options["voter"] else "no battles to rate")
             if style and any(r.get("style_a") is None for r in records):
                 raise CommandError(NO_STYLE)
             rows = records if style else [{k: v for k, v in r.items() if k not in ("style_a", "style_b")} for r in records]
             battles = ratings.Battles.from_records(rows, style_features=ratings.TEXT_STYLE_FEATURES if style else ())
+        min_votes = options["min_votes"]
+        if min_votes is None:
+            # A voter's own board flags (and calls "wide") what the arena's boards would.
+            min_votes = settings.LEADERBOARD_MIN_VOTES if options["voter"] else 0
         try:
             board = ratings.compute_leaderboard(
                 battles if options["method"] == "elo" else battles.aggregate(),
@@ -64,13 +77,22 @@ class Command(BaseCommand):
                 rounds=options["rounds"],
                 both_bad=options["both_bad"],
                 style_control=style,
-                min_votes=options["min_votes"] if options["min_votes"] is not None else 0,
+                min_votes=min_votes,
                 seed=options["seed"],
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         data = board.to_dict()
         data["warnings"] = [*data["warnings"], *notes]
+        if not options["battles"]:
+            from arena.board.retirement import hide_retired, retired_systems
+
+            data = hide_retired(data, retired_systems(), options["include_retired"])
+        if options["voter"]:
+            from arena.board.personal import personal_note
+
+            data["voter"], data["n_votes"] = options["voter"], data["n_battles"]
+            data["note"] = personal_note(data["n_battles"], any(r["flagged_low_votes"] for r in data["systems"]))
         self._print(data, options["fmt"])
 
     def _similar(self, options) -> dict:
@@ -119,16 +141,56 @@ class Command(BaseCommand):
             raise CommandError(NO_STYLE)
         return (log.in_time_order() if elo else log).to_battles(style), notes
 
+    def _activity(self, options) -> None:
+        from arena.board.activity import activity, parse_days
+        from arena.errors import InvalidInput
+        from arena.models import Arena
+
+        if not options["arena"]:
+            raise CommandError("--activity needs --arena NAME")
+        arena = Arena.objects.filter(name=options["arena"]).first()
+        if arena is None:
+            raise CommandError(f"no arena named {options['arena']!r}")
+        try:
+            data = activity(arena, parse_days(options["days"]))
+        except InvalidInput as exc:
+            raise CommandError(exc.message) from None
+        columns = ["day", *data["modalities"], "total"]
+        if options["fmt"] == "json":
+            self.stdout.write(json.dumps(data, indent=2))
+        elif options["fmt"] == "csv":
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(data["days"])
+            self.stdout.write(buffer.getvalue(), ending="")
+        else:
+            self.stdout.write(f"votes per day in {data['arena']}: {data['total']} in all")
+            self.stdout.write("  ".join(f"{c:>10}" for c in columns))
+            for row in data["days"]:
+                self.stdout.write("  ".join(f"{row[c]:>10}" for c in columns))
+
     def _records(self, options) -> tuple[list[dict], list[str]]:
         """An arena's battle rows in time order, filtered as asked, and the notes on rows
         left out of the logs imported into it."""
         from arena.board.snapshots import import_notes
         from arena.models import Arena, Battle
 
-        arena = Arena.objects.filter(name=options["arena"]).first()
-        if arena is None:
-            raise CommandError(f"no arena named {options['arena']!r}")
-        battles = Battle.objects.filter(arena=arena)
+        if options["voter"]:
+            from arena.board.personal import voter_named
+
+            judge = voter_named(options["voter"])
+            if judge is None and get_user_model().objects.filter(username=options["voter"]).exists():
+                raise CommandError(f"{options['voter']} has no votes to rate")
+            if judge is None:
+                raise CommandError(f"no voter named {options['voter']!r} (a username, or a judge's name)")
+            battles = Battle.objects.filter(judgment__judge=judge)
+            arena = None
+        else:
+            arena = Arena.objects.filter(name=options["arena"]).first()
+            if arena is None:
+                raise CommandError(f"no arena named {options['arena']!r}")
+            battles = Battle.objects.filter(arena=arena)
         modality = options["modality"]
         if modality is None:
             present = sorted(set(battles.values_list("modality", flat=True)))
@@ -149,13 +211,13 @@ class Command(BaseCommand):
             else:
                 row["style_a"] = None
             records.append(row)
-        return records, import_notes(arena, modality)
+        return records, [] if arena is None else import_notes(arena, modality)
 
     def _print(self, data: dict, fmt: str) -> None:
         if fmt == "json":
             self.stdout.write(json.dumps(data, indent=2))
             return
-        columns = ["rank", "system", "rating", "ci_low", "ci_high", "votes", "component"]
+        columns = ["rank", "system", "rating", "ci_low", "ci_high", "votes", "component", "both_bad_rate", "retired"]
         similarity = data.get("similarity")
         if similarity:
             columns.append("effective_votes")
@@ -170,6 +232,8 @@ class Command(BaseCommand):
         def number(value):
             return "" if value is None else f"{value:.1f}"
 
+        if data.get("note"):
+            self.stdout.write(f"{data['voter']}: {data['note']}")
         self.stdout.write(f"{data['method']} on {data['n_battles']} battles, {len(data['components'])} component(s)")
         if similarity:
             self.stdout.write(
@@ -177,14 +241,15 @@ class Command(BaseCommand):
                 f"{similarity['n_battles_weighted']} battles weighted, Kish effective n {similarity['effective_n']:.1f}"
             )
         extra = f" {'eff. votes':>10}" if similarity else ""
-        self.stdout.write(f"{'rank':>4}  {'system':<32} {'rating':>8} {'95% CI':>17} {'votes':>7}{extra}")
+        self.stdout.write(f"{'rank':>4}  {'system':<32} {'rating':>8} {'95% CI':>17} {'votes':>7} {'both bad':>9}{extra}")
         for row in data["systems"]:
             interval = f"{number(row['ci_low'])}–{number(row['ci_high'])}" if row["ci_low"] is not None else ""
-            flag = " *" if row.get("flagged_low_votes") else ""
+            flag = (" *" if row.get("flagged_low_votes") else "") + (" (retired)" if row.get("retired") else "")
+            both_bad = "" if row.get("both_bad_rate") is None else f"{row['both_bad_rate']:.1%}"
             effective = f" {row['effective_votes']:>10.1f}" if similarity else ""
             self.stdout.write(
                 f"{row['rank']:>4}  {row['system']:<32} {row['rating']:>8.1f} {interval:>17} {row['votes']:>7}"
-                f"{effective}{flag}"
+                f" {both_bad:>9}{effective}{flag}"
             )
         for warning in data.get("warnings", []):
             self.stdout.write(f"note: {warning}")
