@@ -67,9 +67,14 @@ def queue_embedding() -> None:
     def send():
         from celery import current_app
 
-        current_app.send_task("arena.tasks.embed_prompts")
+        try:
+            current_app.send_task("arena.tasks.embed_prompts", retry=False)
+        except Exception:  # noqa: BLE001 - a broker away must not fail the request that made a prompt
+            logger.warning("could not queue the embedding of new prompts; `manage.py embed_prompts` catches up",
+                           exc_info=True)  # fmt: skip
 
-    transaction.on_commit(send)
+    send.embeds_prompts = True
+    transaction.on_commit(send, robust=True)
 
 
 def prompt_created(sender, instance, created, raw=False, **kwargs) -> None:

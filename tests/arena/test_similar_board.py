@@ -288,3 +288,18 @@ def test_boards_for_prompts_like_one_are_rate_limited(encoder, client, researche
     assert page.status_code == 200 and "Too many boards for prompts like one" in page.content.decode()
     # and the plain board is not limited
     assert client.get("/leaderboard/").status_code == 200
+
+
+def test_a_broker_away_does_not_fail_the_request_that_made_a_prompt(db, settings, monkeypatch, django_capture_on_commit_callbacks):
+    from celery import current_app
+
+    settings.PROMPT_EMBEDDINGS_ON_CREATE = True
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionRefusedError("broker away")
+
+    monkeypatch.setattr(current_app, "send_task", broker_down)
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        prompt = Prompt.objects.create(text="What is a haiku?")
+    assert any(hasattr(callback, "embeds_prompts") for callback in queued)
+    assert Prompt.objects.filter(pk=prompt.pk).exists()
