@@ -28,7 +28,7 @@ Methods (training.recipes.noise); "vanilla" is majority with majority-vote label
     .venv/bin/python bench/noise.py --quick    # tiny word-level Llama, 1 seed: the smoke run
     .venv/bin/python bench/noise.py            # SmolLM2-135M with LoRA, 3 seeds: the full table
     options: --rates 0 0.2 0.4  --seeds N  --comparisons N  --overlap K  --test-pairs N  --kinds dpo reward
-             --methods vanilla soft ...  --epochs E  --threads T
+             --methods vanilla soft ...  --clean-methods vanilla  --epochs E  --threads T
 
 Prints one table per kind (rows: methods, columns: noise levels; mean over seeds) and the
 two targets at 40%: the best annotator-aware DPO method at least 5 points above vanilla DPO,
@@ -250,6 +250,10 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="+", default=[0.0, 0.2, 0.4])
     parser.add_argument("--kinds", nargs="+", default=["dpo", "reward"], choices=["dpo", "reward"])
     parser.add_argument("--methods", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    # On clean labels every method sees the same pairs; the targets only need vanilla there,
+    # so a short run can skip the others (`--clean-methods vanilla`).
+    parser.add_argument("--clean-methods", nargs="+", default=None, choices=list(VARIANTS),
+                        help="methods run on clean labels (default: --methods)")
     parser.add_argument("--seeds", type=int, default=None, help="default 3, 1 with --quick")
     parser.add_argument("--comparisons", type=int, default=None, help="imported; default 256, 96 with --quick")
     parser.add_argument("--test-pairs", type=int, default=128)
@@ -311,6 +315,8 @@ def main() -> None:
                 for kind in args.kinds:
                     for variant in args.methods:
                         if kind == "reward" and VARIANTS[variant][0] in DPO_ONLY:
+                            continue
+                        if rate == 0 and args.clean_methods is not None and variant not in args.clean_methods:
                             continue
                         run = train(name, kind, variant, str(base_dir), recipe_for(args, kind))
                         accuracy = (reward_accuracy(run, test, args.max_length) if kind == "reward"

@@ -28,7 +28,14 @@ run --repeats times each, interleaved; the table gives medians, their ratio and 
 average. Prints figures; not a test.
 
     .venv/bin/python bench/training.py --compare [--tiny] [--train-pairs 16] [--eval-pairs 32]
-        [--batch-size 2] [--max-length 128] [--steps 8] [--repeats 3] [--precision auto]
+        [--batch-size 2] [--max-length 128] [--steps 8] [--repeats 3] [--precision auto] [--task hh]
+
+Tasks (--task): `hh` trains on HH-RLHF's own preferences, which 8 steps of a 135M model do not
+learn (held-out accuracy stays the base's). `words` keeps HH-RLHF's prompts and answers, so
+the sequences have their real lengths, but a property of the answer decides the preference:
+both completions are the same HH-RLHF answer (one of the pair's two, at random), the chosen one
+opened by two pleasant words ("sun and gold."), the rejected one by two unpleasant ones ("rot
+and mud."). A model learns that in a few steps, so held-out accuracy can be compared.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 HH_TEST = REPO / "tests" / "data" / "real" / "hh-rlhf-harmless-base-test.jsonl.gz"
 ASSISTANT = "\n\nAssistant:"
@@ -69,15 +77,33 @@ def hh_pair(chosen: str, rejected: str) -> dict | None:
     return pair
 
 
-def load_hh_pairs(n: int, max_length: int | None, seed: int, path: Path = HH_TEST) -> list[dict]:
+def words_pair(pair: dict, rng: random.Random) -> dict:
+    """The words task: one of the pair's answers for both sides, opened by pleasant words (chosen)
+    or unpleasant ones (rejected); the preference no longer depends on HH-RLHF's label."""
+    from noise_flips import WORDS  # 12 pleasant, then 12 unpleasant words
+
+    answer = pair[rng.choice(("chosen", "rejected"))]
+    opening = lambda words: " {} and {}.".format(*rng.sample(words, 2))  # noqa: E731
+    return {"prompt": pair["prompt"], "chosen": opening(WORDS[:12]) + answer, "rejected": opening(WORDS[12:24]) + answer}
+
+
+TASKS = ("hh", "words")
+
+
+def load_hh_pairs(n: int, max_length: int | None, seed: int, path: Path = HH_TEST, task: str = "hh") -> list[dict]:
     """n pairs with distinct prompts, sampled with the seed; with max_length, only those that fit it."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     pairs, prompts = [], set()
+    rng = random.Random(seed)
     with gzip.open(path, "rt") as lines:
         for line in lines:
             row = json.loads(line)
             pair = hh_pair(row["chosen"], row["rejected"])
             if pair is None or pair["prompt"] in prompts:
                 continue
+            if task == "words":
+                pair = words_pair(pair, rng)
             longest = len(pair["prompt"]) + max(len(pair["chosen"]), len(pair["rejected"]))
             if max_length is None or longest <= CHARS_PER_TOKEN * max_length:
                 prompts.add(pair["prompt"])
@@ -149,7 +175,7 @@ def run_config(config: str, args: argparse.Namespace) -> dict:
 
     clock = {"data": time.time()}
 
-    pairs = load_hh_pairs(args.train_pairs + args.eval_pairs, args.max_length, args.seed)
+    pairs = load_hh_pairs(args.train_pairs + args.eval_pairs, args.max_length, args.seed, task=args.task)
     out = Path(args.workdir) / f"{config}-{os.getpid()}"
     if config == "duet":
         model_dir = _duet_run(pairs[: args.train_pairs], args, out, clock)
@@ -269,6 +295,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--repeats", type=int, default=3, help="compare: runs of each configuration, interleaved")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="Duet's model.precision")
+    parser.add_argument("--task", default="hh", choices=TASKS,
+                        help="compare: HH-RLHF's own preferences, or words (pleasant opening preferred)")
     parser.add_argument("--spawned-at", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -298,8 +326,8 @@ def main() -> None:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="duet-bench-") as workdir:
         model_dir = build_tiny_model(Path(workdir) / "tiny") if args.tiny else ensure_converted(REPO / "var" / "models")
-        print(f"model {'tiny random Llama' if args.tiny else 'SmolLM2-135M-Instruct'}; HH-RLHF harmless-base "
-              f"test: {args.train_pairs} train pairs, {args.eval_pairs} held-out; batch {args.batch_size}, "
+        print(f"model {'tiny random Llama' if args.tiny else 'SmolLM2-135M-Instruct'}; task {args.task}; "
+              f"HH-RLHF harmless-base test: {args.train_pairs} train pairs, {args.eval_pairs} held-out; batch {args.batch_size}, "
               f"max_length {args.max_length}, {args.steps} steps; {args.repeats} interleaved runs each", flush=True)
         for repeat in range(args.repeats):
             # Interleaved, first one then the other first, so a load change on the shared machine hits both.
@@ -320,7 +348,7 @@ def main() -> None:
 def _shared_flags(args) -> list[str]:
     return ["--train-pairs", str(args.train_pairs), "--eval-pairs", str(args.eval_pairs), "--batch-size",
             str(args.batch_size), "--max-length", str(args.max_length), "--steps", str(args.steps),
-            "--seed", str(args.seed), "--threads", str(args.threads), "--precision", args.precision]
+            "--seed", str(args.seed), "--threads", str(args.threads), "--precision", args.precision, "--task", args.task]
 
 
 def _report(runs: dict, load_before, load_after) -> None:
