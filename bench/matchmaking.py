@@ -17,6 +17,11 @@ figures; not a test.
     nice -n 10 .venv/bin/python bench/matchmaking.py       # the full run, ~15 minutes
     .venv/bin/python bench/matchmaking.py --model-path     # the earlier, idealised loop
 
+The arena is an image arena by default: the refresh then computes the one board
+matchmaking reads. A text arena (`--modality text`) adds the style-controlled board,
+which reads every battle's style row on each refresh (slower and slower as votes
+accumulate) and which matchmaking does not read.
+
 A run stops once tau has held for as many votes as it took to get there (at least
 `--hold` votes), or at `--max-votes`; "the rest of the run" is that window.
 `--model-path` is the earlier loop without the app: no database, a full-covariance refit
@@ -116,25 +121,27 @@ class AppArena:
     system_of_output: dict[int, int]  # output id -> system index
 
 
-def build_arena(n_systems: int, n_prompts: int) -> AppArena:
+def build_arena(n_systems: int, n_prompts: int, modality: str) -> AppArena:
     from arena.board.snapshots import default_arena
-    from arena.models import Modality, Output, Prompt, PromptOrigin, Provider, System
+    from arena.models import Output, Prompt, PromptOrigin, Provider, System
 
     systems = [
-        System.objects.create(name=f"bench-{i:02d}", modality=Modality.TEXT, provider=Provider.UPLOADED)
+        System.objects.create(name=f"bench-{i:02d}", modality=modality, provider=Provider.UPLOADED)
         for i in range(n_systems)
     ]
     prompts = [
-        Prompt.objects.create(text=f"bench prompt {j}", modality=Modality.TEXT, origin=PromptOrigin.SEED)
+        Prompt.objects.create(text=f"bench prompt {j}", modality=modality, origin=PromptOrigin.SEED)
         for j in range(n_prompts)
     ]
     for i, system in enumerate(systems):
         for j, prompt in enumerate(prompts):
-            # Lengths and markdown vary, so the style-controlled board is fitted as in an arena.
-            Output.objects.create(
-                system=system, prompt=prompt,
-                text=f"Answer {j} from system {i}. " + "**bold** " * (i % 3) + "\n- point" * ((i + j) % 4),
-            )  # fmt: skip
+            if modality == "text":
+                # Lengths and markdown vary, so the style-controlled board is fitted as in an arena.
+                text = f"Answer {j} from system {i}. " + "**bold** " * (i % 3) + "\n- point" * ((i + j) % 4)
+                Output.objects.create(system=system, prompt=prompt, text=text)
+            else:
+                # Serving and voting read the media's name, never its bytes: no file is written.
+                Output.objects.create(system=system, prompt=prompt, media=f"bench/{i}-{j}.png", media_type="image/png")
     outputs = dict(Output.objects.values_list("id", "system_id"))
     index = {s.pk: i for i, s in enumerate(systems)}
     return AppArena(
@@ -154,12 +161,12 @@ def reset_votes() -> None:
     hotcache.forget_stamps()
 
 
-def board_tau(arena: AppArena, strengths: np.ndarray) -> float:
-    """Kendall's tau between the newest text board's ratings and the truth (a system not
-    on the board yet counts as rated 1000)."""
+def board_tau(arena: AppArena, strengths: np.ndarray, modality: str) -> float:
+    """Kendall's tau between the newest board's ratings and the truth (a system not on
+    the board yet counts as rated 1000)."""
     from arena.board.snapshots import Scope, default_arena, latest_snapshot
 
-    snapshot = latest_snapshot(default_arena(), Scope("text"))
+    snapshot = latest_snapshot(default_arena(), Scope(modality))
     if snapshot is None:
         return float("nan")
     rating = {row["system"]: row["rating"] for row in snapshot.payload["systems"]}
@@ -185,7 +192,7 @@ def run_app(
     with override_settings(MATCHMAKING=policy):
         for done in range(1, args.max_votes + 1):
             judge = judges[int(rng.integers(args.voters))]
-            comparison = actions.next_comparison(judge, "text", rng=draws)
+            comparison = actions.next_comparison(judge, args.modality, rng=draws)
             a, b = arena.system_of_output[comparison.output_a_id], arena.system_of_output[comparison.output_b_id]
             verdict = VERDICTS[vote(strengths[a], strengths[b], rng)]
             token = actions.issue_vote_token(comparison, judge)
@@ -196,7 +203,7 @@ def run_app(
             # snapshot at its next change-stamp check (every 0.25 s), here at once.
             refresh_leaderboards(arena.arena_id)
             hotcache.forget_stamps()
-            taus.append((done, board_tau(arena, strengths)))
+            taus.append((done, board_tau(arena, strengths, args.modality)))
             settled = settled_at(taus, args.target, never)
             if settled < never and done - settled >= max(args.hold, settled):
                 return settled, done
@@ -206,9 +213,9 @@ def run_app(
 def main_app(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     var_dir = start_django()
-    arena = build_arena(args.systems, args.prompts)
+    arena = build_arena(args.systems, args.prompts, args.modality)
     print(
-        f"app path: {args.systems} systems x {args.prompts} prompts, {args.voters} voters, SQLite in {var_dir}; "
+        f"app path: {args.systems} {args.modality} systems x {args.prompts} prompts, {args.voters} voters, SQLite in {var_dir}; "
         f"board refreshed every {args.refresh_every} votes; votes until Kendall's tau stays >= {args.target} "
         f"(held for max({args.hold}, votes so far), at most {args.max_votes:,} votes)"
     )
@@ -313,6 +320,9 @@ def main() -> None:
                         help="true ratings, see true_strengths (default: both)")  # fmt: skip
     parser.add_argument("--systems", type=int, default=20)
     parser.add_argument("--prompts", type=int, default=30, help="prompts every system answered (app path)")
+    parser.add_argument("--modality", choices=["image", "text"], default="image",
+                        help="the arena's modality (app path); text adds the style-controlled board to each refresh, "
+                        "which matchmaking does not read")  # fmt: skip
     parser.add_argument("--voters", type=int, default=200, help="simulated voters (app path)")
     parser.add_argument("--max-votes", type=int, default=None, help="default 6,000 (app), 10,000 (model)")
     parser.add_argument("--hold", type=int, default=1000, help="least votes tau must hold to stop early (app path)")

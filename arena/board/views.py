@@ -12,7 +12,7 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from arena.board.snapshots import Scope, latest_snapshot, request_refresh
+from arena.board.snapshots import MATCHMAKING_KEY, Scope, latest_snapshot, request_refresh
 from arena.models import Arena, Battle, LeaderboardSnapshot, Modality
 
 CSV_COLUMNS = ["rank", "system", "rating", "ci_low", "ci_high", "votes", "component", "flagged_low_votes"]
@@ -45,7 +45,7 @@ def snapshot_json(snapshot: LeaderboardSnapshot | None, arena: Arena | None, sco
         **meta,
         "snapshot": snapshot.pk,
         "computed_at": snapshot.computed_at.isoformat(),
-        **snapshot.payload,
+        **{key: value for key, value in snapshot.payload.items() if key != MATCHMAKING_KEY},
     }
 
 

@@ -9,7 +9,7 @@ cannot starve the pairs that would correct it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,6 +72,37 @@ class MatchState:
             components=labels,
             systems=counts.systems,
         )
+
+    def to_dict(self, digits: int = 3) -> dict:
+        """JSON-ready: what a leaderboard snapshot stores for matchmaking (points, rounded)."""
+        return {
+            "systems": list(self.systems),
+            "ratings": np.round(self.ratings, digits).tolist(),
+            "covariance": np.round(self.covariance, digits).tolist(),
+            "votes": self.votes.tolist(),
+            "components": self.components.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, stored: dict, systems: Sequence[str]) -> MatchState:
+        """The stored state (`to_dict`) over `systems`, in that order. A system the state
+        does not hold (no votes when it was computed) gets the prior's rating and a very
+        wide variance, alone in a component: nothing is known about its order yet."""
+        position = {name: k for k, name in enumerate(stored["systems"])}
+        known = np.array([position.get(name, -1) for name in systems])
+        have = known >= 0
+        n = len(systems)
+        ratings = np.full(n, INITIAL_RATING)
+        covariance = np.diag(np.full(n, (10 * POINTS_PER_LOGIT) ** 2))
+        votes = np.zeros(n, dtype=np.int64)
+        components = np.arange(n, dtype=np.int64) + len(stored["systems"])
+        if have.any():
+            rows = known[have]
+            ratings[have] = np.asarray(stored["ratings"], dtype=float)[rows]
+            covariance[np.ix_(have, have)] = np.asarray(stored["covariance"], dtype=float)[np.ix_(rows, rows)]
+            votes[have] = np.asarray(stored["votes"], dtype=np.int64)[rows]
+            components[have] = np.asarray(stored["components"], dtype=np.int64)[rows]
+        return cls(ratings, covariance, votes, components, tuple(systems))
 
     @classmethod
     def from_intervals(
