@@ -26,11 +26,13 @@ from .scale import INITIAL_RATING, POINTS_PER_LOGIT, Normaliser
 EXPLORATION = 0.1
 # Pairs are drawn with probability proportional to gain ** SHARPNESS. Gains differ by only
 # ~10x between the best and the worst pairs, so drawing in proportion to the gain itself
-# is close to uniform; squaring it came out best in bench/matchmaking.py (ladder truth,
-# seeds 0-7: mean votes to a stable tau of 0.9 were 1,508 at power 1, 1,080 at power 2,
-# 1,378 at power 3, against 2,242 for uniform), while sampling still spreads a batch of
-# voters over several pairs, unlike a greedy argmax.
-SHARPNESS = 2.0
+# is close to uniform. bench/matchmaking.py --model-path (mean votes to a stable tau of
+# 0.9, exploration 0.1): on the ladder truth, seeds 0-7, 1,080 at power 2 and 1,378 at
+# power 3 against 2,242 for uniform; on the near-tied normal truth, seeds 4-9, 3,730 at
+# power 2 and 2,743 at power 3 against 4,447 (16% and 38% fewer; seeds 0-3: 33%, 61%).
+# Power 3 clears 30% on both; sampling still spreads a batch of voters over several
+# pairs, unlike a greedy argmax.
+SHARPNESS = 3.0
 # Prior for the fit behind matchmaking: early on most pairs have a handful of votes and
 # the plain MLE is often infinite. l2 = 1 is a N(0, 1) prior on logit strengths.
 MATCHMAKING_L2 = 1.0

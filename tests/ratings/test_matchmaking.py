@@ -10,6 +10,7 @@ from arena.ratings import (
     pair_weights,
     uniform_pair_weights,
 )
+from arena.ratings.pairing import misordering_gain
 
 
 def state(ratings, sd, votes=None, components=None) -> MatchState:
@@ -122,3 +123,15 @@ def test_stored_state_comes_back_in_the_callers_order_with_unknown_systems_wide_
     # and so a pair with w is the one matchmaking most wants
     weights = pair_weights(back)
     assert weights[0, 1] > weights[0, 2] and weights[1, 2] > weights[0, 2]
+
+
+def test_weights_follow_the_cube_of_the_gain():
+    # given three systems, two close and one far, no exploration
+    s = state([1000, 1030, 1200], [150, 150, 150])
+    gain = misordering_gain(s)
+    assert gain[0, 1] > gain[1, 2] > gain[0, 2] > 0
+    weights = pair_weights(s, exploration=0.0)
+    # then each pair's weight is its gain cubed, normalised (the power the benchmark chose)
+    cubes = np.array([gain[0, 1], gain[0, 2], gain[1, 2]]) ** 3
+    np.testing.assert_allclose([weights[0, 1], weights[0, 2], weights[1, 2]], cubes / cubes.sum())
+    assert weights[0, 1] / weights[1, 2] == pytest.approx((gain[0, 1] / gain[1, 2]) ** 3)  # not squared
