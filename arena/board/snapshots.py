@@ -39,6 +39,8 @@ ARENA_ORIGINS = (ComparisonOrigin.ARENA, ComparisonOrigin.LIVE)
 # when it was queued, worker killed) and is queued again by the next vote.
 STALE_REFRESH_SECONDS = 30
 SNAPSHOTS_KEPT_PER_SCOPE = 20
+# The payload entry that holds matchmaking's state (`ratings.MatchState.to_dict`).
+MATCHMAKING_KEY = "matchmaking"
 
 
 _arenas: Memo[Arena] = Memo("default arena", invalidated_by=("arena.Arena",))
@@ -243,6 +245,12 @@ def compute_snapshot(arena: Arena, scope: Scope) -> LeaderboardSnapshot | None:
     board = compute_board(counts, style_control=scope.style_control)
     payload = {**board.to_dict(), "matrices": _matrices(counts.without_style(), board)}
     payload["warnings"] = [*board.warnings, *import_notes(arena, scope.modality)]
+    if not scope.style_control:
+        # What active matchmaking weighs pairs by: a fit with a weak prior (finite from the
+        # first vote) and its full covariance, so a vote's effect on every other pair's
+        # order is seen (the board's intervals alone treat systems as independent). One
+        # more fit of a few milliseconds; not part of the board's API answer.
+        payload[MATCHMAKING_KEY] = ratings.MatchState.from_counts(counts).to_dict()
     return LeaderboardSnapshot.objects.create(
         arena=arena,
         **scope.snapshot_fields(),

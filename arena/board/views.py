@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 from arena.board.activity import activity, activity_chart, parse_days
 from arena.board.personal import personal_board, voter_for_request
 from arena.board.retirement import hide_retired, retired_systems, wants_retired
-from arena.board.snapshots import Scope, latest_snapshot, request_refresh
+from arena.board.snapshots import MATCHMAKING_KEY, Scope, latest_snapshot, request_refresh
 from arena.errors import InvalidInput
 from arena.models import Arena, Battle, LeaderboardSnapshot, Modality
 
@@ -53,7 +53,7 @@ def snapshot_json(snapshot: LeaderboardSnapshot | None, arena: Arena | None, sco
         **meta,
         "snapshot": snapshot.pk,
         "computed_at": snapshot.computed_at.isoformat(),
-        **snapshot.payload,
+        **{key: value for key, value in snapshot.payload.items() if key != MATCHMAKING_KEY},
     }
 
 

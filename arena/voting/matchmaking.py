@@ -125,7 +125,7 @@ def still_eligible(modality: str, *output_ids: int) -> bool:
 
 def _board_state(system_ids: list[int], modality: str):
     """The latest board as the ratings engine's MatchState over these systems, or None."""
-    from arena.board.snapshots import Scope, default_arena, latest_snapshot
+    from arena.board.snapshots import MATCHMAKING_KEY, Scope, default_arena, latest_snapshot
     from arena.models import System
     from arena.ratings import MatchState
 
@@ -133,6 +133,10 @@ def _board_state(system_ids: list[int], modality: str):
     if snapshot is None:
         return None
     names = dict(System.objects.filter(id__in=system_ids).values_list("id", "name"))
+    stored = snapshot.payload.get(MATCHMAKING_KEY)
+    if stored is not None:
+        return MatchState.from_dict(stored, [names.get(s, "") for s in system_ids])
+    # A snapshot from before the board stored matchmaking's state: its intervals.
     rows = {row["system"]: row for row in snapshot.payload.get("systems", [])}
     nan = float("nan")
 

@@ -2,12 +2,23 @@ import json
 import random
 from collections import Counter
 
+import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from arena.board.snapshots import Scope, default_arena, latest_snapshot, rebuild_battles, refresh_arena, request_refresh
+from arena.board.snapshots import (
+    Scope,
+    battle_counts,
+    default_arena,
+    latest_snapshot,
+    rebuild_battles,
+    refresh_arena,
+    request_refresh,
+)
 from arena.models import Arena, Battle, Comparison, ComparisonOrigin, Judgment, LeaderboardSnapshot, System
+from arena.ratings import MatchState, pair_weights
 from arena.voting import actions
+from arena.voting.matchmaking import pair_probabilities
 
 
 def cast_votes(judge_user_factory, n_voters, prefer, modality="text"):
@@ -259,6 +270,30 @@ def test_active_matchmaking_favours_uncertain_pairs(arena_factory, make_user, se
     close = pairs[frozenset(names[:2])]
     assert close >= 40
     assert sum(pairs.values()) == 60
+
+
+def test_active_matchmaking_weighs_pairs_by_the_boards_full_fit(arena_factory, make_user, client, researcher,
+                                                               settings):
+    # given votes where a higher number always wins, and the worker's refresh
+    settings.MATCHMAKING = "active"
+    arena_factory("text", n_systems=4, n_prompts=3)
+    cast_votes(make_user, n_voters=1, prefer=by_index)
+    refresh_arena(default_arena())
+    # when matchmaking weighs the arena's pairs
+    system_ids = sorted(System.objects.values_list("id", flat=True))
+    pairs = [(a, b) for k, a in enumerate(system_ids) for b in system_ids[k + 1:]]
+    probabilities = pair_probabilities(pairs, "text")
+    # then it weighs them as the prior fit with its full covariance over the same battles
+    counts = battle_counts(Battle.objects.all())
+    expected = pair_weights(MatchState.from_counts(counts))
+    position = {System.objects.get(name=name).id: k for k, name in enumerate(counts.systems)}
+    np.testing.assert_allclose(probabilities, [expected[position[a], position[b]] for a, b in pairs], rtol=1e-4)
+    # which the snapshot stores for it, and the board's API and downloads leave out
+    assert "matchmaking" in latest_snapshot(default_arena(), Scope("text")).payload
+    assert "matchmaking" not in latest_snapshot(default_arena(), Scope("text", style_control=True)).payload
+    client.force_login(researcher)
+    assert "matchmaking" not in client.get("/api/leaderboard/", {"modality": "text"}).json()
+    assert "matchmaking" not in json.loads(client.get("/leaderboard/download/json/?modality=text").content)
 
 
 def test_uniform_matchmaking_spreads_pairs(arena_factory, make_user, settings):

@@ -10,6 +10,7 @@ from arena.ratings import (
     pair_weights,
     uniform_pair_weights,
 )
+from arena.ratings.pairing import misordering_gain
 
 
 def state(ratings, sd, votes=None, components=None) -> MatchState:
@@ -99,3 +100,38 @@ def test_state_from_counts_works_before_any_vote_and_learns_from_votes():
     assert weights[0, 1] < min(weights[0, 2], weights[1, 2])
     sd = np.sqrt(np.diag(learned.covariance)) / POINTS_PER_LOGIT
     assert sd[2] > sd[0]
+
+
+def test_stored_state_comes_back_in_the_callers_order_with_unknown_systems_wide_open():
+    # given a state fitted on x, y, z where x beat y and y beat z
+    systems = ("x", "y", "z")
+    fitted = MatchState.from_counts(
+        BattleCounts.from_arrays(systems, [0] * 20 + [1] * 20, [1] * 20 + [2] * 20, ["a"] * 40)
+    )
+    # when it is stored and read back over z, w (never voted on), x
+    back = MatchState.from_dict(fitted.to_dict(), ["z", "w", "x"])
+    # then z and x keep their ratings and their covariance, cross terms included
+    np.testing.assert_allclose(back.ratings[[0, 2]], fitted.ratings[[2, 0]], atol=1e-3)
+    np.testing.assert_allclose(back.covariance[0, 2], fitted.covariance[2, 0], atol=1e-3)
+    np.testing.assert_allclose(back.covariance[2, 2], fitted.covariance[0, 0], atol=1e-3)
+    assert list(back.votes) == [20, 0, 20] and back.systems == ("z", "w", "x")
+    # w: the prior's rating, an sd of 10 logits, no covariance, a component of its own
+    assert back.ratings[1] == 1000.0
+    assert np.sqrt(back.covariance[1, 1]) == pytest.approx(10 * POINTS_PER_LOGIT)
+    assert back.covariance[1, 0] == back.covariance[1, 2] == 0.0
+    assert back.components[1] not in (back.components[0], back.components[2])
+    # and so a pair with w is the one matchmaking most wants
+    weights = pair_weights(back)
+    assert weights[0, 1] > weights[0, 2] and weights[1, 2] > weights[0, 2]
+
+
+def test_weights_follow_the_cube_of_the_gain():
+    # given three systems, two close and one far, no exploration
+    s = state([1000, 1030, 1200], [150, 150, 150])
+    gain = misordering_gain(s)
+    assert gain[0, 1] > gain[1, 2] > gain[0, 2] > 0
+    weights = pair_weights(s, exploration=0.0)
+    # then each pair's weight is its gain cubed, normalised (the power the benchmark chose)
+    cubes = np.array([gain[0, 1], gain[0, 2], gain[1, 2]]) ** 3
+    np.testing.assert_allclose([weights[0, 1], weights[0, 2], weights[1, 2]], cubes / cubes.sum())
+    assert weights[0, 1] / weights[1, 2] == pytest.approx((gain[0, 1] / gain[1, 2]) ** 3)  # not squared
