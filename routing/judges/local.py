@@ -129,14 +129,16 @@ class LogitJudge(_LocalJudge):
     method = "logits"
 
     def __init__(self, model_ref: str = DEFAULT_MODEL, device: str | None = None, batch_size: int | None = None,
-                 share_prefix: bool = True, share_question: bool = True, precision: str = "auto", **options):
+                 share_prefix: bool = True, share_question: bool = True, precision: str | None = None, **options):
         super().__init__(model_ref, device, **options)
         self.batch_size = None if batch_size is None else max(1, int(batch_size))
         self.share_prefix = share_prefix
         self.share_question = share_question
-        if precision not in PRECISIONS:
-            raise JudgeError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
-        self.precision = precision
+        self.precision = judge_precision(precision)
+        if self.precision == "int8":
+            # int8 linears move the letter probabilities more than bfloat16 rounding does, so
+            # their verdicts are told apart from the bfloat16/float32 judge's.
+            self.version = f"{self.version}-int8"
 
     def _judge_supported(self, items: list[PairItem]) -> list[JudgeVerdict]:
         model, tokenizer = self._load()
@@ -147,7 +149,7 @@ class LogitJudge(_LocalJudge):
         pairs = [(encoded[2 * index], encoded[2 * index + 1]) for index in range(len(items))]
         # A single pair has nothing to share its prefix with: its question cache covers it.
         autocast = _autocast(model, self.precision)
-        model = _judging_model(model, autocast)
+        model = _judging_model(model, autocast, int8=self.precision == "int8")
         with autocast:
             shared = _shared_prefix(model, encoded) if self.share_prefix and len(items) > 1 else None
 
@@ -180,7 +182,21 @@ class LogitJudge(_LocalJudge):
                              "lower max_answer_tokens")
 
 
-PRECISIONS = ("auto", "float32", "bfloat16")
+PRECISIONS = ("int8", "bfloat16", "float32", "auto")
+_PRECISION_ALIASES = {"bf16": "bfloat16", "fp32": "float32"}
+
+
+def judge_precision(precision: str | None = None) -> str:
+    """``precision`` checked, or the DUET_JUDGE_PRECISION setting when None: int8 (the default),
+    bfloat16 (bf16), float32 (fp32) or auto (bfloat16 where the CPU has it natively)."""
+    if precision is None:
+        from django.conf import settings
+
+        precision = getattr(settings, "JUDGE_PRECISION", "int8")
+    name = _PRECISION_ALIASES.get(str(precision).strip().lower(), str(precision).strip().lower())
+    if name not in PRECISIONS:
+        raise JudgeError(f"judge precision {precision!r}: use one of int8, bf16, fp32, auto")
+    return name
 
 
 def _autocast(model, precision: str):
@@ -208,13 +224,14 @@ def _autocast(model, precision: str):
     return contextlib.nullcontext()
 
 
-# A weak map, so a model dropped by clear_cache() takes its judging copy with it.
+# A weak map, so a model dropped by clear_cache() takes its judging copies with it.
 _judging_copies: "weakref.WeakKeyDictionary" = None
 
 
-def _judging_model(model, autocast):
-    """What the logit judge runs: ``model`` itself, or under bfloat16 autocast on a CPU a
-    copy of its decoder with the linear layers' weights already in bfloat16.
+def _judging_model(model, autocast, int8: bool = False):
+    """What the logit judge runs: ``model`` itself, or on a CPU a copy of its decoder whose
+    linear layers hold their weights ready: in bfloat16 under bfloat16 autocast, in int8
+    with ``int8``.
 
     Autocast keeps no cast weights under inference_mode, so every forward converted all
     106 M decoder weights again; the copy (202 MiB, once per process, sharing the embedding
@@ -228,33 +245,45 @@ def _judging_model(model, autocast):
     import weakref
 
     global _judging_copies
-    if isinstance(autocast, contextlib.nullcontext):
+    if model.device.type != "cpu" or (isinstance(autocast, contextlib.nullcontext) and not int8):
         return model
     if _judging_copies is None:
         _judging_copies = weakref.WeakKeyDictionary()
     with _judging_lock:
-        if model not in _judging_copies:
-            _judging_copies[model] = _JudgingModel(model)
-        return _judging_copies[model]
+        copies = _judging_copies.setdefault(model, {})
+        if int8 not in copies:
+            copies[int8] = _JudgingModel(model, int8=int8, bfloat16=not isinstance(autocast, contextlib.nullcontext))
+        return copies[int8]
 
 
 class _JudgingModel:
     """The decoder copy described in _judging_model, with the parts of the model _forward uses."""
 
-    def __init__(self, model):
+    def __init__(self, model, int8: bool = False, bfloat16: bool = True):
         import copy
 
         import torch
 
         _register_gqa_attention()
         decoder = model.get_decoder()
-        # deepcopy's memo hands it the bfloat16 weights and the shared embedding instead of
-        # copying the float32 ones first.
-        memo = {id(module.weight): torch.nn.Parameter(module.weight.detach().to(torch.bfloat16), requires_grad=False)
-                for module in decoder.modules() if isinstance(module, torch.nn.Linear)}
+        linears = {name: module for name, module in decoder.named_modules() if isinstance(module, torch.nn.Linear)}
+        # deepcopy's memo hands it the bfloat16 weights (empty ones for the int8 copy, whose
+        # linears are replaced below) and the shared embedding instead of copying the float32 ones.
+        def judging_weight(weight):
+            ready = weight.detach().new_empty(0, dtype=torch.bfloat16) if int8 else weight.detach().to(torch.bfloat16)
+            return torch.nn.Parameter(ready, requires_grad=False)
+
+        memo = {id(module.weight): judging_weight(module.weight) for module in linears.values()}
         memo[id(decoder.embed_tokens)] = decoder.embed_tokens
         self.decoder = copy.deepcopy(decoder, memo)
         self.decoder.config._attn_implementation = GQA_ATTENTION  # the copy's own config
+        if int8:
+            from .int8 import Int8Linear
+
+            out_dtype = torch.bfloat16 if bfloat16 else torch.float32
+            for name, module in linears.items():
+                parent, _, child = name.rpartition(".")
+                setattr(self.decoder.get_submodule(parent), child, Int8Linear(module, out_dtype))
         self.head = model.get_output_embeddings()
         self.device = model.device
         self.config = model.config
