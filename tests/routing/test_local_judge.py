@@ -311,3 +311,26 @@ def test_judge_precision_setting_is_honoured(tiny_model_dir, settings):
     settings.JUDGE_PRECISION = "int4"
     with pytest.raises(JudgeError, match="judge precision 'int4'"):
         LogitJudge(str(tiny_model_dir))
+
+
+def test_attention_in_query_blocks_equals_one_call_after_a_cache_with_padding(monkeypatch):
+    import torch
+
+    import routing.judges.local as local
+
+    # given: 2 rows of 50 new queries after 30 cached keys, row 1 with 4 padded keys in the middle
+    torch.manual_seed(0)
+    query, key, value = torch.randn(2, 6, 50, 8), torch.randn(2, 2, 80, 8), torch.randn(2, 2, 80, 8)
+    mask = torch.ones(80, 80, dtype=torch.bool).tril()[30:][None, None].repeat(2, 1, 1, 1)  # shape (2, 1, 50, 80)
+    mask[1, :, :, 30:34] = False
+    whole, _ = local._sdpa_gqa(None, query, key, value, mask)
+    # when: blocks of 16 queries (4 calls, the last of 2), each reading keys up to its last query
+    monkeypatch.setattr(local, "ATTENTION_QUERY_BLOCK", 16)
+    blocked, _ = local._sdpa_gqa(None, query, key, value, mask)
+    causal_only, _ = local._sdpa_gqa(None, query, key, value, None)
+    # then
+    assert blocked.shape == whole.shape == (2, 50, 6, 8)
+    assert torch.allclose(blocked, whole, atol=1e-6)
+    reference = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask[:1].expand(2, 1, 50, 80),
+                                                                 enable_gqa=True).transpose(1, 2)
+    assert torch.allclose(causal_only, reference, atol=1e-6)
