@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from arena.providers.localmodel import DEFAULT_MODEL, LocalModelError, load_causal_lm
+from arena.providers.localmodel import DEFAULT_MODEL, LocalModelError, default_device, load_causal_lm
 
 from .base import AutomaticJudge, JudgeError, JudgeVerdict, PairItem
 from .protocol import (
@@ -135,9 +135,9 @@ class LogitJudge(_LocalJudge):
         self.share_prefix = share_prefix
         self.share_question = share_question
         self.precision = judge_precision(precision)
-        if self.precision == "int8":
+        if self.precision == "int8" and (device or default_device()) == "cpu":
             # int8 linears move the letter probabilities more than bfloat16 rounding does, so
-            # their verdicts are told apart from the bfloat16/float32 judge's.
+            # their verdicts are told apart from the bfloat16/float32 judge's (a GPU runs bf16).
             self.version = f"{self.version}-int8"
 
     def _judge_supported(self, items: list[PairItem]) -> list[JudgeVerdict]:
@@ -149,7 +149,8 @@ class LogitJudge(_LocalJudge):
         pairs = [(encoded[2 * index], encoded[2 * index + 1]) for index in range(len(items))]
         # A single pair has nothing to share its prefix with: its question cache covers it.
         autocast = _autocast(model, self.precision)
-        model = _judging_model(model, autocast, int8=self.precision == "int8")
+        model = _judging_model(model, autocast, int8=self.precision == "int8",
+                               calibration=lambda: [self._calibration_ids(tokenizer)])
         with autocast:
             shared = _shared_prefix(model, encoded) if self.share_prefix and len(items) > 1 else None
 
@@ -172,6 +173,12 @@ class LogitJudge(_LocalJudge):
                                             verdict_mass=mass[2 * position + row])
                     for row, order in enumerate(ORDERS))
         return [self._verdict(item.id, **combine_orders(results[index])) for index, item in enumerate(items)]
+
+    def _calibration_ids(self, tokenizer) -> list[int]:
+        """One fixed judging prompt (CALIBRATION_PAIR, order ab) as token ids: what the int8
+        copy measures its activations on, so that every process builds the same copy."""
+        return tokenizer(self._prompt_text(tokenizer, CALIBRATION_PAIR, "ab") + VERDICT_PREFIX,
+                         add_special_tokens=False)["input_ids"]
 
     @staticmethod
     def _check_lengths(model, encoded: list[list[int]]) -> None:
@@ -228,7 +235,24 @@ def _autocast(model, precision: str):
 _judging_copies: "weakref.WeakKeyDictionary" = None
 
 
-def _judging_model(model, autocast, int8: bool = False):
+# A typical judging prompt (a question, a prose answer, a code answer) for the int8 copy's
+# calibration; its exact words matter little, its kinds of text do.
+CALIBRATION_PAIR = PairItem(
+    "calibration",
+    "Write a Python function that returns the n-th Fibonacci number, and explain how fast it is.",
+    "The Fibonacci numbers start with 0 and 1, and each next number is the sum of the two before it. "
+    "A simple recursive function calls itself twice for every number, so its running time grows "
+    "exponentially: computing the 40th number takes billions of calls. Keeping the last two numbers "
+    "in a loop instead takes linear time and constant memory, which is what most people should use. "
+    "For very large n, matrix exponentiation or the fast doubling identities reach O(log n) steps.",
+    "def fibonacci(n: int) -> int:\n    \"\"\"The n-th Fibonacci number (fibonacci(0) == 0).\"\"\"\n"
+    "    if n < 0:\n        raise ValueError('n must be >= 0')\n    a, b = 0, 1\n    for _ in range(n):\n"
+    "        a, b = b, a + b\n    return a\n\nThis loop runs n times, so it is O(n) in time and O(1) in "
+    "memory. print(fibonacci(10)) prints 55.",
+)
+
+
+def _judging_model(model, autocast, int8: bool = False, calibration=None):
     """What the logit judge runs: ``model`` itself, or on a CPU a copy of its decoder whose
     linear layers hold their weights ready: in bfloat16 under bfloat16 autocast, in int8
     with ``int8``.
@@ -252,14 +276,15 @@ def _judging_model(model, autocast, int8: bool = False):
     with _judging_lock:
         copies = _judging_copies.setdefault(model, {})
         if int8 not in copies:
-            copies[int8] = _JudgingModel(model, int8=int8, bfloat16=not isinstance(autocast, contextlib.nullcontext))
+            copies[int8] = _JudgingModel(model, int8=int8, bfloat16=not isinstance(autocast, contextlib.nullcontext),
+                                         calibration=calibration() if int8 and calibration else None)
         return copies[int8]
 
 
 class _JudgingModel:
     """The decoder copy described in _judging_model, with the parts of the model _forward uses."""
 
-    def __init__(self, model, int8: bool = False, bfloat16: bool = True):
+    def __init__(self, model, int8: bool = False, bfloat16: bool = True, calibration: list[list[int]] | None = None):
         import copy
 
         import torch
@@ -278,12 +303,14 @@ class _JudgingModel:
         self.decoder = copy.deepcopy(decoder, memo)
         self.decoder.config._attn_implementation = GQA_ATTENTION  # the copy's own config
         if int8:
-            from .int8 import Int8Linear
+            from .int8 import Int8Linear, smoothed_mlp_weights
 
             out_dtype = torch.bfloat16 if bfloat16 else torch.float32
+            smoothed = smoothed_mlp_weights(decoder, calibration) if calibration else {}
             for name, module in linears.items():
                 parent, _, child = name.rpartition(".")
-                setattr(self.decoder.get_submodule(parent), child, Int8Linear(module, out_dtype))
+                setattr(self.decoder.get_submodule(parent), child,
+                        Int8Linear(module, out_dtype, weight=smoothed.get(name)))
         self.head = model.get_output_embeddings()
         self.device = model.device
         self.config = model.config
