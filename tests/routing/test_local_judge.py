@@ -334,3 +334,35 @@ def test_attention_in_query_blocks_equals_one_call_after_a_cache_with_padding(mo
     reference = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask[:1].expand(2, 1, 50, 80),
                                                                  enable_gqa=True).transpose(1, 2)
     assert torch.allclose(causal_only, reference, atol=1e-6)
+
+
+def test_smoothing_the_mlp_keeps_its_function_and_evens_down_projs_input(tiny_model_dir):
+    import copy
+
+    import torch
+
+    from arena.providers.localmodel import load_causal_lm
+    from routing.judges.int8 import smoothed_mlp_weights
+
+    # given: the tiny model with one input channel of layer 0's down_proj made 300x larger
+    model, tokenizer = load_causal_lm(str(tiny_model_dir))
+    decoder = copy.deepcopy(model.get_decoder())
+    mlp = decoder.layers[0].mlp
+    with torch.no_grad():
+        mlp.up_proj.weight[3] *= 300
+    ids = tokenizer.encode("Which answer is better, A or B? " * 8, add_special_tokens=False)
+    # when
+    weights = smoothed_mlp_weights(decoder, [ids])
+    # then: the same MLP output in float32, and channel 3's peak now close to the others'
+    x = torch.randn(1, 10, mlp.up_proj.in_features)
+    smoothed = copy.deepcopy(mlp)
+    smoothed.up_proj.weight.data = weights["layers.0.mlp.up_proj"]
+    smoothed.down_proj.weight.data = weights["layers.0.mlp.down_proj"]
+    with torch.inference_mode():
+        assert torch.allclose(smoothed(x), mlp(x), rtol=1e-4, atol=1e-5)
+        inner = mlp.act_fn(mlp.gate_proj(x)) * mlp.up_proj(x)
+        evened = mlp.act_fn(smoothed.gate_proj(x)) * smoothed.up_proj(x)
+    ratio_before = inner.abs().amax(dim=(0, 1))[3] / inner.abs().amax(dim=(0, 1)).median()
+    ratio_after = evened.abs().amax(dim=(0, 1))[3] / evened.abs().amax(dim=(0, 1)).median()
+    assert ratio_before > 50 and ratio_after < ratio_before / 5
+    assert set(weights) == {f"layers.{i}.mlp.{n}" for i in range(len(decoder.layers)) for n in ("up_proj", "down_proj")}
