@@ -123,7 +123,8 @@ class LogitJudge(_LocalJudge):
     differ only from the first answer on, so the question goes through the model once per
     pair and both orders continue from its keys and values (on PandaLM's longest third, 108
     of a pair's ~670 own tokens). Both give the same letter probabilities as full prompts,
-    to float rounding.
+    to float rounding. ``precision`` (default: the DUET_JUDGE_PRECISION setting, int8) is the
+    arithmetic on a CPU: int8, bfloat16/bf16, float32/fp32 or auto (see _judging_model).
     """
 
     method = "logits"
