@@ -389,6 +389,9 @@ DEMO_TEXT_MODEL = env_str("DUET_DEMO_TEXT_MODEL", "smollm2-135m-instruct")
 # 12 of 24 ran past 160 tokens and 4 of 24 past 384.
 GENERATION_MAX_NEW_TOKENS = env_number("DUET_GENERATION_MAX_NEW_TOKENS", 384)
 GENERATION_BATCH_SIZE = env_number("DUET_GENERATION_BATCH_SIZE", 8)
+# The local logit judge's arithmetic on a CPU: int8 (linear layers in int8, the rest as bf16),
+# bf16, fp32 or auto; bad values are refused when a judge is built (routing.judges.local).
+JUDGE_PRECISION = env_str("DUET_JUDGE_PRECISION", "int8")
 # Timeout for calls to OpenAI-compatible endpoints.
 OPENAI_TIMEOUT_SECONDS = env_number("DUET_OPENAI_TIMEOUT", 60.0, float)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from arena.providers.localmodel import DEFAULT_MODEL, LocalModelError, load_causal_lm
+from arena.providers.localmodel import DEFAULT_MODEL, LocalModelError, default_device, load_causal_lm
 
 from .base import AutomaticJudge, JudgeError, JudgeVerdict, PairItem
 from .protocol import (
@@ -123,20 +123,23 @@ class LogitJudge(_LocalJudge):
     differ only from the first answer on, so the question goes through the model once per
     pair and both orders continue from its keys and values (on PandaLM's longest third, 108
     of a pair's ~670 own tokens). Both give the same letter probabilities as full prompts,
-    to float rounding.
+    to float rounding. ``precision`` (default: the DUET_JUDGE_PRECISION setting, int8) is the
+    arithmetic on a CPU: int8, bfloat16/bf16, float32/fp32 or auto (see _judging_model).
     """
 
     method = "logits"
 
     def __init__(self, model_ref: str = DEFAULT_MODEL, device: str | None = None, batch_size: int | None = None,
-                 share_prefix: bool = True, share_question: bool = True, precision: str = "auto", **options):
+                 share_prefix: bool = True, share_question: bool = True, precision: str | None = None, **options):
         super().__init__(model_ref, device, **options)
         self.batch_size = None if batch_size is None else max(1, int(batch_size))
         self.share_prefix = share_prefix
         self.share_question = share_question
-        if precision not in PRECISIONS:
-            raise JudgeError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
-        self.precision = precision
+        self.precision = judge_precision(precision)
+        if self.precision == "int8" and (device or default_device()) == "cpu":
+            # int8 linears move the letter probabilities more than bfloat16 rounding does, so
+            # their verdicts are told apart from the bfloat16/float32 judge's (a GPU runs bf16).
+            self.version = f"{self.version}-int8"
 
     def _judge_supported(self, items: list[PairItem]) -> list[JudgeVerdict]:
         model, tokenizer = self._load()
@@ -147,7 +150,8 @@ class LogitJudge(_LocalJudge):
         pairs = [(encoded[2 * index], encoded[2 * index + 1]) for index in range(len(items))]
         # A single pair has nothing to share its prefix with: its question cache covers it.
         autocast = _autocast(model, self.precision)
-        model = _judging_model(model, autocast)
+        model = _judging_model(model, autocast, int8=self.precision == "int8",
+                               calibration=lambda: [self._calibration_ids(tokenizer)])
         with autocast:
             shared = _shared_prefix(model, encoded) if self.share_prefix and len(items) > 1 else None
 
@@ -171,6 +175,12 @@ class LogitJudge(_LocalJudge):
                     for row, order in enumerate(ORDERS))
         return [self._verdict(item.id, **combine_orders(results[index])) for index, item in enumerate(items)]
 
+    def _calibration_ids(self, tokenizer) -> list[int]:
+        """One fixed judging prompt (CALIBRATION_PAIR, order ab) as token ids: what the int8
+        copy measures its activations on, so that every process builds the same copy."""
+        return tokenizer(self._prompt_text(tokenizer, CALIBRATION_PAIR, "ab") + VERDICT_PREFIX,
+                         add_special_tokens=False)["input_ids"]
+
     @staticmethod
     def _check_lengths(model, encoded: list[list[int]]) -> None:
         limit = getattr(model.config, "max_position_embeddings", None)
@@ -180,7 +190,21 @@ class LogitJudge(_LocalJudge):
                              "lower max_answer_tokens")
 
 
-PRECISIONS = ("auto", "float32", "bfloat16")
+PRECISIONS = ("int8", "bfloat16", "float32", "auto")
+_PRECISION_ALIASES = {"bf16": "bfloat16", "fp32": "float32"}
+
+
+def judge_precision(precision: str | None = None) -> str:
+    """``precision`` checked, or the DUET_JUDGE_PRECISION setting when None: int8 (the default),
+    bfloat16 (bf16), float32 (fp32) or auto (bfloat16 where the CPU has it natively)."""
+    if precision is None:
+        from django.conf import settings
+
+        precision = getattr(settings, "JUDGE_PRECISION", "int8")
+    name = _PRECISION_ALIASES.get(str(precision).strip().lower(), str(precision).strip().lower())
+    if name not in PRECISIONS:
+        raise JudgeError(f"judge precision {precision!r}: use one of int8, bf16, fp32, auto")
+    return name
 
 
 def _autocast(model, precision: str):
@@ -192,9 +216,8 @@ def _autocast(model, precision: str):
     float32; casting the whole model to bfloat16 was no faster and moved the logits twice as
     far. The linear layers' weights are cast once, in a copy (_judging_model), not on every
     forward. The arena's model stays float32. On CUDA the
-    model is already bfloat16. Dynamic int8 quantisation of the linears (per channel, the
-    tied lm_head left out) was 13% faster than this but moved P(a) by up to 0.33 on
-    PandaLM's long pairs: not used.
+    model is already bfloat16. Under ``int8`` autocast covers what is not a linear layer
+    (attention, the products in the MLP); the linears are int8 in the judging copy.
     """
     import contextlib
 
@@ -208,13 +231,31 @@ def _autocast(model, precision: str):
     return contextlib.nullcontext()
 
 
-# A weak map, so a model dropped by clear_cache() takes its judging copy with it.
+# A weak map, so a model dropped by clear_cache() takes its judging copies with it.
 _judging_copies: "weakref.WeakKeyDictionary" = None
 
 
-def _judging_model(model, autocast):
-    """What the logit judge runs: ``model`` itself, or under bfloat16 autocast on a CPU a
-    copy of its decoder with the linear layers' weights already in bfloat16.
+# A typical judging prompt (a question, a prose answer, a code answer) for the int8 copy's
+# calibration; its exact words matter little, its kinds of text do.
+CALIBRATION_PAIR = PairItem(
+    "calibration",
+    "Write a Python function that returns the n-th Fibonacci number, and explain how fast it is.",
+    "The Fibonacci numbers start with 0 and 1, and each next number is the sum of the two before it. "
+    "A simple recursive function calls itself twice for every number, so its running time grows "
+    "exponentially: computing the 40th number takes billions of calls. Keeping the last two numbers "
+    "in a loop instead takes linear time and constant memory, which is what most people should use. "
+    "For very large n, matrix exponentiation or the fast doubling identities reach O(log n) steps.",
+    "def fibonacci(n: int) -> int:\n    \"\"\"The n-th Fibonacci number (fibonacci(0) == 0).\"\"\"\n"
+    "    if n < 0:\n        raise ValueError('n must be >= 0')\n    a, b = 0, 1\n    for _ in range(n):\n"
+    "        a, b = b, a + b\n    return a\n\nThis loop runs n times, so it is O(n) in time and O(1) in "
+    "memory. print(fibonacci(10)) prints 55.",
+)
+
+
+def _judging_model(model, autocast, int8: bool = False, calibration=None):
+    """What the logit judge runs: ``model`` itself, or on a CPU a copy of its decoder whose
+    linear layers hold their weights ready: in bfloat16 under bfloat16 autocast, in int8
+    with ``int8``.
 
     Autocast keeps no cast weights under inference_mode, so every forward converted all
     106 M decoder weights again; the copy (202 MiB, once per process, sharing the embedding
@@ -223,38 +264,55 @@ def _judging_model(model, autocast):
     (``enable_gqa``) instead of transformers' default of repeating the 3 key/value heads 3
     times whenever there is a mask (same result). Measured together on PandaLM's longest
     third, in the same run: 0.50 pairs per CPU-second against 0.44 under autocast alone (1.15x).
+    With ``int8`` the copy's linears are int8 instead (102 MiB, 1.17x bfloat16 per CPU-second
+    on the same long pairs), their MLPs smoothed on ``calibration()``'s token rows.
     """
     import contextlib
     import weakref
 
     global _judging_copies
-    if isinstance(autocast, contextlib.nullcontext):
+    if model.device.type != "cpu" or (isinstance(autocast, contextlib.nullcontext) and not int8):
         return model
     if _judging_copies is None:
         _judging_copies = weakref.WeakKeyDictionary()
     with _judging_lock:
-        if model not in _judging_copies:
-            _judging_copies[model] = _JudgingModel(model)
-        return _judging_copies[model]
+        copies = _judging_copies.setdefault(model, {})
+        if int8 not in copies:
+            copies[int8] = _JudgingModel(model, int8=int8, bfloat16=not isinstance(autocast, contextlib.nullcontext),
+                                         calibration=calibration() if int8 and calibration else None)
+        return copies[int8]
 
 
 class _JudgingModel:
     """The decoder copy described in _judging_model, with the parts of the model _forward uses."""
 
-    def __init__(self, model):
+    def __init__(self, model, int8: bool = False, bfloat16: bool = True, calibration: list[list[int]] | None = None):
         import copy
 
         import torch
 
         _register_gqa_attention()
         decoder = model.get_decoder()
-        # deepcopy's memo hands it the bfloat16 weights and the shared embedding instead of
-        # copying the float32 ones first.
-        memo = {id(module.weight): torch.nn.Parameter(module.weight.detach().to(torch.bfloat16), requires_grad=False)
-                for module in decoder.modules() if isinstance(module, torch.nn.Linear)}
+        linears = {name: module for name, module in decoder.named_modules() if isinstance(module, torch.nn.Linear)}
+        # deepcopy's memo hands it the bfloat16 weights (empty ones for the int8 copy, whose
+        # linears are replaced below) and the shared embedding instead of copying the float32 ones.
+        def judging_weight(weight):
+            ready = weight.detach().new_empty(0, dtype=torch.bfloat16) if int8 else weight.detach().to(torch.bfloat16)
+            return torch.nn.Parameter(ready, requires_grad=False)
+
+        memo = {id(module.weight): judging_weight(module.weight) for module in linears.values()}
         memo[id(decoder.embed_tokens)] = decoder.embed_tokens
         self.decoder = copy.deepcopy(decoder, memo)
         self.decoder.config._attn_implementation = GQA_ATTENTION  # the copy's own config
+        if int8:
+            from .int8 import Int8Linear, smoothed_mlp_weights
+
+            out_dtype = torch.bfloat16 if bfloat16 else torch.float32
+            smoothed = smoothed_mlp_weights(decoder, calibration) if calibration else {}
+            for name, module in linears.items():
+                parent, _, child = name.rpartition(".")
+                setattr(self.decoder.get_submodule(parent), child,
+                        Int8Linear(module, out_dtype, weight=smoothed.get(name)))
         self.head = model.get_output_embeddings()
         self.device = model.device
         self.config = model.config
@@ -277,20 +335,37 @@ def _register_gqa_attention() -> None:
     AttentionMaskInterface.register(GQA_ATTENTION, sdpa_mask)
 
 
+# Queries per attention call when a forward reads many tokens: one call per block of queries
+# reads the keys up to that block's last query only (the later ones are causally masked), so
+# blocks skip about a third of the scores of a pair's last forward (~560 queries after ~300
+# cached tokens). Measured on that shape, one thread, bfloat16: 31 ms a layer against 41.
+ATTENTION_QUERY_BLOCK = 192
+
+
 def _sdpa_gqa(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
     """transformers' SDPA attention, with the key/value heads shared by ``enable_gqa``.
 
     sdpa_mask leaves out a mask that is only causal (a row without a cache or padding);
     SDPA's ``is_causal`` would align it top-left, wrong when a cache precedes the queries,
-    so the causal mask is written out then.
+    so the causal mask is written out then. Long query runs go in blocks of
+    ATTENTION_QUERY_BLOCK, each without the keys every one of its queries is masked from:
+    the same attention, fewer scores.
     """
     import torch
 
     queries, keys = query.shape[2], key.shape[2]
     if attention_mask is None and queries > 1:
         attention_mask = torch.ones(queries, keys, dtype=torch.bool, device=query.device).tril(keys - queries)
-    output = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask,
-                                                              scale=scaling, enable_gqa=True)
+    blocks = [(start, min(queries, start + ATTENTION_QUERY_BLOCK))
+              for start in range(0, queries, ATTENTION_QUERY_BLOCK)] if queries > ATTENTION_QUERY_BLOCK else [(0, queries)]
+    outputs = []
+    for start, end in blocks:
+        seen = keys - queries + end  # query end-1 sits at key seen-1; causality hides every later key
+        mask = attention_mask[..., start:end, :seen] if attention_mask is not None else None
+        outputs.append(torch.nn.functional.scaled_dot_product_attention(
+            query[:, :, start:end], key[:, :, :seen], value[:, :, :seen], attn_mask=mask, scale=scaling,
+            enable_gqa=True))
+    output = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
     return output.transpose(1, 2).contiguous(), None
 
 

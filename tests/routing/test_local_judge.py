@@ -134,7 +134,7 @@ def test_long_answers_are_cut_not_refused(tiny_model_dir):
     judge = LogitJudge(str(tiny_model_dir), max_answer_tokens=64)
     verdict = judge.judge([item])[0]
     assert verdict.verdict in ("a", "b", "tie")
-    assert judge.version.endswith("-a64q256")  # the budget is part of what the judge is
+    assert "-a64q256" in judge.version  # the budget is part of what the judge is
 
 
 def test_an_image_comparison_is_never_shown_to_a_text_judge(tiny_model_dir):
@@ -176,7 +176,7 @@ def _stock_autocast(monkeypatch):
     """The logit judge as it ran before its bfloat16 copy: autocast over the float32 model."""
     import routing.judges.local as local
 
-    monkeypatch.setattr(local, "_judging_model", lambda model, autocast: model)
+    monkeypatch.setattr(local, "_judging_model", lambda model, autocast, **_: model)
 
 
 def test_the_bfloat16_copy_gives_autocasts_probabilities_without_changing_the_arenas_model(tiny_model_dir,
@@ -228,3 +228,141 @@ def test_smollm2_bfloat16_copy_stays_within_002_of_autocast_on_long_pairs(smollm
 
     assert gap(fast, stock) <= 0.02
     assert gap(fast, exact) <= gap(stock, exact) + 0.02
+
+
+def test_int8_linear_multiplies_exactly_where_quantisation_loses_nothing():
+    import torch
+
+    from routing.judges.int8 import Int8Linear
+
+    # given: weight rows whose largest entry is 127 steps of their scale (0.01 and 0.02)
+    linear = torch.nn.Linear(2, 2, bias=False)
+    linear.weight.data = torch.tensor([[1.27, -0.5], [0.0, 2.54]])  # steps: [127, -50], [0, 127]
+    layer = Int8Linear(linear, torch.float32)
+    # inputs whose rows are whole steps of max|row| / 127 (1 and 2)
+    x = torch.tensor([[127.0, -127.0], [254.0, 126.0]])  # steps: [127, -127], [127, 63]
+    # when
+    out = layer(x)
+    # then: 127*1.27 + 127*0.5 = 224.79; -127*2.54 = -322.58; 254*1.27 - 126*0.5 = 259.58; 126*2.54 = 320.04
+    assert layer.weight_t.dtype == torch.int8 and layer.weight_t.T.tolist() == [[127, -50], [0, 127]]
+    assert out.flatten().tolist() == pytest.approx([224.79, -322.58, 259.58, 320.04], abs=1e-3)
+
+
+def test_int8_linear_stays_close_to_float32_on_rows_of_very_different_sizes():
+    import torch
+
+    from routing.judges.int8 import Int8Linear
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 32, bias=True)
+    # rows 1000x apart: one scale per tensor would flush the small row to a few steps
+    x = torch.randn(3, 5, 64) * torch.tensor([1e-3, 1.0, 1e3])[:, None, None]
+    exact = linear(x)
+    got = Int8Linear(linear, torch.float32)(x)
+    assert got.shape == exact.shape
+    for row in range(3):
+        error = (got[row] - exact[row]).norm() / exact[row].norm()
+        assert error < 0.02
+
+
+def test_int8_scoring_stays_close_to_float32(tiny_model_dir):
+    import torch
+
+    from arena.providers.localmodel import load_causal_lm
+    from routing.judges.int8 import Int8Linear
+    from routing.judges.local import _autocast, _judging_model
+
+    items = _pandalm_items(4) + [PairItem("short", "Hi?", "Hello.", "A much longer greeting than the other one.")]
+    exact = LogitJudge(str(tiny_model_dir), batch_size=3, precision="fp32").judge(items)
+    fast = LogitJudge(str(tiny_model_dir), batch_size=3, precision="int8").judge(items)
+    for x, y in zip(exact, fast):
+        for a, b in zip(x.orders, y.orders):
+            assert (b.p_a, b.p_b, b.p_tie) == pytest.approx((a.p_a, a.p_b, a.p_tie), abs=1e-2)
+        assert y.p_a + y.p_b + y.p_tie == pytest.approx(1.0, abs=1e-6)
+    # every linear of the judging copy is int8; the arena's model is untouched
+    model, _ = load_causal_lm(str(tiny_model_dir))
+    copy = _judging_model(model, _autocast(model, "int8"), int8=True)
+    kinds = {type(module).__name__ for name, module in copy.get_decoder().named_modules() if name.endswith("_proj")}
+    assert kinds == {"Int8Linear"} and isinstance(copy.get_decoder().layers[0].mlp.down_proj, Int8Linear)
+    assert model.get_decoder().layers[0].mlp.down_proj.weight.dtype == torch.float32
+
+
+def test_judge_precision_setting_is_honoured(tiny_model_dir, settings):
+    from routing.judges import JudgeError
+
+    # given: the default setting
+    assert LogitJudge(str(tiny_model_dir)).precision == "int8"
+    assert get_judge(f"model:{tiny_model_dir}").version.endswith("-int8")
+    # when: DUET_JUDGE_PRECISION says otherwise (both spellings)
+    settings.JUDGE_PRECISION = "fp32"
+    plain = LogitJudge(str(tiny_model_dir))
+    settings.JUDGE_PRECISION = "BF16"
+    rounded = get_judge(f"model:{tiny_model_dir}")
+    # then
+    assert plain.precision == "float32" and not plain.version.endswith("-int8")
+    assert rounded.precision == "bfloat16"
+    assert LogitJudge(str(tiny_model_dir), precision="int8").precision == "int8"  # an explicit one wins
+    # and the setting decides the numbers: fp32 from the setting equals an explicit fp32 judge
+    items = _pandalm_items(2)
+    settings.JUDGE_PRECISION = "fp32"
+    from_setting = LogitJudge(str(tiny_model_dir)).judge(items)
+    explicit = LogitJudge(str(tiny_model_dir), precision="float32").judge(items)
+    assert [v.p_a for v in from_setting] == [v.p_a for v in explicit]
+    settings.JUDGE_PRECISION = "int4"
+    with pytest.raises(JudgeError, match="judge precision 'int4'"):
+        LogitJudge(str(tiny_model_dir))
+
+
+def test_attention_in_query_blocks_equals_one_call_after_a_cache_with_padding(monkeypatch):
+    import torch
+
+    import routing.judges.local as local
+
+    # given: 2 rows of 50 new queries after 30 cached keys, row 1 with 4 padded keys in the middle
+    torch.manual_seed(0)
+    query, key, value = torch.randn(2, 6, 50, 8), torch.randn(2, 2, 80, 8), torch.randn(2, 2, 80, 8)
+    mask = torch.ones(80, 80, dtype=torch.bool).tril()[30:][None, None].repeat(2, 1, 1, 1)  # shape (2, 1, 50, 80)
+    mask[1, :, :, 30:34] = False
+    whole, _ = local._sdpa_gqa(None, query, key, value, mask)
+    # when: blocks of 16 queries (4 calls, the last of 2), each reading keys up to its last query
+    monkeypatch.setattr(local, "ATTENTION_QUERY_BLOCK", 16)
+    blocked, _ = local._sdpa_gqa(None, query, key, value, mask)
+    causal_only, _ = local._sdpa_gqa(None, query, key, value, None)
+    # then
+    assert blocked.shape == whole.shape == (2, 50, 6, 8)
+    assert torch.allclose(blocked, whole, atol=1e-6)
+    reference = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask[:1].expand(2, 1, 50, 80),
+                                                                 enable_gqa=True).transpose(1, 2)
+    assert torch.allclose(causal_only, reference, atol=1e-6)
+
+
+def test_smoothing_the_mlp_keeps_its_function_and_evens_down_projs_input(tiny_model_dir):
+    import copy
+
+    import torch
+
+    from arena.providers.localmodel import load_causal_lm
+    from routing.judges.int8 import smoothed_mlp_weights
+
+    # given: the tiny model with one input channel of layer 0's down_proj made 300x larger
+    model, tokenizer = load_causal_lm(str(tiny_model_dir))
+    decoder = copy.deepcopy(model.get_decoder())
+    mlp = decoder.layers[0].mlp
+    with torch.no_grad():
+        mlp.up_proj.weight[3] *= 300
+    ids = tokenizer.encode("Which answer is better, A or B? " * 8, add_special_tokens=False)
+    # when
+    weights = smoothed_mlp_weights(decoder, [ids])
+    # then: the same MLP output in float32, and channel 3's peak now close to the others'
+    x = torch.randn(1, 10, mlp.up_proj.in_features)
+    smoothed = copy.deepcopy(mlp)
+    smoothed.up_proj.weight.data = weights["layers.0.mlp.up_proj"]
+    smoothed.down_proj.weight.data = weights["layers.0.mlp.down_proj"]
+    with torch.inference_mode():
+        assert torch.allclose(smoothed(x), mlp(x), rtol=1e-4, atol=1e-5)
+        inner = mlp.act_fn(mlp.gate_proj(x)) * mlp.up_proj(x)
+        evened = mlp.act_fn(smoothed.gate_proj(x)) * smoothed.up_proj(x)
+    ratio_before = inner.abs().amax(dim=(0, 1))[3] / inner.abs().amax(dim=(0, 1)).median()
+    ratio_after = evened.abs().amax(dim=(0, 1))[3] / evened.abs().amax(dim=(0, 1)).median()
+    assert ratio_before > 50 and ratio_after < ratio_before / 5
+    assert set(weights) == {f"layers.{i}.mlp.{n}" for i in range(len(decoder.layers)) for n in ("up_proj", "down_proj")}
