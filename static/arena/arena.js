@@ -38,7 +38,8 @@
   }
 
   function show(id, visible) {
-    $(id).hidden = !visible;
+    const element = $(id);
+    if (element) element.hidden = !visible; // the category tag exists only where the arena has categories
   }
 
   async function loadNext() {
@@ -46,6 +47,7 @@
     show("after", false);
     show("gate", false);
     show("votes", false);
+    show("category-tag", false);
     $("body-a").replaceChildren();
     $("body-b").replaceChildren();
     ["a", "b"].forEach((side) => {
@@ -77,6 +79,7 @@
       show("prompt", false);
       show("sides", false);
       show("votes", false);
+      show("category-tag", false);
       if (response.status === 404) {
         startWaiting(body.detail);
       } else {
@@ -174,6 +177,7 @@
     show("prompt", true);
     show("sides", true);
     show("votes", true);
+    show("category-tag", true);
     const tag = $("category");
     if (tag) tag.value = ""; // a tag describes one comparison: each starts untagged
     setStatus("");
@@ -235,6 +239,7 @@
     });
     $("result").textContent = VERDICT_TEXT[verdict] + ": A was " + reveal.a.system + ", B was " + reveal.b.system + ".";
     show("votes", false);
+    show("category-tag", false);
     show("after", true);
     $("next").focus();
   }

@@ -28,3 +28,8 @@ def test_tag_a_category_while_voting(page, live_server, login, annotator, arena_
     page.click("button.vote[data-verdict=b]")
     page.wait_for_function("Array.from(document.querySelectorAll('.identity')).every(e => !e.hidden)")
     assert sorted(Battle.objects.values_list("category", flat=True)) == ["", "maths"]
+    # and with every pair judged, no comparison is shown, and neither is the tag
+    page.click("#next")
+    page.wait_for_selector("#votes", state="hidden")
+    page.wait_for_timeout(1000)  # the answer to "next" has come: nothing is left
+    assert page.is_hidden("#votes") and page.is_hidden("p.category-tag")
