@@ -49,9 +49,13 @@ def test_live_battle_in_the_browser(page, duet):
     page.fill("#follow-message", "And about rivers?")
     page.click("#send-follow-up")
     page.wait_for_function("document.querySelectorAll('#conv-a .user').length === 2")
-    page.wait_for_function(
-        "document.querySelectorAll('#conv-b .answer:not(.waiting):not(.streaming)').length === 2", timeout=120000
-    )
+    # both sides must finish the second turn: voting stays open while a follow-up streams
+    # and then judges the last complete pair, which would be the first turn
+    for side in ("a", "b"):
+        page.wait_for_function(
+            f"document.querySelectorAll('#conv-{side} .answer:not(.waiting):not(.streaming)').length === 2",
+            timeout=120000,
+        )
     page.wait_for_function("!document.querySelector('button.vote[data-verdict=a]').disabled")
 
     # vote with the keyboard; the identities are revealed
