@@ -307,6 +307,16 @@ def _check(now: float) -> dict[str, int] | None:
         _check_lock.release()
 
 
+def seen_stamp(label: str) -> int | None:
+    """This process's copy of one change counter (read again at most every
+    DUET_ARENA_CACHE_CHECK_SECONDS), or None while the counters cannot be read."""
+    if label not in _WATCHED:
+        raise ValueError(f"not watched by arena.hotcache: {label}")
+    now = time.monotonic()
+    counters = _counters if now < _next_check else _check(now)
+    return None if counters is None else counters[label]
+
+
 def bump(*labels: str) -> None:
     """Add one to the stamps of these labels, for every process on every host."""
     try:

@@ -104,6 +104,10 @@ def start_django() -> str:
     os.environ["DUET_VAR_DIR"] = var_dir
     for name in ("DATABASE_URL", "DUET_REDIS_URL", "DUET_MATCHMAKING"):
         os.environ.pop(name, None)
+    # Simulated voters vote thousands of times a minute, people a few: the web processes'
+    # wait between reweighs (DUET_MATCHMAKING_REWEIGH_SECONDS, 5 s) would here span
+    # hundreds of votes, where in use it spans a handful. Reweigh on every new board.
+    os.environ["DUET_MATCHMAKING_REWEIGH_SECONDS"] = "0"
     import django
     from django.core.management import call_command
 

@@ -330,6 +330,11 @@ EXCLUDE_FLAGGED_VOTERS = env_bool("DUET_EXCLUDE_FLAGGED_VOTERS", True)
 MATCHMAKING = env_str("DUET_MATCHMAKING", "active")
 if MATCHMAKING not in ("uniform", "active"):
     raise ImproperlyConfigured(f"DUET_MATCHMAKING must be 'uniform' or 'active', got {MATCHMAKING!r}")
+# Active matchmaking weighs pairs by the newest board; each web process reweighs at most
+# this often (seconds), not on every refresh: under load the board refreshes every second
+# or two and every process reweighing each time cost a sixth of the web's CPU per vote
+# (bench/load.py). 0: on every new board.
+MATCHMAKING_REWEIGH_SECONDS = env_number("DUET_MATCHMAKING_REWEIGH_SECONDS", 5.0, float)
 # How long each web process trusts its copy of rarely changing rows on the vote path
 # (tokens and roles, matchmaking index, rendered outputs, the board matchmaking reads)
 # when nothing reports a change: see arena/hotcache.py. Changes made by Django processes

@@ -368,6 +368,41 @@ def comparison_for_vote(public_id) -> Comparison | None:
 
 
 @cache
+def _served_parts_sql() -> str:
+    def output_columns(alias):
+        return ", ".join(_col(Output, name, alias) for name in OUTPUT_FIELDS)
+
+    return (
+        f"SELECT {_col(Prompt, 'text', 'p')}, {_col(Prompt, 'modality', 'p')}, "
+        f"{output_columns('oa')}, {output_columns('ob')} "
+        f"FROM {_table(Prompt)} p, {_table(Output)} oa, {_table(Output)} ob "
+        f"WHERE {_col(Prompt, 'id', 'p')} = %s AND {_col(Output, 'id', 'oa')} = %s AND {_col(Output, 'id', 'ob')} = %s"
+    )
+
+
+def load_served_parts(comparison: Comparison) -> Comparison:
+    """Load a comparison's prompt (text, modality) and both outputs (system, media,
+    metadata, rendering; their text deferred) in one statement, where reading them through
+    their relations took three. For a process that holds no copy of them (arena.hotcache):
+    with eight web processes and thousands of outputs, most comparisons served."""
+    cache = comparison._state.fields_cache
+    if {"prompt", "output_a", "output_b"} <= cache.keys():
+        return comparison
+    connection = _connection(Comparison)
+    row = _fetchone(connection, _served_parts_sql(), [comparison.prompt_id, comparison.output_a_id, comparison.output_b_id])
+    if row is None:  # deleted meanwhile: the relations raise DoesNotExist as before
+        return comparison
+    cache["prompt"] = Prompt.from_db(connection.alias, ["id", "text", "modality"], [comparison.prompt_id, *row[:2]])
+    m = len(OUTPUT_FIELDS)
+    for side, start in (("output_a", 2), ("output_b", 2 + m)):
+        values = list(row[start : start + m])
+        for name in ("metadata", "rendered"):
+            values[OUTPUT_FIELDS.index(name)] = _json(values[OUTPUT_FIELDS.index(name)])
+        cache[side] = Output.from_db(connection.alias, OUTPUT_FIELDS, values)
+    return comparison
+
+
+@cache
 def _refresh_claim_sql() -> str:
     return f"SELECT {_col(Arena, 'refresh_requested_at', 'a')} FROM {_table(Arena)} a WHERE {_col(Arena, 'id', 'a')} = %s"
 

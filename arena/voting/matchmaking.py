@@ -20,11 +20,13 @@ matters only to a voter who has judged a large share of one pair's prompts.
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
 
+from arena import hotcache
 from arena.hotcache import Memo
 from arena.models import Comparison, Judgment, Modality, Output, PromptOrigin
 from arena.voting import fastpath as rows
@@ -103,10 +105,37 @@ class MatchIndex:
 
 _INDEX_SOURCES = ("arena.Output", "arena.Prompt", "arena.System")
 _indexes: Memo[MatchIndex] = Memo("matchmaking index", invalidated_by=_INDEX_SOURCES)
-# Per index: its pairs and their probabilities under the latest board.
-_weights: Memo[tuple[list, list[float] | None]] = Memo(
-    "matchmaking weights", invalidated_by=(*_INDEX_SOURCES, "arena.LeaderboardSnapshot")
-)
+# Per index and board: its pairs and their probabilities. A process reweighs when the
+# index changes, and for a new board at most every DUET_MATCHMAKING_REWEIGH_SECONDS
+# (`_board_epoch`); the key's index keeps an entry from outliving its index.
+_weights: Memo[tuple[list, list[float] | None]] = Memo("matchmaking weights", invalidated_by=_INDEX_SOURCES)
+_SNAPSHOTS = "arena.LeaderboardSnapshot"
+
+
+@dataclass
+class _Epoch:
+    """Which board this process weighs pairs by: a number that moves when the boards'
+    change stamp has moved and the last move is old enough."""
+
+    stamp: int | None = None
+    number: int = 0
+    moved_at: float = float("-inf")
+
+
+_epoch = _Epoch()
+_weights_epoch = [0]
+
+
+def _board_epoch() -> int:
+    now = time.monotonic()
+    wait = settings.MATCHMAKING_REWEIGH_SECONDS
+    if now - _epoch.moved_at < wait:
+        return _epoch.number
+    # While the counters cannot be read (None), the memo's lifetime still renews weights.
+    stamp = hotcache.seen_stamp(_SNAPSHOTS)
+    if stamp != _epoch.stamp:
+        _epoch.stamp, _epoch.number, _epoch.moved_at = stamp, _epoch.number + 1, now
+    return _epoch.number
 
 
 def match_index(modality: str, *, fresh: bool = False) -> MatchIndex:
@@ -182,6 +211,11 @@ def choose_system_pair(pairs: list[tuple[int, int]], modality: str, rng: random.
 
 
 def _draw_pairs(index: MatchIndex, modality: str, rng: random.Random, n: int) -> list[tuple[int, int]]:
+    # Only the newest epoch's entry is ever read again: a new epoch clears the rest.
+    epoch = _board_epoch()
+    if _weights_epoch[0] != epoch:
+        _weights.clear()
+        _weights_epoch[0] = epoch
     pairs, cumulative = _weights.get((modality, index), lambda: _pairs_and_weights(index, modality))
     if not pairs:
         return []

@@ -7,6 +7,7 @@ from arena.hotcache import Memo
 from arena.models import Comparison, Output
 from arena.outputs.rendered import rendered
 from arena.outputs.rendering import render_markdown
+from arena.voting import fastpath as rows
 
 # An output's or prompt's HTML depends only on its text, and sanitising markdown is the
 # costliest step of serving a comparison (about 1 ms per output): an output's is made once
@@ -26,19 +27,23 @@ def _side(output: Output) -> dict:
 
 
 def comparison_payload(comparison: Comparison, token: str) -> dict:
-    # The lambdas read the related rows only on a miss.
+    # The lambdas run only on a miss; the first to run reads the prompt and both outputs
+    # in one statement.
+    def loaded() -> Comparison:
+        return rows.load_served_parts(comparison)
+
     prompt = _prompts.get(
         comparison.prompt_id,
-        lambda: {"modality": comparison.prompt.modality, "text": comparison.prompt.text,
-                 "html": render_markdown(comparison.prompt.text)},
+        lambda: {"modality": loaded().prompt.modality, "text": loaded().prompt.text,
+                 "html": render_markdown(loaded().prompt.text)},
     )  # fmt: skip
     payload = {
         "comparison": str(comparison.public_id),
         "token": token,
         "modality": prompt["modality"],
         "prompt": {"text": prompt["text"], "html": prompt["html"]},
-        "a": dict(_sides.get(comparison.output_a_id, lambda: _side(comparison.output_a))),
-        "b": dict(_sides.get(comparison.output_b_id, lambda: _side(comparison.output_b))),
+        "a": dict(_sides.get(comparison.output_a_id, lambda: _side(loaded().output_a))),
+        "b": dict(_sides.get(comparison.output_b_id, lambda: _side(loaded().output_b))),
     }
     if prompt["modality"] == "audio":
         payload["audio_min_play_seconds"] = settings.AUDIO_MIN_PLAY_SECONDS

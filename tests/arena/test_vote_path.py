@@ -33,10 +33,11 @@ from arena.models import (
     Prompt,
     System,
 )
+from arena.outputs.rendered import rendered
 from arena.roles import ANNOTATOR, ensure_roles
 from arena.voting import actions
 from arena.voting import fastpath as rows
-from arena.voting import matchmaking
+from arena.voting import matchmaking, presenters
 
 NEXT = "/api/arena/next/"
 VOTE = "/api/arena/vote/"
@@ -830,3 +831,27 @@ def test_a_cold_process_voting_on_a_deleted_comparison_keeps_no_false_copies(due
     for output in duel.outputs:
         kept = actions._vote_outputs.get(output.pk, lambda: None)
         assert kept is not None and (kept.pk, kept.system_id) == (output.pk, output.system_id)
+
+
+def test_a_process_that_never_served_the_outputs_reads_them_in_one_statement(duel, judge, settings):
+    # given a served comparison and a process with no copies of its prompt or outputs
+    settings.ARENA_CACHE_SECONDS = 3600
+    comparison = actions.next_comparison(judge, "text")
+    expected = Comparison.objects.select_related("prompt", "output_a", "output_b").get(pk=comparison.pk)
+    for output in (expected.output_a, expected.output_b):
+        rendered(output)  # kept on the row by an earlier process
+    hotcache.clear_all()
+    served = Comparison.objects.get(pk=comparison.pk)  # ids only, as the insert returns it
+    # when it is sent to the voter
+    with CaptureQueriesContext(connection) as statements:
+        payload = presenters.comparison_payload(served, "token")
+    # then one statement read the prompt and both outputs (it was three)
+    reads = [q["sql"] for q in statements.captured_queries if "arena_output" in q["sql"] or "arena_prompt" in q["sql"]]
+    assert len(reads) == 1
+    assert payload["prompt"]["text"] == expected.prompt.text and payload["modality"] == "text"
+    assert payload["a"] == {"kind": "text", "html": rendered(expected.output_a)["html"]}
+    assert payload["b"] == {"kind": "text", "html": rendered(expected.output_b)["html"]}
+    # and the next time this process has them: nothing read
+    with CaptureQueriesContext(connection) as statements:
+        assert presenters.comparison_payload(Comparison.objects.get(pk=comparison.pk), "token")["a"] == payload["a"]
+    assert len(statements.captured_queries) == 1  # the comparison's own get above
