@@ -304,6 +304,9 @@ class Arena(models.Model):
     # Debounce: set when a refresh is wanted and a task has been queued; cleared by the
     # task when it starts, so a burst of votes queues one refresh, not one per vote.
     refresh_requested_at = models.DateTimeField(null=True, blank=True)
+    # Pacing: the next refresh waits until then (the last one's end plus a multiple of its
+    # duration), so refreshing takes at most DUET_LEADERBOARD_REFRESH_SHARE of a worker.
+    refresh_not_before = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self):

@@ -306,6 +306,12 @@ VOTE_TOKEN_MAX_AGE_SECONDS = env_number("DUET_VOTE_TOKEN_MAX_AGE", 6 * 3600)
 # vote the refresh runs (votes within this window share one refresh).
 DEFAULT_ARENA = env_str("DUET_DEFAULT_ARENA", "main")
 LEADERBOARD_DEBOUNCE_SECONDS = env_number("DUET_LEADERBOARD_DEBOUNCE", 0.5, float)
+# The most of a worker's time refreshing boards may take under a steady stream of votes:
+# the next refresh waits (1/share - 1) times the last one's duration after it (at most
+# 20 s). 1: no pacing, the debounce alone.
+LEADERBOARD_REFRESH_SHARE = env_number("DUET_LEADERBOARD_REFRESH_SHARE", 0.2, float)
+if not 0 < LEADERBOARD_REFRESH_SHARE <= 1:
+    raise ImproperlyConfigured(f"DUET_LEADERBOARD_REFRESH_SHARE must be in (0, 1], got {LEADERBOARD_REFRESH_SHARE}")
 # Webhook deliveries (arena.webhooks): the POST's timeout, the wait before the first retry
 # (doubling after each failure, capped at an hour), and the attempts before giving up.
 WEBHOOK_TIMEOUT_SECONDS = env_number("DUET_WEBHOOK_TIMEOUT", 10.0, float)

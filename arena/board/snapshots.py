@@ -5,7 +5,9 @@ inputs — aggregated by the database, so a refresh costs the same at a thousand
 at a million — and stores the results as snapshots the pages and the API read.
 """
 
+import datetime
 import logging
+import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -96,8 +98,24 @@ def record_battle(judgment: Judgment) -> Battle | None:
 # --- refresh --------------------------------------------------------------------------------
 
 
-def request_refresh(arena: Arena) -> bool:
-    """Queue one refresh for a burst of votes. Returns True when a task was queued."""
+# The longest a refresh waits for its predecessor's pacing: below STALE_REFRESH_SECONDS,
+# so a claim waiting that long is not taken for a lost one.
+REFRESH_PAUSE_CAP_SECONDS = 20.0
+_NOT_READ = object()
+
+
+def refresh_countdown(not_before: datetime.datetime | None, now: datetime.datetime) -> float:
+    """Seconds a refresh queued now waits: the debounce, or longer while the last refresh's
+    pacing (`Arena.refresh_not_before`) holds, up to REFRESH_PAUSE_CAP_SECONDS."""
+    wait = settings.LEADERBOARD_DEBOUNCE_SECONDS
+    if not_before is not None:
+        wait = max(wait, min((not_before - now).total_seconds(), REFRESH_PAUSE_CAP_SECONDS))
+    return wait
+
+
+def request_refresh(arena: Arena, not_before=_NOT_READ) -> bool:
+    """Queue one refresh for a burst of votes. Returns True when a task was queued.
+    `not_before`: the arena's `refresh_not_before`, where the caller has read it."""
     now = timezone.now()
     stale = now - timezone.timedelta(seconds=STALE_REFRESH_SECONDS)
     claimed = Arena.objects.filter(
@@ -105,8 +123,10 @@ def request_refresh(arena: Arena) -> bool:
     ).update(refresh_requested_at=now)
     if not claimed:
         return False
+    if not_before is _NOT_READ:
+        not_before = Arena.objects.filter(pk=arena.pk).values_list("refresh_not_before", flat=True).first()
     try:
-        refresh_leaderboards.apply_async((arena.pk,), countdown=settings.LEADERBOARD_DEBOUNCE_SECONDS)
+        refresh_leaderboards.apply_async((arena.pk,), countdown=refresh_countdown(not_before, now))
     except Exception:  # noqa: BLE001 - broker down: the vote stands; a later vote re-queues
         logger.exception("could not queue a leaderboard refresh for %s; will retry on a later vote", arena)
         Arena.objects.filter(pk=arena.pk, refresh_requested_at=now).update(refresh_requested_at=None)
@@ -123,10 +143,10 @@ def request_refresh_after_vote(arena: Arena) -> bool:
     by its task (or is stale). The claim lives in the arena's row, which every process on
     every host reads (one small read). Called by the board's receiver of
     `judgment_recorded` (`arena.receivers`), after the vote's transaction commits."""
-    claimed_at = rows.refresh_claim(arena.pk)
+    claimed_at, not_before = rows.refresh_state(arena.pk)
     if claimed_at is not None and claimed_at > timezone.now() - timezone.timedelta(seconds=STALE_REFRESH_SECONDS):
         return False
-    return request_refresh(arena)
+    return request_refresh(arena, not_before)
 
 
 @dataclass(frozen=True)
@@ -280,6 +300,7 @@ def refresh_arena(arena: Arena) -> list[LeaderboardSnapshot]:
     """Recompute every board of an arena (per modality, with and without style control for
     text, and per category) and keep a bounded history of each."""
     Arena.objects.filter(pk=arena.pk).update(refresh_requested_at=None)
+    started = time.monotonic()
     snapshots = []
     for scope in scopes_for(arena):
         try:
@@ -294,6 +315,13 @@ def refresh_arena(arena: Arena) -> list[LeaderboardSnapshot]:
             "pk", flat=True
         )[SNAPSHOTS_KEPT_PER_SCOPE:]
         LeaderboardSnapshot.objects.filter(pk__in=list(stale)).delete()
+    # Pacing: under a steady stream of votes the next refresh waits a multiple of this
+    # one's duration, so refreshing takes at most DUET_LEADERBOARD_REFRESH_SHARE of a worker
+    # (a small board refreshes in tens of milliseconds: the debounce decides then).
+    took = time.monotonic() - started
+    share = settings.LEADERBOARD_REFRESH_SHARE
+    pause = took * (1 / share - 1) if 0 < share < 1 else 0.0
+    Arena.objects.filter(pk=arena.pk).update(refresh_not_before=timezone.now() + timezone.timedelta(seconds=pause))
     return snapshots
 
 

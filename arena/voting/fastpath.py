@@ -404,13 +404,22 @@ def load_served_parts(comparison: Comparison) -> Comparison:
 
 @cache
 def _refresh_claim_sql() -> str:
-    return f"SELECT {_col(Arena, 'refresh_requested_at', 'a')} FROM {_table(Arena)} a WHERE {_col(Arena, 'id', 'a')} = %s"
+    return (
+        f"SELECT {_col(Arena, 'refresh_requested_at', 'a')}, {_col(Arena, 'refresh_not_before', 'a')} "
+        f"FROM {_table(Arena)} a WHERE {_col(Arena, 'id', 'a')} = %s"
+    )
+
+
+def refresh_state(arena_id: int) -> tuple[datetime.datetime | None, datetime.datetime | None]:
+    """When the arena's pending leaderboard refresh was requested, if one is, and the
+    earliest the next refresh may start (`Arena.refresh_not_before`), if set."""
+    row = _fetchone(_connection(Arena), _refresh_claim_sql(), [arena_id])
+    return (None, None) if row is None else (_claim_value(row[0]), _claim_value(row[1]))
 
 
 def refresh_claim(arena_id: int) -> datetime.datetime | None:
     """When the arena's pending leaderboard refresh was requested, if one is."""
-    row = _fetchone(_connection(Arena), _refresh_claim_sql(), [arena_id])
-    return _claim_value(row[0] if row else None)
+    return refresh_state(arena_id)[0]
 
 
 def _claim_value(value) -> datetime.datetime | None:

@@ -855,3 +855,33 @@ def test_a_process_that_never_served_the_outputs_reads_them_in_one_statement(due
     with CaptureQueriesContext(connection) as statements:
         assert presenters.comparison_payload(Comparison.objects.get(pk=comparison.pk), "token")["a"] == payload["a"]
     assert len(statements.captured_queries) == 1  # the comparison's own get above
+
+
+def test_the_next_refresh_waits_a_multiple_of_the_last_ones_duration(db, settings, queued, wall_clock, monkeypatch):
+    # given a refresh that took 3 s, with refreshing allowed a fifth of a worker
+    settings.LEADERBOARD_DEBOUNCE_SECONDS = 0.5
+    settings.LEADERBOARD_REFRESH_SHARE = 0.2
+    arena = leaderboard.default_arena()
+    ticks = iter([100.0, 103.0])
+    monkeypatch.setattr(leaderboard, "time", SimpleNamespace(monotonic=lambda: next(ticks)))
+    leaderboard.refresh_arena(arena)
+    # then the next may start 4 x 3 = 12 s after it ended
+    assert Arena.objects.get(pk=arena.pk).refresh_not_before.timestamp() == pytest.approx(wall_clock.now + 12)
+    # when a vote comes 2 s later, the refresh it queues waits out the pacing, not the debounce
+    wall_clock.advance(2)
+    assert leaderboard.request_refresh_after_vote(arena) is True
+    assert queued[-1][1] == pytest.approx(wall_clock.now + 10)
+    # and a refresh queued from elsewhere (a flagged voter, say) waits as long
+    Arena.objects.filter(pk=arena.pk).update(refresh_requested_at=None)
+    wall_clock.advance(1)
+    assert leaderboard.request_refresh(arena) is True
+    assert queued[-1][1] == pytest.approx(wall_clock.now + 9)
+
+
+def test_refresh_pacing_is_bounded_by_the_debounce_and_twenty_seconds(settings):
+    settings.LEADERBOARD_DEBOUNCE_SECONDS = 0.5
+    now = timezone.now()
+    assert leaderboard.refresh_countdown(None, now) == 0.5
+    assert leaderboard.refresh_countdown(now - datetime.timedelta(seconds=5), now) == 0.5  # long past
+    assert leaderboard.refresh_countdown(now + datetime.timedelta(seconds=3), now) == pytest.approx(3)
+    assert leaderboard.refresh_countdown(now + datetime.timedelta(seconds=300), now) == 20.0
