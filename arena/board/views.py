@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 from arena.board.activity import activity, activity_chart, parse_days
 from arena.board.personal import personal_board, voter_for_request
 from arena.board.retirement import hide_retired, retired_systems, wants_retired
-from arena.board.snapshots import MATCHMAKING_KEY, Scope, latest_snapshot, request_refresh
+from arena.board.snapshots import MATCHMAKING_KEY, Scope, battles_for, latest_snapshot, request_refresh
 from arena.errors import InvalidInput
 from arena.models import Arena, Battle, LeaderboardSnapshot, Modality
 
@@ -139,6 +139,12 @@ def leaderboard_page(request):
             similar = similar_board_from_params(params, scope, request.user)
         except DuetError as error:
             similar_error = error.message
+    # A board with votes but no computation yet (a battle log just imported, the first
+    # votes of an arena): say so, and whether the worker has a refresh queued.
+    pending_votes, refresh_queued_at = 0, None
+    if arena and not data["systems"]:
+        pending_votes = battles_for(arena, scope).count()
+        refresh_queued_at = Arena.objects.filter(pk=arena.pk).values_list("refresh_requested_at", flat=True).first()
     categories = []
     if arena:
         categories = sorted(
@@ -169,6 +175,8 @@ def leaderboard_page(request):
             "similar_error": similar_error,
             "similar_power": (similar or {}).get("similarity", {}).get("power", settings.SIMILAR_BOARD_POWER),
             "current_query": urlencode({k: v for k, v in request.GET.items() if k != "include_retired"}),
+            "pending_votes": pending_votes,
+            "refresh_queued_at": refresh_queued_at,
         },
     )
 

@@ -184,3 +184,25 @@ def test_a_log_with_no_usable_battle_is_refused_with_the_counts(db, tmp_path):
     assert not Arena.objects.exists() and not System.objects.exists() and not BattleImport.objects.exists()
     with pytest.raises(BattleLogError, match=r"no usable battle in 0 rows$"):
         list(read_battles(write(tmp_path, "empty.json", []), "fastchat"))
+
+
+def test_an_imported_log_whose_board_is_not_computed_yet_says_so(db, client, settings,
+                                                                 django_capture_on_commit_callbacks):
+    # given the real log imported, the refresh it queues not run yet (found walking: the
+    # page said "No votes in this board yet" for an arena of 2,997 battles)
+    settings.OPEN_ARENA = True
+    with django_capture_on_commit_callbacks(execute=False):
+        call_command("import_battles", str(REAL_LOG), "--arena", "pandalm")
+    body = client.get("/leaderboard/", {"arena": "pandalm"}).content.decode()
+    assert 'id="empty"' not in body
+    assert "2997 votes in this board, not computed yet" in body and "no refresh is queued" in body
+    # when the worker has the refresh queued
+    from django.utils import timezone
+
+    Arena.objects.filter(name="pandalm").update(refresh_requested_at=timezone.now())
+    body = client.get("/leaderboard/", {"arena": "pandalm"}).content.decode()
+    assert "the worker has a refresh queued" in body and "reload in a few seconds" in body
+    # and once it has run, the board
+    refresh_arena(Arena.objects.get(name="pandalm"))
+    body = client.get("/leaderboard/", {"arena": "pandalm"}).content.decode()
+    assert 'id="pending"' not in body and 'id="board"' in body
