@@ -1,7 +1,8 @@
 """Duet's core records: systems, prompts, outputs, comparisons, judges and judgments.
 
-Models hold fields and constraints; behaviour lives in `arena.voting.actions` (the only place that
-writes judgments) and in small strategy modules (`arena.providers`, `arena.outputs.media`).
+Models hold fields and constraints; behaviour lives in `arena.judgments` (the only place that
+writes judgments), `arena.voting.actions` (judges and comparisons) and small strategy modules
+(`arena.providers`, `arena.outputs.media`).
 """
 
 import uuid

@@ -2,10 +2,10 @@
 per process (arena.hotcache): the vote loop authenticates every request, and the token and
 permission lookups were three of its queries.
 
-A deleted token, a deactivated account or a changed role takes effect at once in every
-Duet process on the host where it was made, whichever process made it (a web worker, the
-Celery worker, ``manage.py shell``): the change stamps. Web processes on other hosts, or
-without a usable stamps file, see it within ``DUET_ARENA_CACHE_SECONDS`` (60 s)."""
+A deleted token, a deactivated account or a changed role bumps a change stamp (in Redis or
+the database, whichever process made it, on any host), and every busy process sees it
+within ``DUET_ARENA_CACHE_CHECK_SECONDS`` (0.25 s); while the stamps cannot be read, within
+``DUET_ARENA_CACHE_SECONDS`` (60 s)."""
 
 import copy
 
