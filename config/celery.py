@@ -35,6 +35,9 @@ app.conf.beat_schedule = {
     "sweep-webhook-deliveries": {"task": "arena.webhooks.sweep_deliveries", "schedule": 60.0},
     # Import uploads kept for a retry past DUET_ANNOTATION_IMPORT_KEEP_DAYS.
     "sweep-import-uploads": {"task": "annotation.import_tasks.sweep_import_uploads", "schedule": 3600.0},
+    # Expired annotation leases marked as such, for the progress pages and the admin (the
+    # queue never hands out work by an expired lease, whether or not this has run).
+    "reclaim-expired-leases": {"task": "annotation.tasks.reclaim_expired_leases", "schedule": 300.0},
 }
 
 

@@ -88,6 +88,17 @@ def test_file_jobs_have_a_process_of_their_own_and_the_beat_sweeps_their_leftove
     assert schedule["arena.webhooks.sweep_deliveries"] == 60.0
 
 
+def test_every_scheduled_task_exists_and_expired_leases_are_tidied():
+    # found reading the code: the lease upkeep task the README promises was never queued
+    from celery import current_app
+
+    current_app.loader.import_default_modules()
+    schedule = {entry["task"]: entry["schedule"] for entry in app.conf.beat_schedule.values()}
+    assert set(schedule) <= set(app.tasks), set(schedule) - set(app.tasks)
+    assert schedule["annotation.tasks.reclaim_expired_leases"] == 300.0
+    assert queue_of("annotation.tasks.reclaim_expired_leases") in settings.CELERY_QUICK_QUEUES
+
+
 def test_make_run_and_make_worker_start_the_lanes():
     makefile = (ROOT / "Makefile").read_text()
     variables = dict(re.findall(r"^(WORKER_\w+)\s*:=\s*(.+)$", makefile, re.M))
