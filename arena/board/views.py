@@ -11,12 +11,13 @@ from django.contrib.auth.decorators import permission_required
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from arena.board.activity import activity, activity_chart, parse_days
 from arena.board.personal import personal_board, voter_for_request
 from arena.board.retirement import hide_retired, retired_systems, wants_retired
-from arena.board.snapshots import MATCHMAKING_KEY, Scope, battles_for, latest_snapshot, request_refresh
+from arena.board.snapshots import MATCHMAKING_KEY, STALE_REFRESH_SECONDS, Scope, battles_for, latest_snapshot, request_refresh
 from arena.errors import InvalidInput
 from arena.models import Arena, Battle, LeaderboardSnapshot, Modality
 
@@ -141,10 +142,13 @@ def leaderboard_page(request):
             similar_error = error.message
     # A board with votes but no computation yet (a battle log just imported, the first
     # votes of an arena): say so, and whether the worker has a refresh queued.
-    pending_votes, refresh_queued_at = 0, None
+    pending_votes, refresh_queued_at, refresh_overdue = 0, None, False
     if arena and not data["systems"]:
         pending_votes = battles_for(arena, scope).count()
         refresh_queued_at = Arena.objects.filter(pk=arena.pk).values_list("refresh_requested_at", flat=True).first()
+        # Queued longer than a refresh ever waits: the worker is likely not running.
+        refresh_overdue = refresh_queued_at is not None and (
+            timezone.now() - refresh_queued_at).total_seconds() > STALE_REFRESH_SECONDS  # fmt: skip
     categories = []
     if arena:
         categories = sorted(
@@ -177,6 +181,7 @@ def leaderboard_page(request):
             "current_query": urlencode({k: v for k, v in request.GET.items() if k != "include_retired"}),
             "pending_votes": pending_votes,
             "refresh_queued_at": refresh_queued_at,
+            "refresh_overdue": refresh_overdue,
         },
     )
 

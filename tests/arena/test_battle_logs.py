@@ -202,6 +202,10 @@ def test_an_imported_log_whose_board_is_not_computed_yet_says_so(db, client, set
     Arena.objects.filter(name="pandalm").update(refresh_requested_at=timezone.now())
     body = client.get("/leaderboard/", {"arena": "pandalm"}).content.decode()
     assert "the worker has a refresh queued" in body and "reload in a few seconds" in body
+    # and when it has waited longer than any refresh waits, the page asks about the worker
+    Arena.objects.filter(name="pandalm").update(refresh_requested_at=timezone.now() - timezone.timedelta(minutes=5))
+    body = client.get("/leaderboard/", {"arena": "pandalm"}).content.decode()
+    assert "is the worker running" in body and "reload in a few seconds" not in body
     # and once it has run, the board
     refresh_arena(Arena.objects.get(name="pandalm"))
     body = client.get("/leaderboard/", {"arena": "pandalm"}).content.decode()
