@@ -330,14 +330,23 @@ def _judged_sql(n_keys: int, select: str) -> str:
     )
 
 
+def _output_columns(alias: str) -> str:
+    return ", ".join(_col(Output, name, alias) for name in OUTPUT_FIELDS)
+
+
+def _output(connection, values) -> Output:
+    """An Output from its OUTPUT_FIELDS columns, JSON decoded (text deferred)."""
+    values = list(values)
+    for name in ("metadata", "rendered"):
+        values[OUTPUT_FIELDS.index(name)] = _json(values[OUTPUT_FIELDS.index(name)])
+    return Output.from_db(connection.alias, OUTPUT_FIELDS, values)
+
+
 @cache
 def _comparison_for_vote_sql() -> str:
-    def output_columns(alias):
-        return ", ".join(_col(Output, name, alias) for name in OUTPUT_FIELDS)
-
     return (
         f"SELECT {_comparison_columns('c')}, {_col(Prompt, 'modality', 'p')}, {_col(Prompt, 'categories', 'p')}, "
-        f"{output_columns('oa')}, {output_columns('ob')} "
+        f"{_output_columns('oa')}, {_output_columns('ob')} "
         f"FROM {_table(Comparison)} c "
         f"JOIN {_table(Prompt)} p ON {_col(Prompt, 'id', 'p')} = {_col(Comparison, 'prompt', 'c')} "
         f"JOIN {_table(Output)} oa ON {_col(Output, 'id', 'oa')} = {_col(Comparison, 'output_a', 'c')} "
@@ -360,21 +369,15 @@ def comparison_for_vote(public_id) -> Comparison | None:
     prompt = Prompt.from_db(connection.alias, ["id", "modality", "categories"], [comparison.prompt_id, modality, categories])
     comparison._state.fields_cache["prompt"] = prompt
     for side, start in (("output_a", n + 2), ("output_b", n + 2 + m)):
-        values = list(row[start : start + m])
-        for name in ("metadata", "rendered"):
-            values[OUTPUT_FIELDS.index(name)] = _json(values[OUTPUT_FIELDS.index(name)])
-        comparison._state.fields_cache[side] = Output.from_db(connection.alias, OUTPUT_FIELDS, values)
+        comparison._state.fields_cache[side] = _output(connection, row[start : start + m])
     return comparison
 
 
 @cache
 def _served_parts_sql() -> str:
-    def output_columns(alias):
-        return ", ".join(_col(Output, name, alias) for name in OUTPUT_FIELDS)
-
     return (
         f"SELECT {_col(Prompt, 'text', 'p')}, {_col(Prompt, 'modality', 'p')}, "
-        f"{output_columns('oa')}, {output_columns('ob')} "
+        f"{_output_columns('oa')}, {_output_columns('ob')} "
         f"FROM {_table(Prompt)} p, {_table(Output)} oa, {_table(Output)} ob "
         f"WHERE {_col(Prompt, 'id', 'p')} = %s AND {_col(Output, 'id', 'oa')} = %s AND {_col(Output, 'id', 'ob')} = %s"
     )
@@ -395,10 +398,7 @@ def load_served_parts(comparison: Comparison) -> Comparison:
     cache["prompt"] = Prompt.from_db(connection.alias, ["id", "text", "modality"], [comparison.prompt_id, *row[:2]])
     m = len(OUTPUT_FIELDS)
     for side, start in (("output_a", 2), ("output_b", 2 + m)):
-        values = list(row[start : start + m])
-        for name in ("metadata", "rendered"):
-            values[OUTPUT_FIELDS.index(name)] = _json(values[OUTPUT_FIELDS.index(name)])
-        cache[side] = Output.from_db(connection.alias, OUTPUT_FIELDS, values)
+        cache[side] = _output(connection, row[start : start + m])
     return comparison
 
 
