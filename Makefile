@@ -61,13 +61,22 @@ worker-quick: install
 worker-long: install
 	@trap 'kill 0' INT TERM EXIT; $(WORKER_LONG) & $(WORKER_FILES) & wait
 
+# The test suite runs on TEST_WORKERS pytest-xdist processes (2: the project's machines
+# have 2 cores; more only contend), a test file at a time per worker (--dist loadfile), so
+# the session and module fixtures (the journey's world, the shared browser, the tiny
+# models) are built once per worker. Each worker has its own test database and var folder
+# (config/settings_test.py) and one torch thread (tests/conftest.py).
+# `make test TEST_WORKERS=0` runs everything in one process, in file order.
+TEST_WORKERS ?= 2
+PYTEST       := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
 # The whole suite, slow real-model and browser tests included (what CI runs).
 test: install
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 # Everything but the tests marked slow, for a quick loop while developing.
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 clean:
 	rm -rf var/broker var/staticfiles
