@@ -39,7 +39,7 @@ def pytest_collection_modifyitems(config, items):
     the many quick files fill in behind them: a heavy file started last would leave one
     worker running it alone at the end. The order within a file is kept (the journey's
     states run in order). A serial run keeps the collection order."""
-    if not getattr(config.option, "numprocesses", None):
+    if not (os.environ.get("PYTEST_XDIST_WORKER") or getattr(config.option, "numprocesses", None)):
         return
     heavy: dict[str, int] = {}
     for item in items:
