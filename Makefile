@@ -67,7 +67,7 @@ worker-long: install
 # files with slow/browser/redis/postgres tests are dealt first (tests/conftest.py; hence
 # --no-loadscope-reorder, which keeps that order). Each worker has its own test database
 # and var folder (config/settings_test.py) and one torch thread (tests/conftest.py).
-# 1,346 tests: 33 min serially, 17 min on two workers (README, "The two commands").
+# 1,346 tests: 27-33 min serially, 17 min on two workers (README, "The two commands").
 # `make test TEST_WORKERS=0` runs everything in one process, in file order.
 TEST_WORKERS ?= 2
 PYTEST       := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
