@@ -6,6 +6,15 @@ import tempfile
 from pathlib import Path
 
 os.environ.setdefault("DUET_VAR_DIR", tempfile.mkdtemp(prefix="duet-test-var-"))
+# Under pytest-xdist (`make test` runs two workers) the controller sets DUET_VAR_DIR above
+# and every worker inherits it: each worker keeps its runtime state (broker folders, worker
+# records, export scratch, the SQLite test database) in a folder of its own below it. The
+# marker keeps a subprocess started with this module from nesting a second level.
+_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _XDIST_WORKER and os.environ.get("DUET_TEST_VAR_WORKER") != _XDIST_WORKER:
+    os.environ["DUET_VAR_DIR"] = str(Path(os.environ["DUET_VAR_DIR"]) / _XDIST_WORKER)
+    os.environ["DUET_TEST_VAR_WORKER"] = _XDIST_WORKER
+    Path(os.environ["DUET_VAR_DIR"]).mkdir(parents=True, exist_ok=True)
 os.environ.setdefault("DUET_MODEL_CACHE", str(Path(__file__).resolve().parent.parent / "var" / "models"))
 
 from .settings import *  # noqa: E402,F403

@@ -12,6 +12,43 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 pytest_plugins = ["tests.conftest_models"]
 
+# `make test` runs two pytest-xdist workers on a 2-core machine: one torch thread each, or
+# the two workers' thread pools spin against each other (a tiny Llama's training step took
+# ~20 ms on one thread and ~1 s on two beside another busy process). Set before torch is
+# imported; subprocesses the tests start inherit it.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def pytest_configure(config):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
+# Marks of the tests that start real processes, models or browsers: the files holding them
+# take from ~10 s to ~7 min each, the rest a few seconds.
+HEAVY_MARKS = ("slow", "browser", "redis", "postgres")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Under xdist (`make test`, --dist loadfile --no-loadscope-reorder) the workers take
+    whole files in this order, so the heavy files go first, most heavy tests first, and
+    the many quick files fill in behind them: a heavy file started last would leave one
+    worker running it alone at the end. The order within a file is kept (the journey's
+    states run in order). A serial run keeps the collection order."""
+    if not (os.environ.get("PYTEST_XDIST_WORKER") or getattr(config.option, "numprocesses", None)):
+        return
+    heavy: dict[str, int] = {}
+    for item in items:
+        heavy.setdefault(item.nodeid.split("::")[0], 0)
+        if any(item.get_closest_marker(mark) for mark in HEAVY_MARKS):
+            heavy[item.nodeid.split("::")[0]] += 1
+    position = {path: rank for rank, path in enumerate(heavy)}
+    items.sort(key=lambda item: (-heavy[item.nodeid.split("::")[0]], position[item.nodeid.split("::")[0]]))
+
 
 @pytest.fixture(autouse=True)
 def _fresh_hot_caches():
