@@ -223,26 +223,35 @@ def main_app(args: argparse.Namespace) -> None:
         f"board refreshed every {args.refresh_every} votes; votes until Kendall's tau stays >= {args.target} "
         f"(held for max({args.hold}, votes so far), at most {args.max_votes:,} votes)"
     )
+    compare_over_seeds(
+        args,
+        lambda strengths, seed: (run_app(arena, "active", strengths, seed, args)[0],
+                                 run_app(arena, "uniform", strengths, seed, args)[0]),
+        timed=True,
+    )  # fmt: skip
+    print(f"({time.perf_counter() - started:.0f} s; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
+
+
+def compare_over_seeds(args: argparse.Namespace, run_pair, timed: bool = False) -> None:
+    """Per truth and seed, the votes active and uniform matchmaking need (`run_pair(strengths,
+    seed)` -> (active, uniform)): a row per seed, the mean and median, then the saving."""
     summary = []
     for truth in args.truth:
         print(f"\ntruth: {truth}")
-        print(f"{'seed':>4}{'active':>10}{'uniform':>10}{'ratio':>8}{'seconds':>9}")
+        print(f"{'seed':>4}{'active':>10}{'uniform':>10}{'ratio':>8}" + (f"{'seconds':>9}" if timed else ""))
         active_votes, uniform_votes = [], []
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             t0 = time.perf_counter()
-            strengths = true_strengths(truth, args.systems, seed)
-            active, _ = run_app(arena, "active", strengths, seed, args)
-            uniform, _ = run_app(arena, "uniform", strengths, seed, args)
+            active, uniform = run_pair(true_strengths(truth, args.systems, seed), seed)
             active_votes.append(active)
             uniform_votes.append(uniform)
-            print(f"{seed:>4}{active:>10,}{uniform:>10,}{active / uniform:>8.2f}{time.perf_counter() - t0:>9.0f}",
-                  flush=True)  # fmt: skip
+            seconds = f"{time.perf_counter() - t0:>9.0f}" if timed else ""
+            print(f"{seed:>4}{active:>10,}{uniform:>10,}{active / uniform:>8.2f}{seconds}", flush=True)
         summary.append((truth, *report(np.array(active_votes), np.array(uniform_votes), args)))
     print()
     for truth, saving, censored in summary:
         print(f"{truth}: active needs {saving:.0%} fewer votes than uniform (total over seeds)"
               + (f"; {censored} run(s) never settled" if censored else ""))  # fmt: skip
-    print(f"({time.perf_counter() - started:.0f} s; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
 
 
 def report(active_votes: np.ndarray, uniform_votes: np.ndarray, args: argparse.Namespace) -> tuple[float, int]:
@@ -294,23 +303,10 @@ def main_model(args: argparse.Namespace) -> None:
     print(f"model path: {args.systems} systems; full-covariance refit every {args.refresh_every} votes; "
           f"votes until Kendall's tau stays >= {args.target} up to {args.max_votes:,} votes")  # fmt: skip
     active_policy = functools.partial(pair_weights, exploration=args.exploration)
-    summary = []
-    for truth in args.truth:
-        print(f"\ntruth: {truth}")
-        print(f"{'seed':>4}{'active':>10}{'uniform':>10}{'ratio':>8}")
-        active_votes, uniform_votes = [], []
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
-            strengths = true_strengths(truth, args.systems, seed)
-            active = run_model(active_policy, strengths, args.max_votes, args.refresh_every, args.target, seed)
-            uniform = run_model(uniform_pair_weights, strengths, args.max_votes, args.refresh_every, args.target, seed)
-            active_votes.append(active)
-            uniform_votes.append(uniform)
-            print(f"{seed:>4}{active:>10,}{uniform:>10,}{active / uniform:>8.2f}", flush=True)
-        summary.append((truth, *report(np.array(active_votes), np.array(uniform_votes), args)))
-    print()
-    for truth, saving, censored in summary:
-        print(f"{truth}: active needs {saving:.0%} fewer votes than uniform (total over seeds)"
-              + (f"; {censored} run(s) never settled" if censored else ""))  # fmt: skip
+    compare_over_seeds(args, lambda strengths, seed: tuple(
+        run_model(policy, strengths, args.max_votes, args.refresh_every, args.target, seed)
+        for policy in (active_policy, uniform_pair_weights)
+    ))  # fmt: skip
     print(f"({time.perf_counter() - started:.0f} s)")
 
 
