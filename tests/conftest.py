@@ -41,13 +41,14 @@ def pytest_collection_modifyitems(config, items):
     states run in order). A serial run keeps the collection order."""
     if not (os.environ.get("PYTEST_XDIST_WORKER") or getattr(config.option, "numprocesses", None)):
         return
+    def file_of(item) -> str:
+        return item.nodeid.split("::")[0]
+
     heavy: dict[str, int] = {}
     for item in items:
-        heavy.setdefault(item.nodeid.split("::")[0], 0)
-        if any(item.get_closest_marker(mark) for mark in HEAVY_MARKS):
-            heavy[item.nodeid.split("::")[0]] += 1
+        heavy[file_of(item)] = heavy.get(file_of(item), 0) + any(item.get_closest_marker(m) for m in HEAVY_MARKS)
     position = {path: rank for rank, path in enumerate(heavy)}
-    items.sort(key=lambda item: (-heavy[item.nodeid.split("::")[0]], position[item.nodeid.split("::")[0]]))
+    items.sort(key=lambda item: (-heavy[file_of(item)], position[file_of(item)]))
 
 
 @pytest.fixture(autouse=True)
