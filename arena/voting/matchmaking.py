@@ -120,10 +120,10 @@ class _Epoch:
     stamp: int | None = None
     number: int = 0
     moved_at: float = float("-inf")
+    weighed: int = 0  # the epoch `_weights` holds entries of
 
 
 _epoch = _Epoch()
-_weights_epoch = [0]
 
 
 def _board_epoch() -> int:
@@ -213,9 +213,9 @@ def choose_system_pair(pairs: list[tuple[int, int]], modality: str, rng: random.
 def _draw_pairs(index: MatchIndex, modality: str, rng: random.Random, n: int) -> list[tuple[int, int]]:
     # Only the newest epoch's entry is ever read again: a new epoch clears the rest.
     epoch = _board_epoch()
-    if _weights_epoch[0] != epoch:
+    if _epoch.weighed != epoch:
         _weights.clear()
-        _weights_epoch[0] = epoch
+        _epoch.weighed = epoch
     pairs, cumulative = _weights.get((modality, index), lambda: _pairs_and_weights(index, modality))
     if not pairs:
         return []
