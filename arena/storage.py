@@ -164,6 +164,21 @@ def delete_stored(ref: str) -> bool:
     return True
 
 
+def list_files(prefix: str) -> list[str]:
+    """The names of every file under the folder `prefix` of the storage, sorted ([] when
+    there is no such folder)."""
+    store, names, folders = storage(), [], [prefix.strip("/")]
+    while folders:
+        folder = folders.pop()
+        try:
+            children, files = store.listdir(folder)
+        except FileNotFoundError:
+            continue
+        names.extend(f"{folder}/{name}" for name in files)
+        folders.extend(f"{folder}/{name}" for name in children)
+    return sorted(names)
+
+
 def _json_file(data: dict) -> File:
     from django.core.files.base import ContentFile
 

@@ -7,10 +7,15 @@ every host reaches (STORAGES["duet"]: a folder by default, a shared folder or an
 store on several hosts) and deletes the scratch folder; the job's `files` hold the
 ``"stored:..."`` references, so whichever worker wrote the export, every web process
 serves it. The state is in the database, which every host shares too.
+
+An attempt that fails or is cancelled leaves nothing in the storage: what it had stored is
+deleted (its error says so), and an attempt starts by deleting whatever an earlier one left
+under ``exports/<job id>/`` (a worker killed while storing cannot clean up after itself).
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -18,7 +23,7 @@ from django.conf import settings
 
 from annotation.models import ExportJob
 from arena import storage
-from arena.jobs.lifecycle import JobContext
+from arena.jobs.lifecycle import JobCancelled, JobContext, JobFailed
 from arena.jobs.models import JobStatus
 
 from .options import ExportOptions
@@ -27,6 +32,8 @@ QUEUED, RUNNING, DONE, FAILED = JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.S
 FILE_NAMES = {"trl": "preferences.jsonl", "jsonl": "judgments.jsonl", "csv": "judgments.csv",
               "parquet": "judgments.parquet", "hf": "dataset"}  # fmt: skip
 __all__ = ["DONE", "FAILED", "QUEUED", "RUNNING", "ExportJob", "create_job", "load_job", "recent_jobs", "run_export"]
+
+logger = logging.getLogger(__name__)
 
 
 def export_root() -> Path:
@@ -81,7 +88,8 @@ def recent_jobs(limit: int = 20) -> list[ExportJob]:
 def run_export(job: ExportJob, context: JobContext) -> dict:
     """The work of an export job: progress after every chunk, a cancel checked between
     chunks; an `hf` folder is also zipped, so it downloads as one file. The files written
-    in this host's scratch folder are stored, then the folder is deleted (also on failure)."""
+    in this host's scratch folder are stored, then the folder is deleted (also on failure).
+    An attempt that ends otherwise than stored whole deletes what it stored."""
     from .service import export_dataset
 
     def progress(done: int, total: int) -> None:
@@ -90,6 +98,8 @@ def run_export(job: ExportJob, context: JobContext) -> dict:
 
     # The output the web process chose names its own host's scratch folder: write in ours.
     options = ExportOptions.from_dict({**job.options, "output": str(_output(job, job.options))})
+    delete_stored_files(job)  # an earlier attempt's leftovers: this one starts clean
+    files: dict[str, str] = {}
     try:
         result = export_dataset(options, progress=progress).to_dict()
         written = {"rows": result["path"]}
@@ -98,13 +108,47 @@ def run_export(job: ExportJob, context: JobContext) -> dict:
         if result.get("media_path"):
             written["media"] = result["media_path"]
         context.progress(phase="storing")
-        files = {part: storage.store_file(path, f"{stored_prefix(job)}/{Path(path).name}")
-                 for part, path in written.items()}  # fmt: skip
+        for part, path in written.items():
+            files[part] = storage.store_file(path, f"{stored_prefix(job)}/{Path(path).name}")
+        context.stop_if_cancelled()  # a cancel that came while storing still wins
+    except BaseException as error:
+        _remove_attempt_files(job, error)
+        raise
     finally:
         shutil.rmtree(job_folder(job), ignore_errors=True)
     # Where the files are now (the scratch paths are gone): what export.finished announces.
     result.update(path=files["rows"], media_path=files.get("media"))
     return {"result": result, "files": files}
+
+
+def stored_files(job_id: str) -> list[str]:
+    """The names in the storage under the job's prefix (``exports/<job id>/...``)."""
+    return storage.list_files(f"exports/{job_id}")
+
+
+def delete_stored_files(job: ExportJob) -> list[str]:
+    """Delete every stored file of the job; returns their names."""
+    names = stored_files(job.pk)
+    for name in names:
+        storage.delete_stored(storage.PREFIX + name)
+    return names
+
+
+def _remove_attempt_files(job: ExportJob, error: BaseException) -> None:
+    """Delete the files this attempt stored before it failed or was cancelled, and add that
+    to what the job records: the failure's message, the cancel's error, or a note on the
+    traceback."""
+    removed = delete_stored_files(job)
+    if not removed:
+        return
+    note = f"the {len(removed)} file(s) this attempt had stored were deleted: {', '.join(sorted(removed))}"
+    logger.warning("export %s: %s", job.pk, note)
+    if isinstance(error, JobFailed):
+        error.message = f"{error.message}\n{note}"
+    elif isinstance(error, JobCancelled):
+        error.fields.setdefault("error", note)
+    else:
+        error.add_note(note)  # traceback.format_exc(), which the job records, prints it last
 
 
 class PartGone(Exception):
