@@ -98,7 +98,7 @@ def run_export(job: ExportJob, context: JobContext) -> dict:
 
     # The output the web process chose names its own host's scratch folder: write in ours.
     options = ExportOptions.from_dict({**job.options, "output": str(_output(job, job.options))})
-    delete_stored_files(job)  # an earlier attempt's leftovers: this one starts clean
+    delete_stored_files(job.pk)  # an earlier attempt's leftovers: this one starts clean
     files: dict[str, str] = {}
     try:
         result = export_dataset(options, progress=progress).to_dict()
@@ -126,9 +126,9 @@ def stored_files(job_id: str) -> list[str]:
     return storage.list_files(f"exports/{job_id}")
 
 
-def delete_stored_files(job: ExportJob) -> list[str]:
+def delete_stored_files(job_id: str) -> list[str]:
     """Delete every stored file of the job; returns their names."""
-    names = stored_files(job.pk)
+    names = stored_files(job_id)
     for name in names:
         storage.delete_stored(storage.PREFIX + name)
     return names
@@ -138,7 +138,7 @@ def _remove_attempt_files(job: ExportJob, error: BaseException) -> None:
     """Delete the files this attempt stored before it failed or was cancelled, and add that
     to what the job records: the failure's message, the cancel's error, or a note on the
     traceback."""
-    removed = delete_stored_files(job)
+    removed = delete_stored_files(job.pk)
     if not removed:
         return
     note = f"the {len(removed)} file(s) this attempt had stored were deleted: {', '.join(sorted(removed))}"

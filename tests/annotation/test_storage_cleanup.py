@@ -7,9 +7,10 @@ import io
 
 import pytest
 from django.core.management import call_command
+from django.db.models.signals import post_delete
 from django.utils import timezone
 
-from annotation import actions, import_jobs
+from annotation import actions, import_jobs, stored_files
 from annotation.export import jobs
 from annotation.export_tasks import export_dataset_task
 from annotation.models import ExportJob, ImportJob, Project, ProjectItem
@@ -103,3 +104,140 @@ def test_an_export_cancelled_while_storing_deletes_what_it_stored(media_export, 
     assert stored_names(object_store, f"exports/{media_export.pk}") == []
     job = jobs.load_job(media_export.pk)
     assert job.files == {} and "this attempt had stored were deleted" in job.error
+
+
+# --- 2. uploads of deleted projects, and the sweep of orphans ------------------------------------
+
+
+def upload(rows, name="items.jsonl"):
+    handle = io.BytesIO(jsonl(rows))
+    handle.name = name
+    return handle
+
+
+def failed_import(project) -> ImportJob:
+    """A failed import, which keeps its upload (and its media zip) for a retry."""
+    images = make_zip({"images/0-x.png": png_bytes()})
+    job = import_jobs.queue_import(project, upload(text_rows(2)), "items.jsonl", media_zip=images)
+    lifecycle.fail(ImportJob, job.pk, "the database was down")
+    return ImportJob.objects.get(pk=job.pk)
+
+
+def test_deleting_a_project_deletes_its_stored_uploads_once_the_deletion_commits(
+    object_store, make_project, admin_user, client_for, django_capture_on_commit_callbacks
+):
+    # given a project whose failed import keeps its upload and media zip, and another project's
+    project, other = make_project("Doomed"), make_project("Kept")
+    job, kept = failed_import(project), failed_import(other)
+    upload_name = storage.stored_name(job.folder)
+    assert stored_names(object_store, "imports") == sorted(
+        [upload_name, upload_name + ".media.zip", storage.stored_name(kept.folder),
+         storage.stored_name(kept.folder) + ".media.zip"])  # fmt: skip
+    # when the project is deleted through the API
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client_for(admin_user).delete(f"/api/projects/{project.pk}/")
+        assert response.status_code == 204, response.content
+        # then before the deletion commits, the files are still there
+        assert object_store.exists(upload_name) and object_store.exists(upload_name + ".media.zip")
+    for callback in callbacks:
+        callback()
+    # and once it commits, its upload and media zip are gone, the other project's stay
+    assert not ImportJob.objects.filter(pk=job.pk).exists()
+    assert stored_names(object_store, "imports") == sorted(
+        [storage.stored_name(kept.folder), storage.stored_name(kept.folder) + ".media.zip"])  # fmt: skip
+
+
+def test_a_deletion_rolled_back_keeps_the_uploads(object_store, make_project, django_capture_on_commit_callbacks):
+    from django.db import transaction
+
+    project = make_project("Saved")
+    job = failed_import(project)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            Project.objects.filter(pk=project.pk).delete()
+            raise RuntimeError("changed my mind")
+    assert callbacks == [] and ImportJob.objects.filter(pk=job.pk).exists()
+    assert object_store.exists(storage.stored_name(job.folder))
+
+
+def test_deleting_an_export_job_deletes_its_stored_files(media_export, object_store,
+                                                         django_capture_on_commit_callbacks):
+    assert export_dataset_task.apply(args=[media_export.pk]).get() == "succeeded"
+    assert len(stored_names(object_store, f"exports/{media_export.pk}")) == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        ExportJob.objects.filter(pk=media_export.pk).delete()
+    assert stored_names(object_store, f"exports/{media_export.pk}") == []
+
+
+def orphans(object_store, make_project, media_export):
+    """What an older version left: the upload of a project deleted before uploads were swept,
+    the files of an export job deleted since, a failed attempt's leftover file; beside the
+    files that still have owners."""
+    # an upload whose project (with its import job) was deleted before uploads went with it
+    gone = make_project("Gone")
+    gone_job = failed_import(gone)
+    post_delete.disconnect(sender=ImportJob, dispatch_uid="duet.annotation.import_upload")
+    try:
+        gone.delete()
+    finally:
+        stored_files.connect()
+    # an export whose job row is gone
+    storage.store_file(io.BytesIO(b"rows"), "exports/0123456789abcdef0123456789abcdef/judgments.csv")
+    # a failed export job with its first attempt's file left over
+    storage.store_file(io.BytesIO(b"half"), f"exports/{media_export.pk}/judgments.jsonl")
+    lifecycle.fail(ExportJob, media_export.pk, "the worker stopped")
+    # owned: a kept upload of a failed import, and a succeeded export's files
+    live = failed_import(make_project("Live"))
+    done = jobs.create_job({"format": "jsonl", "project": "Pictures", "aggregate": "none"})
+    assert export_dataset_task.apply(args=[done.pk]).get() == "succeeded"
+    stale = sorted([storage.stored_name(gone_job.folder), storage.stored_name(gone_job.folder) + ".media.zip",
+                    "exports/0123456789abcdef0123456789abcdef/judgments.csv",
+                    f"exports/{media_export.pk}/judgments.jsonl"])  # fmt: skip
+    owned = sorted([storage.stored_name(live.folder), storage.stored_name(live.folder) + ".media.zip",
+                    f"exports/{done.pk}/judgments.jsonl", f"exports/{done.pk}/judgments.jsonl.media.zip"])  # fmt: skip
+    return stale, owned
+
+
+def all_stored():
+    return storage.list_files("imports") + storage.list_files("exports")
+
+
+def test_the_sweep_command_removes_orphans_and_reports_them_with_a_dry_run_first(
+    object_store, make_project, media_export, capsys
+):
+    # given files without owners beside files with owners
+    stale, owned = orphans(object_store, make_project, media_export)
+    # when the command runs with --dry-run (no grace: every file here is a moment old)
+    call_command("sweep_storage", "--dry-run", "--grace-minutes", "0")
+    # then it lists the orphans and removes nothing
+    out = capsys.readouterr().out.splitlines()
+    assert sorted(line.removeprefix("would remove ") for line in out[:-1]) == stale
+    assert out[-1] == "would remove 4 orphaned file(s); kept 0 younger than the grace (or of unknown age)"
+    assert sorted(all_stored()) == sorted(stale + owned)
+    # when it runs for real
+    call_command("sweep_storage", "--grace-minutes", "0")
+    out = capsys.readouterr().out.splitlines()
+    # then it names what it removed, only files with owners are left, and a second sweep finds nothing
+    assert sorted(line.removeprefix("removed ") for line in out[:-1]) == stale
+    assert sorted(all_stored()) == owned
+    call_command("sweep_storage", "--grace-minutes", "0")
+    assert capsys.readouterr().out.startswith("removed 0 orphaned file(s)")
+
+
+def test_the_sweep_keeps_orphans_younger_than_its_grace(object_store, make_project, media_export):
+    from annotation.stored_files import sweep_orphans
+
+    stale, owned = orphans(object_store, make_project, media_export)
+    # an hour of grace: everything here was stored a moment ago
+    report = sweep_orphans()
+    assert report.removed == [] and sorted(report.recent) == stale
+    # an hour later they go
+    later = sweep_orphans(now=timezone.now() + timezone.timedelta(hours=1, minutes=1))
+    assert sorted(later.removed) == stale and sorted(all_stored()) == sorted(owned)
+
+
+def test_the_sweep_command_refuses_a_negative_grace():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="--grace-minutes must be 0 or more, not -5"):
+        call_command("sweep_storage", "--grace-minutes", "-5")
