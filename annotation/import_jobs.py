@@ -10,6 +10,11 @@ import starts writing, never halfway through it (the import is one transaction).
 The stored upload is deleted once imported. A failed or cancelled import keeps it for a
 retry, ANNOTATION_IMPORT_KEEP_DAYS days after it ended; then the beat's hourly sweep
 (`sweep_import_uploads`) deletes it, and a retry asks for the file again.
+
+An import in the request (the project page's form, the API without `background`) takes the
+same path without a job (`import_now`): the upload is stored, read back from the storage
+through a scratch copy as a worker reads it, imported all or nothing, and deleted whatever
+the outcome.
 """
 
 from __future__ import annotations
@@ -48,13 +53,24 @@ def upload_refs(job: ImportJob) -> list[str]:
     return [job.folder] + ([job.folder + MEDIA_SUFFIX] if job.has_media_zip else [])
 
 
-def queue_import(project: Project, source, filename: str, fmt: str = "duet", media_zip=None, seed: int = 0,
-                 user=None) -> ImportJob:
-    """Store the upload (and its media zip) and queue its import once the transaction commits."""
+def store_upload(source, media_zip=None) -> str:
+    """Store the upload (and its media zip beside it) as ``imports/<uuid>``; returns its
+    reference. Both or neither: a media zip the storage refuses takes the upload with it."""
     name = f"imports/{uuid.uuid4().hex}"
     ref = storage.store_file(source, name)
     if media_zip is not None:
-        storage.store_file(media_zip, name + MEDIA_SUFFIX)
+        try:
+            storage.store_file(media_zip, name + MEDIA_SUFFIX)
+        except BaseException:
+            storage.delete_stored(ref)
+            raise
+    return ref
+
+
+def queue_import(project: Project, source, filename: str, fmt: str = "duet", media_zip=None, seed: int = 0,
+                 user=None) -> ImportJob:
+    """Store the upload (and its media zip) and queue its import once the transaction commits."""
+    ref = store_upload(source, media_zip)
     job = ImportJob.objects.create(
         project=project, filename=Path(filename).name[:300], format=fmt, seed=seed, folder=ref,
         has_media_zip=media_zip is not None, requested_by=user if user is not None and user.is_authenticated else None,
@@ -72,14 +88,44 @@ def _local_copies(job: ImportJob, stack: ExitStack) -> tuple[Path, Path | None]:
         if not job.folder or not (folder / UPLOAD_NAME).is_file():
             raise JobFailed(f"nothing was imported: {job.upload_gone_message()}")
         return folder / UPLOAD_NAME, (folder / MEDIA_NAME if job.has_media_zip else None)
-    scratch_root().mkdir(parents=True, exist_ok=True)
-    scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"import-{job.pk}-", dir=scratch_root())))
     try:
-        upload = storage.copy_stored(job.folder, scratch / UPLOAD_NAME)
-        media = storage.copy_stored(job.folder + MEDIA_SUFFIX, scratch / MEDIA_NAME) if job.has_media_zip else None
+        return _copy_out(job.folder, job.has_media_zip, f"import-{job.pk}-", stack)
     except storage.StoredFileMissing:
         raise JobFailed(f"nothing was imported: {job.upload_gone_message()}") from None
+
+
+def _copy_out(ref: str, has_media_zip: bool, prefix: str, stack: ExitStack) -> tuple[Path, Path | None]:
+    """The stored upload `ref` and its media zip copied into a scratch folder of this host
+    (deleted when `stack` closes): a zip is read by seeking, which an object store's
+    stream does not do well."""
+    scratch_root().mkdir(parents=True, exist_ok=True)
+    scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix, dir=scratch_root())))
+    upload = storage.copy_stored(ref, scratch / UPLOAD_NAME)
+    media = storage.copy_stored(ref + MEDIA_SUFFIX, scratch / MEDIA_NAME) if has_media_zip else None
     return upload, media
+
+
+def import_now(project: Project, source, filename: str, fmt: str = "duet", media_zip=None, seed: int = 0):
+    """Import an upload in this request, through the storage as a background import goes:
+    stored, copied out and imported all or nothing, then deleted (also when the import
+    fails). Raises what `actions.import_comparisons` raises (a bad row names its line)."""
+    from .actions import import_comparisons
+    from .errors import ImportFailed
+    from .importers import import_max_bytes
+
+    size, limit = getattr(source, "size", None), import_max_bytes()
+    if size is not None and size > limit:  # refused before it is stored, as the import would
+        raise ImportFailed(f"{filename} is larger than the import limit of {limit:,} bytes")
+    ref = store_upload(source, media_zip)
+    try:
+        with ExitStack() as stack:
+            upload, media_path = _copy_out(ref, media_zip is not None, "import-now-", stack)
+            stored = stack.enter_context(open(upload, "rb"))
+            media = stack.enter_context(open(media_path, "rb")) if media_path is not None else None
+            return import_comparisons(project, stored, filename, fmt, media_zip=media, seed=seed)
+    finally:
+        for stored_ref in [ref] + ([ref + MEDIA_SUFFIX] if media_zip is not None else []):
+            storage.delete_stored(stored_ref)
 
 
 def run_import(job: ImportJob, context: JobContext) -> dict:

@@ -17,7 +17,7 @@ from arena.jobs import lifecycle
 from arena.models import HUMAN_JUDGE_KINDS, Judgment, Verdict
 from arena.outputs.rendering import render_markdown
 
-from . import actions
+from . import actions, import_jobs
 from . import assignment as queue
 from .errors import PageRefused
 from .forms import AdjudicateForm, ImportForm, MemberForm, ProjectForm
@@ -138,7 +138,8 @@ def project_detail(request, pk):
 def project_import(request, pk):
     """The import form's target. static/annotation/import.js posts here asking for JSON and
     shows the upload's progress and then the result in place; without script the page
-    redirects back with the result as a message."""
+    redirects back with the result as a message. The upload goes through the storage, as a
+    background import's does (`import_jobs.import_now`)."""
     _manager_only(request)
     project = get_object_or_404(Project, pk=pk)
     wants_json = "application/json" in request.headers.get("Accept", "")
@@ -148,7 +149,7 @@ def project_import(request, pk):
         return _import_answer(request, pk, wants_json, ok=False, message=f"Nothing was imported. {problem}")
     data = form.cleaned_data
     try:
-        summary = actions.import_comparisons(
+        summary = import_jobs.import_now(
             project, data["file"], data["file"].name, data["format"], media_zip=data.get("media_zip"),
             seed=data.get("seed") or 0,
         )  # fmt: skip

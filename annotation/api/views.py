@@ -77,7 +77,7 @@ class ProjectViewSet(viewsets.ModelViewSet):
             job = import_jobs.queue_import(project, upload, upload.name, data["format"], media_zip=data.get("media_zip"),
                                            seed=data["seed"], user=request.user)  # fmt: skip
             return Response(import_jobs.job_payload(job), status=status.HTTP_202_ACCEPTED)
-        summary = actions.import_comparisons(
+        summary = import_jobs.import_now(
             project, upload, upload.name, data["format"], media_zip=data.get("media_zip"), seed=data["seed"]
         )
         return Response(summary.as_dict(), status=status.HTTP_201_CREATED)

@@ -4,6 +4,7 @@ page's synchronous import stored once it answered; and the sweep of what older v
 left behind. The storage is Django's InMemoryStorage, standing in for an object store."""
 
 import io
+import re
 
 import pytest
 from django.core.management import call_command
@@ -241,3 +242,110 @@ def test_the_sweep_command_refuses_a_negative_grace():
 
     with pytest.raises(CommandError, match="--grace-minutes must be 0 or more, not -5"):
         call_command("sweep_storage", "--grace-minutes", "-5")
+
+
+# --- 3. the page's import in the request, through the storage ------------------------------------
+
+
+@pytest.fixture
+def storage_trail(monkeypatch):
+    """What went into the storage (names) and what was copied out of it (references)."""
+    trail = {"stored": [], "copied": []}
+    store_file, copy_stored = storage.store_file, storage.copy_stored
+
+    def recording_store(source, name):
+        trail["stored"].append(name)
+        return store_file(source, name)
+
+    def recording_copy(ref, target):
+        trail["copied"].append(ref)
+        return copy_stored(ref, target)
+
+    monkeypatch.setattr(storage, "store_file", recording_store)
+    monkeypatch.setattr(storage, "copy_stored", recording_copy)
+    return trail
+
+
+def page_client(user):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_page_import_stores_the_upload_reads_it_back_and_deletes_it(object_store, make_project, researcher,
+                                                                       storage_trail, settings, tmp_path):
+    # given the project page's import form, with a media zip
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    project = make_project("Paged")
+    images = make_zip({f"images/{i}-{s}.png": png_bytes() for i in range(2) for s in "xy"})
+    images.name = "media.zip"
+    # when a file is posted to it, the page's script asking for JSON
+    answer = page_client(researcher).post(
+        f"/projects/{project.pk}/import/", {"file": upload(media_rows("image")), "format": "duet", "media_zip": images},
+        HTTP_ACCEPT="application/json")  # fmt: skip
+    # then it answers as before: imported, in the request
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["ok"] and answer.json()["summary"]["media_files"] == 4 and answer.json()["items"] == 2
+    # and the upload and its zip went into the storage as imports/<uuid>, were read back from it,
+    (name, media_name) = storage_trail["stored"]
+    assert re.fullmatch(r"imports/[0-9a-f]{32}", name) and media_name == name + ".media.zip"
+    assert storage_trail["copied"] == [f"stored:{name}", f"stored:{name}.media.zip"]
+    # and are gone once imported, leaving no job and no scratch copy
+    assert storage.list_files("imports") == [] and not ImportJob.objects.exists()
+    assert list(settings.ANNOTATION_IMPORT_DIR.iterdir()) == []
+
+
+def test_a_bad_row_in_the_page_import_names_it_writes_nothing_and_leaves_nothing_stored(
+    object_store, make_project, researcher, storage_trail
+):
+    project = make_project("Refused")
+    rows = text_rows(3)
+    rows[2]["a"] = {"system": "m"}
+    # without script: the page redirects back with the message
+    response = page_client(researcher).post(f"/projects/{project.pk}/import/",
+                                            {"file": upload(rows, "bad.jsonl"), "format": "duet"}, follow=True)  # fmt: skip
+    assert "Nothing was imported. line 3: field &#x27;a.text&#x27; is missing" in response.content.decode()
+    assert len(storage_trail["stored"]) == 1 and storage_trail["copied"] == [f"stored:{storage_trail['stored'][0]}"]
+    assert not ProjectItem.objects.filter(project=project).exists() and storage.list_files("imports") == []
+
+
+def test_the_page_import_imports_the_stored_bytes(object_store, make_project, researcher, monkeypatch):
+    # given a storage that holds other bytes than the request sent (as another host's
+    # storage would, if the import read the request's file instead, the counts would differ)
+    real = storage.store_file
+
+    def store_five_rows(source, name):
+        return real(io.BytesIO(jsonl(text_rows(5, prefix="stored"))), name)
+
+    monkeypatch.setattr(storage, "store_file", store_five_rows)
+    project = make_project("Read back")
+    answer = page_client(researcher).post(f"/projects/{project.pk}/import/",
+                                          {"file": upload(text_rows(2)), "format": "duet"},
+                                          HTTP_ACCEPT="application/json")  # fmt: skip
+    assert answer.json()["summary"]["items_created"] == 5
+    assert sorted(ProjectItem.objects.filter(project=project).values_list("external_id", flat=True)) == [
+        f"stored-{i}" for i in range(5)]  # fmt: skip
+
+
+def test_an_upload_over_the_limit_is_refused_before_it_is_stored(object_store, make_project, researcher,
+                                                                  storage_trail, settings):
+    settings.ANNOTATION_IMPORT_MAX_BYTES = 100
+    project = make_project("Small")
+    answer = page_client(researcher).post(f"/projects/{project.pk}/import/",
+                                          {"file": upload(text_rows(3)), "format": "duet"},
+                                          HTTP_ACCEPT="application/json")  # fmt: skip
+    assert answer.status_code == 400
+    assert answer.json()["message"] == "Nothing was imported. items.jsonl is larger than the import limit of 100 bytes"
+    assert storage_trail["stored"] == []
+
+
+def test_the_api_import_in_the_request_goes_through_the_storage_too(object_store, make_project, researcher,
+                                                                    client_for, storage_trail):
+    project = make_project("Api")
+    response = client_for(researcher).post(f"/api/projects/{project.pk}/import/", {"file": upload(text_rows(3))},
+                                           format="multipart")  # fmt: skip
+    assert response.status_code == 201 and response.json()["items_created"] == 3
+    assert len(storage_trail["stored"]) == 1 and storage_trail["copied"] == [f"stored:{storage_trail['stored'][0]}"]
+    assert storage.list_files("imports") == []
