@@ -11,10 +11,10 @@ what a process that died between the two steps leaves, `sweep_orphans` finds
 
 from __future__ import annotations
 
-import re
 import shutil
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import PurePath
 
 from django.db import transaction
 from django.db.models.signals import post_delete
@@ -30,7 +30,6 @@ from .models import ExportJob, ImportJob
 # A file younger than this is never swept: a request stores an upload a moment before the
 # row that owns it commits (and the page's import holds its upload while it imports).
 SWEEP_GRACE = timezone.timedelta(hours=1)
-_UPLOAD = re.compile(r"^imports/(?P<stem>[^/]+?)(?:" + re.escape(MEDIA_SUFFIX) + r")?$")
 
 
 def _delete_refs(refs: list[str], local_folder: str = "") -> None:
@@ -68,13 +67,23 @@ class SweepReport:
 
 
 def _orphan_uploads() -> list[str]:
-    """Stored files under imports/ that no import job names (its project or itself deleted)."""
-    names = storage.list_files("imports")
-    owned = set(ImportJob.objects.filter(folder__startswith=storage.PREFIX + "imports/").values_list("folder", flat=True))
+    """Stored files under imports/ that no import job names (its project or itself deleted).
+    An import queued before uploads were stored kept a folder, ``<DUET_VAR_DIR>/imports/<uuid>/``,
+    which is inside the default storage: its job names that folder's path."""
+    stems, folders = set(), set()
+    for folder in ImportJob.objects.exclude(folder="").values_list("folder", flat=True):
+        if storage.is_stored(folder):
+            stems.add(storage.stored_name(folder).removeprefix("imports/"))
+        else:
+            folders.add(PurePath(folder).name)
     orphans = []
-    for name in names:
-        match = _UPLOAD.match(name)
-        if match is None or f"{storage.PREFIX}imports/{match['stem']}" not in owned:
+    for name in storage.list_files("imports"):
+        parts = name.split("/")
+        if len(parts) == 2:
+            owned = parts[1].removesuffix(MEDIA_SUFFIX) in stems
+        else:
+            owned = parts[1] in folders
+        if not owned:
             orphans.append(name)
     return orphans
 

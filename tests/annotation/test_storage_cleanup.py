@@ -26,10 +26,6 @@ from .test_job_storage import object_store  # noqa: F401 - the fixture
 pytestmark = pytest.mark.django_db
 
 
-def stored_names(store, prefix: str) -> list[str]:
-    return storage.list_files(prefix)
-
-
 # --- 1. a failed or cancelled export attempt -----------------------------------------------------
 
 
@@ -66,7 +62,7 @@ def test_an_export_that_fails_while_storing_deletes_what_it_stored_and_says_so(m
     # when the worker runs the export
     assert export_dataset_task.apply(args=[media_export.pk]).get() == "failed"
     # then the rows file it had stored is gone too, and the job's error says so, naming it
-    assert stored_names(object_store, f"exports/{media_export.pk}") == []
+    assert storage.list_files(f"exports/{media_export.pk}") == []
     job = jobs.load_job(media_export.pk)
     assert "the object store answered 503" in job.error
     assert f"the 1 file(s) this attempt had stored were deleted: exports/{media_export.pk}/judgments.jsonl" in job.error
@@ -83,7 +79,7 @@ def test_a_retry_of_a_failed_export_starts_clean_and_stores_only_its_own_files(m
     job = lifecycle.retry(jobs.load_job(media_export.pk))
     assert export_dataset_task.apply(args=[job.pk, job.attempts]).get() == "succeeded"
     # then the storage holds exactly the two files of the attempt that succeeded
-    assert stored_names(object_store, f"exports/{job.pk}") == [
+    assert storage.list_files(f"exports/{job.pk}") == [
         f"exports/{job.pk}/judgments.jsonl", f"exports/{job.pk}/judgments.jsonl.media.zip"]  # fmt: skip
     job.refresh_from_db()
     assert sorted(job.files) == ["media", "rows"]
@@ -102,7 +98,7 @@ def test_an_export_cancelled_while_storing_deletes_what_it_stored(media_export, 
     # when the worker runs the export
     assert export_dataset_task.apply(args=[media_export.pk]).get() == "cancelled"
     # then nothing of it is left in the storage, and the job says what was deleted
-    assert stored_names(object_store, f"exports/{media_export.pk}") == []
+    assert storage.list_files(f"exports/{media_export.pk}") == []
     job = jobs.load_job(media_export.pk)
     assert job.files == {} and "this attempt had stored were deleted" in job.error
 
@@ -131,7 +127,7 @@ def test_deleting_a_project_deletes_its_stored_uploads_once_the_deletion_commits
     project, other = make_project("Doomed"), make_project("Kept")
     job, kept = failed_import(project), failed_import(other)
     upload_name = storage.stored_name(job.folder)
-    assert stored_names(object_store, "imports") == sorted(
+    assert storage.list_files("imports") == sorted(
         [upload_name, upload_name + ".media.zip", storage.stored_name(kept.folder),
          storage.stored_name(kept.folder) + ".media.zip"])  # fmt: skip
     # when the project is deleted through the API
@@ -144,7 +140,7 @@ def test_deleting_a_project_deletes_its_stored_uploads_once_the_deletion_commits
         callback()
     # and once it commits, its upload and media zip are gone, the other project's stay
     assert not ImportJob.objects.filter(pk=job.pk).exists()
-    assert stored_names(object_store, "imports") == sorted(
+    assert storage.list_files("imports") == sorted(
         [storage.stored_name(kept.folder), storage.stored_name(kept.folder) + ".media.zip"])  # fmt: skip
 
 
@@ -164,10 +160,10 @@ def test_a_deletion_rolled_back_keeps_the_uploads(object_store, make_project, dj
 def test_deleting_an_export_job_deletes_its_stored_files(media_export, object_store,
                                                          django_capture_on_commit_callbacks):
     assert export_dataset_task.apply(args=[media_export.pk]).get() == "succeeded"
-    assert len(stored_names(object_store, f"exports/{media_export.pk}")) == 2
+    assert len(storage.list_files(f"exports/{media_export.pk}")) == 2
     with django_capture_on_commit_callbacks(execute=True):
         ExportJob.objects.filter(pk=media_export.pk).delete()
-    assert stored_names(object_store, f"exports/{media_export.pk}") == []
+    assert storage.list_files(f"exports/{media_export.pk}") == []
 
 
 def orphans(object_store, make_project, media_export):
@@ -187,14 +183,21 @@ def orphans(object_store, make_project, media_export):
     # a failed export job with its first attempt's file left over
     storage.store_file(io.BytesIO(b"half"), f"exports/{media_export.pk}/judgments.jsonl")
     lifecycle.fail(ExportJob, media_export.pk, "the worker stopped")
+    # an upload of an older version, in a folder of its own under the storage's imports/,
+    # once with its job and once without
+    ImportJob.objects.create(project=make_project("Legacy"), filename="items.jsonl",
+                             folder="/srv/duet/var/imports/" + "a" * 32)  # fmt: skip
+    storage.store_file(io.BytesIO(b"kept"), f"imports/{'a' * 32}/upload")
+    storage.store_file(io.BytesIO(b"lost"), f"imports/{'b' * 32}/upload")
     # owned: a kept upload of a failed import, and a succeeded export's files
     live = failed_import(make_project("Live"))
     done = jobs.create_job({"format": "jsonl", "project": "Pictures", "aggregate": "none"})
     assert export_dataset_task.apply(args=[done.pk]).get() == "succeeded"
     stale = sorted([storage.stored_name(gone_job.folder), storage.stored_name(gone_job.folder) + ".media.zip",
                     "exports/0123456789abcdef0123456789abcdef/judgments.csv",
-                    f"exports/{media_export.pk}/judgments.jsonl"])  # fmt: skip
+                    f"exports/{media_export.pk}/judgments.jsonl", f"imports/{'b' * 32}/upload"])  # fmt: skip
     owned = sorted([storage.stored_name(live.folder), storage.stored_name(live.folder) + ".media.zip",
+                    f"imports/{'a' * 32}/upload",
                     f"exports/{done.pk}/judgments.jsonl", f"exports/{done.pk}/judgments.jsonl.media.zip"])  # fmt: skip
     return stale, owned
 
@@ -213,7 +216,7 @@ def test_the_sweep_command_removes_orphans_and_reports_them_with_a_dry_run_first
     # then it lists the orphans and removes nothing
     out = capsys.readouterr().out.splitlines()
     assert sorted(line.removeprefix("would remove ") for line in out[:-1]) == stale
-    assert out[-1] == "would remove 4 orphaned file(s); kept 0 younger than the grace (or of unknown age)"
+    assert out[-1] == "would remove 5 orphaned file(s); kept 0 younger than the grace (or of unknown age)"
     assert sorted(all_stored()) == sorted(stale + owned)
     # when it runs for real
     call_command("sweep_storage", "--grace-minutes", "0")
