@@ -352,3 +352,20 @@ def test_the_api_import_in_the_request_goes_through_the_storage_too(object_store
     assert response.status_code == 201 and response.json()["items_created"] == 3
     assert len(storage_trail["stored"]) == 1 and storage_trail["copied"] == [f"stored:{storage_trail['stored'][0]}"]
     assert storage.list_files("imports") == []
+
+
+def test_an_upload_whose_media_zip_the_storage_refuses_is_not_kept_alone(object_store, make_project, monkeypatch):
+    # given a storage that takes the upload and refuses its media zip
+    real = storage.store_file
+
+    def store_file(source, name):
+        if name.endswith(".media.zip"):
+            raise OSError("the object store answered 503")
+        return real(source, name)
+
+    monkeypatch.setattr(storage, "store_file", store_file)
+    project = make_project("Half")
+    # when a background import is queued, then it fails with the storage's error, no job, nothing stored
+    with pytest.raises(OSError, match="503"):
+        import_jobs.queue_import(project, upload(text_rows(2)), "items.jsonl", media_zip=make_zip({"a.png": b"x"}))
+    assert storage.list_files("imports") == [] and not ImportJob.objects.exists()
