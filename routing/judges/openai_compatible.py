@@ -44,13 +44,13 @@ _LETTER_TOKEN = re.compile(r"\s*(?:\[\[)?\s*([ABC])\s*(?:\]\])?\s*")
 MAX_WAIT_S = 120.0
 
 
-class _RateLimitedEndpoint(OpenAICompatibleProvider):
-    """arena's transport, every attempt (retries included) waiting for the pacer first;
-    no pacer: the endpoint is not paced."""
+class _PacedEndpoint(OpenAICompatibleProvider):
+    """arena's transport, every attempt (retries included) waiting for the endpoint's
+    pacer first (none: not paced)."""
 
-    def __init__(self, config: dict, pacer: ratelimit.Pacer | None):
+    def __init__(self, config: dict):
         super().__init__(config)
-        self.pacer = pacer
+        self.pacer = endpoint_pacer(self.base_url, self.model, config)
 
     def _post(self, data: bytes, headers: dict[str, str]) -> bytes:
         if self.pacer is not None:
@@ -69,18 +69,22 @@ def endpoint_pacer(base_url: str, model: str, config: dict) -> ratelimit.Pacer |
         return None
     burst = config.get("burst")
     rate = ratelimit.Rate.per_second(float(rate), float(burst) if burst is not None else None)
+    max_wait_s = float(config.get("max_wait_s", MAX_WAIT_S))
+    if max_wait_s < 0:
+        raise ValueError(f"max_wait_s must be 0 or more seconds, got {max_wait_s}")
+    # Every judge naming this server and model, in any worker on any host, shares the budget.
     endpoint = f"{base_url.rstrip('/')} {model}"
-    return ratelimit.Pacer(f"judge:{ratelimit.digest(endpoint)}", rate,
-                           name=f"the judge endpoint {base_url} (model {model})",
-                           max_wait_s=float(config.get("max_wait_s", MAX_WAIT_S)))  # fmt: skip
+    return ratelimit.Pacer(f"judge:{ratelimit.digest(endpoint)}", rate, max_wait_s=max_wait_s,
+                           name=f"the judge endpoint {base_url} (model {model})")  # fmt: skip
 
 
 class OpenAICompatibleJudge(AutomaticJudge):
     """Config: ``base_url``, ``model``, ``api_key_env`` (name of the variable holding the key),
-    ``requests_per_second`` (default 2; 0 or "off": not paced), ``burst`` (default: the rate,
-    at least 1), ``max_wait_s`` (default 120: longest wait for room in the budget), ``logprobs`` (ask for them; default true), ``top_logprobs`` (default 5), ``max_tokens``
-    (default 512), ``seed``, ``timeout``, ``retries``, ``backoff_s``, ``concurrency`` (as
-    arena's provider).
+    ``requests_per_second`` (all workers together; default 2; 0 or "off": not paced),
+    ``burst`` (requests per window of burst / rate seconds; default: the rate, at least 1),
+    ``max_wait_s`` (default 120: longest wait for room in the budget), ``logprobs`` (ask for
+    them; default true), ``top_logprobs`` (default 5), ``max_tokens`` (default 512),
+    ``seed``, ``timeout``, ``retries``, ``backoff_s``, ``concurrency`` (as arena's provider).
     """
 
     def __init__(self, config: dict | None = None):
@@ -88,8 +92,7 @@ class OpenAICompatibleJudge(AutomaticJudge):
         try:
             self.top_logprobs = int(config.get("top_logprobs", 5))
             transport = {"temperature": 0.0, "max_tokens": 512, **config}
-            self.endpoint = _RateLimitedEndpoint(transport, None)
-            self.endpoint.pacer = endpoint_pacer(self.endpoint.base_url, self.endpoint.model, config)
+            self.endpoint = _PacedEndpoint(transport)
         except (ProviderError, TypeError, ValueError) as error:
             raise JudgeError(f"invalid OpenAI-compatible judge config: {error}") from error
         self.logprobs = bool(config.get("logprobs", True))

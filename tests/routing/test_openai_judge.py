@@ -197,7 +197,8 @@ def test_a_wait_longer_than_allowed_fails_naming_the_endpoint_and_limit(endpoint
 
 
 def test_pacing_configuration_is_checked(endpoint):
-    for bad in ({"requests_per_second": -1}, {"requests_per_second": "fast"}, {"requests_per_second": 2, "burst": 0}):
+    for bad in ({"requests_per_second": -1}, {"requests_per_second": "fast"}, {"requests_per_second": 2, "burst": 0},
+                {"requests_per_second": 2, "max_wait_s": -1}):
         with pytest.raises(JudgeError, match="invalid OpenAI-compatible judge config"):
             _judge(endpoint, "plain", **bad)
     assert _judge(endpoint, "plain", requests_per_second="off").pacer is None
