@@ -8,9 +8,13 @@ class ArenaConfig(AppConfig):
 
     def ready(self):
         from . import hotcache, receivers
+        from .jobs import workers
         from .roles import ensure_roles
 
         hotcache.connect_signals()
+        # Every worker records which queues it consumes, so `train --wait` and the pages
+        # can tell when nothing consumes a queue (arena.jobs.workers).
+        workers.connect_signals()
         receivers.connect()  # the board's refresh and webhooks hear arena.events
 
         post_migrate.connect(ensure_roles, dispatch_uid="duet.ensure_roles")

@@ -1,4 +1,9 @@
-"""Rate limits on the arena's next-comparison and vote endpoints, shared by every process.
+"""Rate limits, shared by every process on every host: one mechanism for all of them.
+
+- the arena's next-comparison, vote and similar-board endpoints (`check`, `RateLimitedView`);
+- a voter's live prompts per hour (arena.live.battles, through `count`);
+- the requests a judge sends to one endpoint (routing.judges.openai_compatible, through
+  `Pacer`, which waits for room in the window instead of refusing).
 
 Ballot stuffing is cheap when a vote costs a click, so each request is counted against
 every subject it comes from: the voter (an account, or a session in the open arena) and
@@ -15,7 +20,11 @@ live outside the web process, so every web process on every host shares one limi
 
 A refused request gets 429 with the seconds to wait in the message and in ``Retry-After``.
 If the counter store itself fails, the request goes through and the failure is logged:
-the limits guard against abuse, and a broken cache must never cost a real vote.
+the limits guard against abuse, and a broken cache must never cost a real vote (nor a
+judge's request: the endpoint's own 429 is then retried with backoff by the transport).
+
+Windows are numbered from the Unix epoch on each host's clock, so hosts must keep their
+clocks in step (NTP holds them within milliseconds, well inside a judge's 1 s window).
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -46,8 +56,26 @@ PRUNE_ONE_IN = 2000
 @dataclass(frozen=True)
 class Rate:
     limit: int
-    period: int  # seconds
+    period: float  # seconds
     unit: str  # "minute", for messages
+
+    @staticmethod
+    def per_second(rate: float, burst: float | None = None) -> Rate:
+        """``rate`` requests a second on average in windows of ``burst`` requests (default:
+        the rate, at least 1): ``per_second(2)`` is 2 per 1 s, ``per_second(0.5)`` 1 per 2 s,
+        ``per_second(4, burst=2)`` 2 per 0.5 s."""
+        if not rate > 0:
+            raise ValueError(f"a rate in requests a second must be positive, got {rate}")
+        limit = int(burst if burst is not None else max(1.0, rate))
+        if limit < 1:
+            raise ValueError(f"a burst must be at least 1 request, got {burst}")
+        period = limit / rate
+        return Rate(limit, period, "second" if period == 1 else f"{period:g} seconds")
+
+    def window(self, now: float) -> tuple[int, float]:
+        """The number of the window ``now`` falls in, and the time it ends."""
+        window = int(now // self.period)
+        return window, (window + 1) * self.period
 
     @staticmethod
     @lru_cache(maxsize=32)
@@ -66,6 +94,10 @@ class RateLimitExceeded(errors.RateLimited):
     def __init__(self, message: str, retry_after: int):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class WaitTooLong(RateLimitExceeded):
+    """A `Pacer` would have to wait longer than it may for room in its window."""
 
 
 # --- counter stores -------------------------------------------------------------------------
@@ -179,7 +211,7 @@ def _normalised(address: str) -> str:
     return str(ip)
 
 
-def _digest(value: str) -> str:
+def digest(value: str) -> str:
     # Keyed, so the counter store never holds an address or session key a leak could use.
     return _keyed_digest(settings.SECRET_KEY, value)
 
@@ -204,12 +236,12 @@ def _subjects(request, scopes: tuple[str, ...]) -> list[tuple[str, str, Rate, st
         else:
             session_key = request.session.session_key if hasattr(request, "session") else None
             if session_key:
-                subjects.append((f"{scope}:session:{_digest(session_key)}", "this browser session", voter_rate,
+                subjects.append((f"{scope}:session:{digest(session_key)}", "this browser session", voter_rate,
                                  NOUNS[scope]))  # fmt: skip
     client_rate = Rate.parse(settings.CLIENT_RATE_LIMIT)
     if client_rate is not None:
         # One budget for next and vote together: a client's whole arena traffic.
-        subjects.append((f"client:{_digest(client_address(request))}", "your network address", client_rate,
+        subjects.append((f"client:{digest(client_address(request))}", "your network address", client_rate,
                          "requests to the arena"))  # fmt: skip
     return subjects
 
@@ -217,41 +249,115 @@ def _subjects(request, scopes: tuple[str, ...]) -> list[tuple[str, str, Rate, st
 NOUNS = {"vote": "votes", "next": "requests for a comparison", "similar": "boards for prompts like one"}
 
 
-def check(request, scopes: str | tuple[str, ...]) -> None:
-    """Count this request against each scope's limits ("vote", "next": a vote that asks
-    for the next comparison counts against both); raise RateLimitExceeded (429) when any
-    of them is spent."""
-    now = time.time()
-    subjects = _subjects(request, (scopes,) if isinstance(scopes, str) else tuple(scopes))
-    if not subjects:
-        return
+# --- counting -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Count:
+    """One request counted against one subject's rate."""
+
+    n: int  # requests in this window so far, this one included
+    rate: Rate
+    wait: float  # seconds until this window ends
+
+    @property
+    def allowed(self) -> bool:
+        return self.n <= self.rate.limit
+
+    @property
+    def retry_after(self) -> int:
+        """Whole seconds to wait, as ``Retry-After`` and messages put it."""
+        return max(1, math.ceil(self.wait))
+
+
+def count_many(subjects: list[tuple[str, Rate]], now: float | None = None) -> list[Count] | None:
+    """Count one request against each (key, rate) in one call to the store; None when the
+    store failed (logged): callers let the request through."""
+    now = time.time() if now is None else now
     hits = []
-    for key, _, rate, _ in subjects:
-        window = int(now // rate.period)
-        hits.append((f"{key}:{rate.period}", window, (window + 1) * rate.period))
+    for key, rate in subjects:
+        window, window_ends = rate.window(now)
+        # The period is in the key: one subject limited over a minute and an hour counts twice.
+        hits.append((f"{key}:{rate.period:g}", window, window_ends))
     try:
         counts = store().hit_many(hits)
     except Exception:  # noqa: BLE001 - database, redis or OS errors alike: fail open
         logger.exception("rate-limit store failed; letting the request through")
+        return None
+    return [Count(n, rate, ends - now) for (_, rate), (_, _, ends), n in zip(subjects, hits, counts, strict=True)]
+
+
+def count(key: str, rate: Rate, now: float | None = None) -> Count | None:
+    """Count one request for ``key`` in ``rate``'s current window (see `count_many`)."""
+    counted = count_many([(key, rate)], now)
+    return None if counted is None else counted[0]
+
+
+def check(request, scopes: str | tuple[str, ...]) -> None:
+    """Count this request against each scope's limits ("vote", "next": a vote that asks
+    for the next comparison counts against both); raise RateLimitExceeded (429) when any
+    of them is spent."""
+    subjects = _subjects(request, (scopes,) if isinstance(scopes, str) else tuple(scopes))
+    if not subjects:
+        return
+    counts = count_many([(key, rate) for key, _, rate, _ in subjects])
+    if counts is None:
         return
     refusal: RateLimitExceeded | None = None
-    for (_, label, rate, noun), (_, _, window_ends), count in zip(subjects, hits, counts, strict=True):
-        if count > rate.limit:
-            retry_after = max(1, math.ceil(window_ends - now))
-            if refusal is None or retry_after > refusal.retry_after:
-                refusal = RateLimitExceeded(
-                    f"Too many {noun} from {label}: the limit is {rate.limit} per {rate.unit}. "
-                    f"Try again in {retry_after} s.",
-                    retry_after,
-                )
+    for (_, label, rate, noun), counted in zip(subjects, counts, strict=True):
+        if not counted.allowed and (refusal is None or counted.retry_after > refusal.retry_after):
+            refusal = RateLimitExceeded(
+                f"Too many {noun} from {label}: the limit is {rate.limit} per {rate.unit}. "
+                f"Try again in {counted.retry_after} s.",
+                counted.retry_after,
+            )
     if refusal is not None:
         raise refusal
 
 
+class Pacer:
+    """Paces calls to a shared budget: `acquire` counts a call and, when the window is
+    spent, sleeps until the next window and counts again, so every process on every host
+    that paces the same ``key`` shares one budget and each waits its turn rather than fail.
+
+    Each retry counts against the next window, so when several callers wait for one
+    window the first ``limit`` to arrive go and the rest wait again; ``max_wait_s`` bounds
+    the total, after which `acquire` raises WaitTooLong naming ``name`` and the rate.
+    """
+
+    # A floor on each sleep: a window's end computed in floating point can fall a hair
+    # before the next window starts, and sleeping 0 s there would spin.
+    MIN_SLEEP_S = 0.001
+
+    def __init__(self, key: str, rate: Rate, *, name: str, max_wait_s: float,
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
+        self.key, self.rate, self.name, self.max_wait_s = key, rate, name, max_wait_s
+        self.clock, self.sleep = clock, sleep
+
+    def acquire(self) -> float:
+        """Count one call, waiting for room if need be; returns the seconds waited."""
+        waited = 0.0
+        while True:
+            counted = count(self.key, self.rate, self.clock())
+            if counted is None or counted.allowed:
+                return waited
+            wait = max(counted.wait, self.MIN_SLEEP_S)
+            if waited + wait > self.max_wait_s:
+                raise WaitTooLong(
+                    f"{self.name}: its limit of {self.rate.limit} requests per {self.rate.unit} is spent; "
+                    f"waited {waited:.1f} s and would wait longer than {self.max_wait_s:g} s for room "
+                    "(other workers are calling it too: raise the limit, or run fewer of them)",
+                    counted.retry_after,
+                )
+            self.sleep(wait)
+            waited += wait
+
+
 class RateLimitedView:
     """DRF view mixin: ``rate_limit_scope = "vote"`` counts every request to the view
-    (after authentication, before the handler) and adds ``Retry-After`` to a refusal;
-    a view whose requests count against more scopes says so in `rate_limit_scopes`."""
+    (after authentication, before the handler); a view whose requests count against more
+    scopes says so in `rate_limit_scopes`. A refusal is a 429 with ``Retry-After``
+    (arena.api.errors.exception_handler, for every RateLimitExceeded)."""
 
     rate_limit_scope = ""
 
@@ -261,9 +367,3 @@ class RateLimitedView:
     def check_throttles(self, request):
         super().check_throttles(request)
         check(request, self.rate_limit_scopes(request))
-
-    def handle_exception(self, exc):
-        response = super().handle_exception(exc)
-        if isinstance(exc, RateLimitExceeded):
-            response["Retry-After"] = str(exc.retry_after)
-        return response

@@ -8,8 +8,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from arena.errors import DuetError
+from arena.jobs import workers
 
-from . import actions, results, selection, workers
+from . import actions, results, selection
 from .forms import StartRunForm
 from .models import RunStatus, TrainingRun
 

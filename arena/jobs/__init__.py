@@ -7,4 +7,6 @@
     tasks.JobTask        the base Celery task: claims, runs the work, records how it ended;
                          a repeated delivery of the same message runs nothing
     tasks.sweep_stale_jobs   the beat's periodic task (config/celery.py)
+    workers              which Celery workers are alive and which queues they consume, on
+                         every host (in DUET_REDIS_URL's Redis, else files under DUET_VAR_DIR)
 """

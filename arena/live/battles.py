@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from arena import errors
+from arena import errors, ratelimit
 from arena.live.checks import check_prompt
 from arena.live.leaks import find_leaks
 from arena.live.streaming import LIVE_PROVIDERS, Stopped, stream_answer
@@ -97,13 +97,18 @@ def preload_live_models() -> list[str]:
 # --- starting and continuing --------------------------------------------------------------
 
 
-def _check_rate(judge: Judge) -> None:
-    since = timezone.now() - timezone.timedelta(hours=1)
-    sent = LiveGeneration.objects.filter(battle__judge=judge, side="a", queued_at__gte=since).count()
-    if sent >= settings.LIVE_PROMPTS_PER_HOUR:
-        raise errors.RateLimited(
-            f"you have sent {sent} prompts in the last hour; the limit is {settings.LIVE_PROMPTS_PER_HOUR}. "
-            "Try again later."
+def _count_prompt(judge: Judge) -> None:
+    """Count a prompt (or follow-up) against the voter's hourly budget, shared by every host
+    (arena.ratelimit): called once the prompt is accepted, so one that fails its checks or
+    finds no pair costs nothing."""
+    limit = settings.LIVE_PROMPTS_PER_HOUR
+    counted = ratelimit.count(f"live:judge:{judge.pk}", ratelimit.Rate(limit, 3600, "hour"))
+    if counted is not None and not counted.allowed:
+        # Every prompt counted before this one in the window went through, and the window
+        # began less than an hour ago: the voter sent `limit` prompts in the last hour.
+        raise ratelimit.RateLimitExceeded(
+            f"you have sent {limit} prompts in the last hour; the limit is {limit}. Try again later.",
+            counted.retry_after,
         )
 
 
@@ -119,8 +124,8 @@ def start_live_battle(judge: Judge, modality: str, message: str, rng: random.Ran
     if modality not in Modality.values:
         raise errors.InvalidInput(f"unknown modality {modality!r}; expected one of {', '.join(Modality.values)}")
     message = check_prompt(message)
-    _check_rate(judge)
     system_a, system_b = _choose_pair(modality, rng or random.SystemRandom())
+    _count_prompt(judge)
     with transaction.atomic():
         prompt = Prompt.objects.create(text=message, modality=modality, origin=PromptOrigin.USER)
         battle = LiveBattle.objects.create(
@@ -145,10 +150,10 @@ def send_follow_up(battle: LiveBattle, message: str) -> int:
     if battle.status != LiveBattleStatus.READY:
         raise errors.InvalidInput(f"a follow-up can be sent once both answers are complete (battle is {battle.status})")
     message = check_prompt(message)
-    _check_rate(battle.judge)
     turn = current_turn(battle) + 1
     if turn >= settings.LIVE_MAX_TURNS:
         raise errors.InvalidInput(f"a battle has at most {settings.LIVE_MAX_TURNS} turns; vote or start a new round")
+    _count_prompt(battle.judge)
     with transaction.atomic():
         updated = LiveBattle.objects.filter(pk=battle.pk, status=LiveBattleStatus.READY).update(
             status=LiveBattleStatus.GENERATING

@@ -47,14 +47,15 @@ DEFAULT_JUDGE = "smollm2"
 def openai_config_from_env(model: str = "", environ=os.environ) -> dict:
     """The ``openai:`` judge's config: ``DUET_JUDGE_BASE_URL`` (required), ``DUET_JUDGE_MODEL``
     (unless given after the colon), ``DUET_JUDGE_API_KEY_ENV`` (the name of the variable that
-    holds the key; unset for local servers), ``DUET_JUDGE_RPS`` (requests a second, default 2),
+    holds the key; unset for local servers), ``DUET_JUDGE_RPS`` (requests a second to the
+    endpoint from all workers together, default 2; 0 or "off": not paced),
     ``DUET_JUDGE_LOGPROBS`` ("0" to stop asking for logprobs).
     """
     config = {
         "base_url": environ.get("DUET_JUDGE_BASE_URL", ""),
         "model": model or environ.get("DUET_JUDGE_MODEL", ""),
         "api_key_env": environ.get("DUET_JUDGE_API_KEY_ENV", ""),
-        "requests_per_second": float(environ.get("DUET_JUDGE_RPS", "2")),
+        "requests_per_second": environ.get("DUET_JUDGE_RPS", "2"),
         "logprobs": environ.get("DUET_JUDGE_LOGPROBS", "1") not in ("0", "false", "no"),
     }
     if not config["base_url"]:

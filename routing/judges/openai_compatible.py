@@ -5,8 +5,9 @@ pre-filled up to "[[", so the judge writes its explanation and verdict; where th
 returns ``logprobs``/``top_logprobs``, P(A), P(B), P(C) are read at the verdict letter's
 token, otherwise the verdict is parsed from the text (a one-hot), and text without exactly
 one verdict is ``unparsable``. The transport is arena's OpenAI-compatible provider (config
-checks, API key from an environment variable, retries with backoff on 429/5xx), with a
-token bucket in front of every attempt.
+checks, API key from an environment variable, retries with backoff on 429/5xx), and every
+attempt first waits its turn in the endpoint's budget (arena.ratelimit.Pacer), which every
+worker on every host calling the same endpoint and model shares.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import math
 import re
 from concurrent.futures import ThreadPoolExecutor
 
+from django.db import connections
+
+from arena import ratelimit
 from arena.providers.base import ProviderError
 from arena.providers.openai_compatible import OpenAICompatibleProvider
 
@@ -29,42 +33,66 @@ from .protocol import (
     order_from_text,
     verdict_span,
 )
-from .ratelimit import TokenBucket
 
 # A top_logprobs alternative that is the verdict letter, alone or with the brackets merged in
 # ("A", " A", "[[A", "A]]"), depending on the endpoint's tokenizer.
 _LETTER_TOKEN = re.compile(r"\s*(?:\[\[)?\s*([ABC])\s*(?:\]\])?\s*")
 
 
-class _RateLimitedEndpoint(OpenAICompatibleProvider):
-    """arena's transport, every attempt (retries included) waiting for the bucket first."""
+# How long one request may wait for room in the endpoint's budget before the judge gives up:
+# long enough for a busy shared endpoint, short of a judging task's patience.
+MAX_WAIT_S = 120.0
 
-    def __init__(self, config: dict, bucket: TokenBucket):
+
+class _PacedEndpoint(OpenAICompatibleProvider):
+    """arena's transport, every attempt (retries included) waiting for the endpoint's
+    pacer first (none: not paced)."""
+
+    def __init__(self, config: dict):
         super().__init__(config)
-        self.bucket = bucket
+        self.pacer = endpoint_pacer(self.base_url, self.model, config)
 
     def _post(self, data: bytes, headers: dict[str, str]) -> bytes:
-        self.bucket.acquire()
+        if self.pacer is not None:
+            try:
+                self.pacer.acquire()
+            except ratelimit.WaitTooLong as error:
+                raise ProviderError(str(error)) from error
         return super()._post(data, headers)
+
+
+def endpoint_pacer(base_url: str, model: str, config: dict) -> ratelimit.Pacer | None:
+    """The shared budget of calls to ``model`` at ``base_url``, from the judge's
+    ``requests_per_second`` (0 or "off": not paced), ``burst`` and ``max_wait_s``."""
+    rate = config.get("requests_per_second", 2.0)
+    if str(rate).strip().lower() in ("off", "none") or float(rate) == 0:
+        return None
+    burst = config.get("burst")
+    rate = ratelimit.Rate.per_second(float(rate), float(burst) if burst is not None else None)
+    max_wait_s = float(config.get("max_wait_s", MAX_WAIT_S))
+    if max_wait_s < 0:
+        raise ValueError(f"max_wait_s must be 0 or more seconds, got {max_wait_s}")
+    # Every judge naming this server and model, in any worker on any host, shares the budget.
+    endpoint = f"{base_url.rstrip('/')} {model}"
+    return ratelimit.Pacer(f"judge:{ratelimit.digest(endpoint)}", rate, max_wait_s=max_wait_s,
+                           name=f"the judge endpoint {base_url} (model {model})")  # fmt: skip
 
 
 class OpenAICompatibleJudge(AutomaticJudge):
     """Config: ``base_url``, ``model``, ``api_key_env`` (name of the variable holding the key),
-    ``requests_per_second`` (default 2), ``burst`` (default: the rate, at least 1),
-    ``logprobs`` (ask for them; default true), ``top_logprobs`` (default 5), ``max_tokens``
-    (default 512), ``seed``, ``timeout``, ``retries``, ``backoff_s``, ``concurrency`` (as
-    arena's provider).
+    ``requests_per_second`` (all workers together; default 2; 0 or "off": not paced),
+    ``burst`` (requests per window of burst / rate seconds; default: the rate, at least 1),
+    ``max_wait_s`` (default 120: longest wait for room in the budget), ``logprobs`` (ask for
+    them; default true), ``top_logprobs`` (default 5), ``max_tokens`` (default 512),
+    ``seed``, ``timeout``, ``retries``, ``backoff_s``, ``concurrency`` (as arena's provider).
     """
 
     def __init__(self, config: dict | None = None):
         config = dict(config or {})
         try:
-            rate = float(config.get("requests_per_second", 2.0))
-            burst = config.get("burst")
-            self.bucket = TokenBucket(rate, float(burst) if burst is not None else None)
             self.top_logprobs = int(config.get("top_logprobs", 5))
             transport = {"temperature": 0.0, "max_tokens": 512, **config}
-            self.endpoint = _RateLimitedEndpoint(transport, self.bucket)
+            self.endpoint = _PacedEndpoint(transport)
         except (ProviderError, TypeError, ValueError) as error:
             raise JudgeError(f"invalid OpenAI-compatible judge config: {error}") from error
         self.logprobs = bool(config.get("logprobs", True))
@@ -79,9 +107,21 @@ class OpenAICompatibleJudge(AutomaticJudge):
         requests = [(item, order) for item in items for order in ORDERS]
         workers = min(self.endpoint.concurrency, len(requests))
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            results = list(pool.map(lambda request: self._judge_order(*request, headers), requests))
+            results = list(pool.map(lambda request: self._judge_order_in_pool(*request, headers), requests))
         return [self._verdict(item.id, **combine_orders((results[2 * i], results[2 * i + 1])))
                 for i, item in enumerate(items)]
+
+    @property
+    def pacer(self) -> ratelimit.Pacer | None:
+        return self.endpoint.pacer
+
+    def _judge_order_in_pool(self, item: PairItem, order: str, headers: dict):
+        try:
+            return self._judge_order(item, order, headers)
+        finally:
+            # The pacer's counts may live in the database: close this pool thread's
+            # connection rather than leave one open per thread that ever ran.
+            connections.close_all()
 
     def _judge_order(self, item: PairItem, order: str, headers: dict):
         body = {"model": self.endpoint.model, "messages": messages(item, order),

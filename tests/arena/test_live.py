@@ -237,6 +237,31 @@ def test_prompt_rate_limit(db, judge, live_systems, settings):
         live.start_live_battle(judge, "text", "two")
 
 
+def test_the_hourly_budget_counts_follow_ups_and_outlives_the_rows(db, judge, live_systems, settings):
+    # given a budget of 3 prompts an hour, spent on a prompt and its follow-up
+    settings.LIVE_PROMPTS_PER_HOUR = 3
+    battle = live.start_live_battle(judge, "text", "one", rng=random.Random(0))
+    run_turn(battle)
+    live.send_follow_up(battle, "two")
+    # when the voter's battles are gone (the count is the shared counter's, not the rows')
+    LiveGeneration.objects.all().delete()
+    live.start_live_battle(judge, "text", "three")
+    # then the fourth prompt of the hour is refused, with the message the voter sees
+    with pytest.raises(errors.RateLimited) as refused:
+        live.start_live_battle(judge, "text", "four")
+    assert refused.value.message == "you have sent 3 prompts in the last hour; the limit is 3. Try again later."
+    assert LiveGeneration.objects.filter(user_message="four").count() == 0
+
+
+def test_a_prompt_that_finds_no_pair_costs_nothing(db, judge, live_systems, settings):
+    settings.LIVE_PROMPTS_PER_HOUR = 1
+    System.objects.update(is_active=False)
+    with pytest.raises(errors.NothingToCompare):
+        live.start_live_battle(judge, "text", "nobody home")
+    System.objects.update(is_active=True)
+    live.start_live_battle(judge, "text", "one")  # the budget's one prompt is still there
+
+
 def test_per_system_concurrency_limit(db, judge, live_systems, settings):
     settings.LIVE_MAX_CONCURRENT_PER_SYSTEM = 1
     first = live.start_live_battle(judge, "text", "one", rng=random.Random(0))
@@ -271,6 +296,22 @@ def test_image_battle_renders_media(db, judge):
 
 
 # --- over HTTP ------------------------------------------------------------------------------
+
+
+def test_the_api_refuses_the_prompt_over_the_budget_with_retry_after(db, annotator, client_for, live_systems,
+                                                                     settings):  # fmt: skip
+    # given a budget of 2 prompts an hour
+    settings.LIVE_PROMPTS_PER_HOUR = 2
+    api = client_for(annotator)
+    for message in ("one", "two"):
+        assert api.post("/api/live/battles/", {"message": message}, format="json").status_code == 201
+    # when the third prompt of the hour comes in
+    refused = api.post("/api/live/battles/", {"message": "three"}, format="json")
+    # then it is a 429 naming the limit, with the seconds left in the hour's window
+    assert refused.status_code == 429, refused.content
+    assert refused.json() == {"error": "rate_limited",
+                              "detail": "you have sent 2 prompts in the last hour; the limit is 2. Try again later."}
+    assert 1 <= int(refused["Retry-After"]) <= 3600
 
 
 def test_live_api_and_event_stream(db, annotator, make_user, client_for, live_systems, client):

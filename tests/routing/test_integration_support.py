@@ -107,7 +107,7 @@ def chat_endpoint(monkeypatch):
     thread.start()
     monkeypatch.setenv("DUET_JUDGE_BASE_URL", f"http://127.0.0.1:{server.server_port}/v1")
     monkeypatch.setenv("DUET_JUDGE_MODEL", "fake-judge")
-    monkeypatch.setenv("DUET_JUDGE_RPS", "1000")
+    monkeypatch.setenv("DUET_JUDGE_RPS", "0")  # not paced: pacing has its own tests (test_openai_judge.py)
     monkeypatch.setenv("DUET_JUDGE_LOGPROBS", "0")
     yield server
     server.shutdown()

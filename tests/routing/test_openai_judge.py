@@ -7,9 +7,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from arena import ratelimit
 from routing.judges import UNPARSABLE, JudgeError, PairItem, get_judge
 from routing.judges.openai_compatible import OpenAICompatibleJudge, letter_probs
-from routing.judges.ratelimit import TokenBucket
 
 ITEM = PairItem("q1", "What is 2 + 2?", a="GOOD: 4", b="5")
 
@@ -75,8 +75,9 @@ def endpoint():
 
 
 def _judge(server, model, **config):
+    # Not paced unless a test says so: pacing counts in the database (tests below).
     return OpenAICompatibleJudge({"base_url": f"http://127.0.0.1:{server.server_port}/v1", "model": model,
-                                  "requests_per_second": 1000, "backoff_s": 0, "retries": 2, **config})
+                                  "requests_per_second": 0, "backoff_s": 0, "retries": 2, **config})
 
 
 def test_logprobs_give_probabilities_in_both_orders(endpoint):
@@ -121,20 +122,87 @@ def test_an_endpoint_that_refuses_logprobs_is_asked_again_without(endpoint):
     assert [bool(r.get("logprobs")) for r in endpoint.requests] == [True, False, False]
 
 
+# --- pacing: the endpoint's budget, shared through arena.ratelimit ------------------------------
+# The judge's threads count in the database on connections of their own, so these tests
+# commit (transaction=True) rather than hold the test's transaction open against them.
+
+START = 1_800_000_000.0  # on a window edge for windows of 0.5 s
+
+
+def fake_clock(*judges, start=START):
+    """One clock for the judges' pacers (several judges: several hosts); returns its state,
+    with every sleep recorded."""
+    state = {"now": start, "slept": []}
+
+    def sleep(seconds):
+        state["slept"].append(seconds)
+        state["now"] += seconds
+
+    for judge in judges:
+        judge.pacer.clock, judge.pacer.sleep = (lambda: state["now"]), sleep
+    return state
+
+
+@pytest.mark.django_db(transaction=True)
 def test_every_request_waits_for_the_rate_limit(endpoint):
-    judge = _judge(endpoint, "plain", requests_per_second=2, burst=1, concurrency=1)  # one clock, one thread
-    clock = {"now": 0.0}
-    judge.bucket = TokenBucket(2, 1, clock=lambda: clock["now"], sleep=lambda s: clock.update(now=clock["now"] + s))
-    judge.endpoint.bucket = judge.bucket
+    # given 2 requests a second in windows of 1 request (one thread, so one clock reads in order)
+    judge = _judge(endpoint, "plain", requests_per_second=2, burst=1, concurrency=1)
+    clock = fake_clock(judge)
+    # when it judges two items (4 requests)
     judge.judge([ITEM, ITEM])
-    assert clock["now"] == pytest.approx(1.5)  # 4 requests at 2/s after a burst of 1
+    # then each request after the first waited for the next half-second window
+    assert clock["now"] - START == pytest.approx(1.5)
+    assert clock["slept"] == pytest.approx([0.5, 0.5, 0.5])
+    assert len(endpoint.requests) == 4
 
 
-def test_token_bucket_allows_a_burst_then_the_rate():
-    clock = {"now": 0.0}
-    bucket = TokenBucket(4, 2, clock=lambda: clock["now"], sleep=lambda s: clock.update(now=clock["now"] + s))
-    waits = [bucket.acquire() for _ in range(4)]
-    assert waits == pytest.approx([0, 0, 0.25, 0.25])
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_goes_at_once_then_the_rate(endpoint):
+    judge = _judge(endpoint, "plain", requests_per_second=4, burst=2, concurrency=1)  # 2 per 0.5 s
+    clock = fake_clock(judge)
+    judge.judge([ITEM, ITEM])
+    assert clock["slept"] == pytest.approx([0.5])  # requests 1-2 in the first window, 3-4 in the next
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_hosts_calling_one_endpoint_share_its_budget(endpoint):
+    # given two workers (two judges, each with its own pacer) calling one endpoint and model
+    host_a, host_b = (_judge(endpoint, "plain", requests_per_second=2, burst=1, concurrency=1) for _ in range(2))
+    clock = fake_clock(host_a, host_b)
+    # when each judges one item (2 requests), one after the other
+    host_a.judge([ITEM])
+    host_b.judge([ITEM])
+    # then B's first request waits for the window A spent: 4 requests take 3 windows' wait,
+    # where two budgets of their own would have let B start at once
+    assert clock["now"] - START == pytest.approx(1.5)
+    # and another model on the same server has a budget of its own
+    other = _judge(endpoint, "logprobs", requests_per_second=2, burst=1, concurrency=1)
+    fake_clock(other, start=clock["now"])
+    assert other.pacer.acquire() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_wait_longer_than_allowed_fails_naming_the_endpoint_and_limit(endpoint):
+    # given a window of one request a second, and at most 0.2 s of waiting
+    judge = _judge(endpoint, "plain", requests_per_second=1, max_wait_s=0.2, concurrency=1)
+    fake_clock(judge)
+    # when the second request would have to wait most of a second
+    with pytest.raises(JudgeError) as failed:
+        judge.judge([ITEM])
+    # then the judge gives up, saying which endpoint and which limit
+    message = str(failed.value)
+    assert f"the judge endpoint http://127.0.0.1:{endpoint.server_port}/v1 (model plain)" in message
+    assert "its limit of 1 requests per second is spent" in message and "longer than 0.2 s" in message
+    assert len(endpoint.requests) == 1
+
+
+def test_pacing_configuration_is_checked(endpoint):
+    for bad in ({"requests_per_second": -1}, {"requests_per_second": "fast"}, {"requests_per_second": 2, "burst": 0},
+                {"requests_per_second": 2, "max_wait_s": -1}):
+        with pytest.raises(JudgeError, match="invalid OpenAI-compatible judge config"):
+            _judge(endpoint, "plain", **bad)
+    assert _judge(endpoint, "plain", requests_per_second="off").pacer is None
+    assert _judge(endpoint, "plain", requests_per_second=0.5).pacer.rate == ratelimit.Rate(1, 2.0, "2 seconds")
 
 
 def test_configuration_from_the_environment(endpoint, monkeypatch):
@@ -142,7 +210,8 @@ def test_configuration_from_the_environment(endpoint, monkeypatch):
     monkeypatch.setenv("DUET_JUDGE_RPS", "50")
     monkeypatch.setenv("DUET_JUDGE_LOGPROBS", "0")
     judge = get_judge("openai:plain")
-    assert judge.name == "openai:plain" and judge.bucket.rate == 50 and judge.logprobs is False
+    assert judge.name == "openai:plain" and judge.pacer.rate == ratelimit.Rate(50, 1.0, "second")
+    assert judge.logprobs is False
     monkeypatch.setenv("DUET_JUDGE_API_KEY_ENV", "DUET_TEST_MISSING_KEY")
     monkeypatch.delenv("DUET_TEST_MISSING_KEY", raising=False)
     with pytest.raises(JudgeError, match="DUET_TEST_MISSING_KEY"):

@@ -8,9 +8,9 @@ import time
 import pytest
 from django.core.management import CommandError, call_command
 
-from training import workers
+from arena.jobs import workers
+from arena.jobs.workers import FilePresenceStore, WorkerPresence
 from training.models import TrainingRun
-from training.workers import FilePresenceStore, WorkerPresence
 
 from .test_run_requests import base_system, text_arena  # noqa: F401 - fixtures
 

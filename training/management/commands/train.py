@@ -7,7 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from arena.errors import DuetError
-from training import actions, results, selection, workers
+from arena.jobs import workers
+from training import actions, results, selection
 from training.forms import MAX_STEPS
 from training.models import RunStatus, TrainingRun
 from training.recipes.noise import DEFAULT_METHOD, METHODS

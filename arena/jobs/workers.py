@@ -1,4 +1,4 @@
-"""Which Celery workers are alive, and which queues they consume.
+"""Which Celery workers are alive, and which queues they consume (every queue, every host).
 
 Each worker writes a small presence record every PRESENCE_INTERVAL_S seconds from the
 moment it is ready until it shuts down: its hostname, pid and queues. `workers_for(queue)`
@@ -12,9 +12,10 @@ the filesystem broker too, but it waits out its whole reply timeout on every que
 every 2 s, and a `--pool solo` worker answers no control message while a task runs, so a
 worker busy training would look absent. Celery's `heartbeat_sent` signal only fires when
 worker events are on (`--without-heartbeat` turns them off). So the presence records are
-kept here: in Redis when the broker is Redis (every host sees them, and they expire on
-their own), otherwise as files under DUET_VAR_DIR/workers, which the one-machine setup
-shares between the worker and the web process.
+kept here, with the rest of the state every host shares (arena.sharedstate): in Redis when
+``DUET_REDIS_URL`` is set (every host sees them, and they expire on their own), otherwise
+as files under DUET_VAR_DIR/workers, which the one-machine setup shares between the
+worker and the web process.
 """
 
 from __future__ import annotations
@@ -101,10 +102,10 @@ class FilePresenceStore(PresenceStore):
 
 
 class RedisPresenceStore(PresenceStore):
-    def __init__(self, url: str):
+    def __init__(self, client):
         import redis
 
-        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.client = client
         self.errors = (redis.RedisError, OSError)
 
     def write(self, presence: WorkerPresence) -> None:
@@ -119,11 +120,14 @@ class RedisPresenceStore(PresenceStore):
 
 
 def presence_store() -> PresenceStore:
+    """Redis when ``DUET_REDIS_URL`` is set, else files under DUET_VAR_DIR."""
     from django.conf import settings
 
-    broker = str(settings.CELERY_BROKER_URL)
-    if broker.startswith(("redis://", "rediss://")):
-        return RedisPresenceStore(broker)
+    from arena.sharedstate import redis_client
+
+    client = redis_client()
+    if client is not None:
+        return RedisPresenceStore(client)
     return FilePresenceStore(Path(settings.VAR_DIR) / "workers")
 
 
@@ -226,5 +230,5 @@ def on_worker_shutdown(sender=None, **kwargs) -> None:
 def connect_signals() -> None:
     from celery.signals import worker_ready, worker_shutdown
 
-    worker_ready.connect(on_worker_ready, weak=False, dispatch_uid="duet.training.workers.ready")
-    worker_shutdown.connect(on_worker_shutdown, weak=False, dispatch_uid="duet.training.workers.shutdown")
+    worker_ready.connect(on_worker_ready, weak=False, dispatch_uid="duet.jobs.workers.ready")
+    worker_shutdown.connect(on_worker_shutdown, weak=False, dispatch_uid="duet.jobs.workers.shutdown")
