@@ -1,8 +1,7 @@
 """An export's end as an event: the job lifecycle ends an export in one place (`arena.jobs`,
-`job_finished`); a succeeded export becomes `arena.events.export_finished` (webhooks)."""
+`arena.events.job_finished`); a succeeded export becomes `arena.events.export_finished` (webhooks)."""
 
 from arena import events
-from arena.jobs.lifecycle import job_finished
 from arena.jobs.models import JobStatus
 
 from .models import ExportJob, Project
@@ -20,4 +19,4 @@ def announce_export_finished(sender, job_id, status, **kwargs) -> None:
 
 
 def connect() -> None:
-    job_finished.connect(announce_export_finished, sender=ExportJob, dispatch_uid="duet.annotation.export_finished")
+    events.job_finished.connect(announce_export_finished, sender=ExportJob, dispatch_uid="duet.annotation.export_finished")
