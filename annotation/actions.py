@@ -18,13 +18,12 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.dispatch import Signal
 from django.utils import timezone
 
 from arena.voting import actions as arena_actions
 from arena import events, hotcache
 from arena.judgments import NewJudgment, record_judgments
-from arena.similar.boards import queue_embedding
+from arena.similar.vectors import queue_embedding
 from arena.models import (
     HUMAN_JUDGE_KINDS,
     Comparison,
@@ -72,10 +71,6 @@ from .models import (
 from .schema import parse_schema
 
 logger = logging.getLogger(__name__)
-
-# Sent after an import commits, so the routing app can route new items without annotation
-# importing it. kwargs: project, item_ids.
-items_imported = Signal()
 
 MANAGE_PERMISSION = "annotation.change_project"
 ADJUDICATE_PERMISSION = "annotation.add_adjudication"
@@ -336,7 +331,7 @@ def _write_items(project: Project, specs: list[ItemSpec], archive) -> ImportSumm
             new_item_ids = [items[entry.spec.external_id].pk for entry in fresh]
             if new_item_ids:
                 transaction.on_commit(
-                    lambda: items_imported.send(sender=Project, project=project, item_ids=new_item_ids)
+                    lambda: events.items_imported.send(sender=Project, project=project, item_ids=new_item_ids)
                 )
     except BaseException:
         # The rows rolled back; the media files written for them must go too.

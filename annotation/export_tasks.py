@@ -1,6 +1,5 @@
-"""The export as a Celery task, for exports too large for a request.
-
-    job = queue_export({"format": "trl", "project": "helpfulness"}, requested_by="alice")
+"""The export as a Celery task, for exports too large for a request. Queued by name
+(`annotation.export.jobs.queue_export`), so the export package never imports this module.
 
 The task takes a job id and runs it through the job lifecycle (`arena.jobs`): claimed once
 (a redelivered message does nothing), progress and heartbeat after every chunk, cancel
@@ -10,7 +9,7 @@ between chunks, and its end recorded in one place.
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import OperationalError, transaction
+from django.db import OperationalError
 
 from annotation.export import jobs
 from arena.jobs.tasks import JobTask
@@ -33,9 +32,3 @@ from arena.jobs.tasks import JobTask
 def export_dataset_task(self, job_id: str, attempt: int | None = None) -> str:
     return self.run_job(job_id, attempt, jobs.run_export)
 
-
-def queue_export(options: dict, requested_by: str = "") -> jobs.ExportJob:
-    """Create a job and queue it once the surrounding transaction commits."""
-    job = jobs.create_job(options, requested_by=requested_by)
-    transaction.on_commit(lambda: export_dataset_task.delay(job.pk))
-    return job

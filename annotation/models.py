@@ -38,7 +38,7 @@ def default_schema() -> dict:
 class RoutingPolicy(models.TextChoices):
     # The names of routing.policies.POLICIES. Under human_only an import sends items straight
     # to the queue; under the others items arrive `pending` and the routing app decides
-    # each item's `route` (annotation never imports it: see actions.items_imported).
+    # each item's `route` (annotation never imports it: see arena.events.items_imported).
     HUMAN_ONLY = "human_only", "Every item goes to human annotators"
     JUDGE_ONLY = "judge_only", "Every item keeps the automatic judge's verdict"
     RANDOM = "random", "A random share of items, within the budget, goes to humans"

@@ -1,10 +1,9 @@
 """An export's end as an event: the job lifecycle ends an export in one place (`arena.jobs`,
-`job_finished`); a succeeded export becomes `arena.events.export_finished` (webhooks). The
-deletion of an import or export job (a project's deletion too) deletes its stored files
+`arena.events.job_finished`); a succeeded export becomes `arena.events.export_finished` (webhooks).
+The deletion of an import or export job (a project's deletion too) deletes its stored files
 (`annotation.stored_files`)."""
 
 from arena import events
-from arena.jobs.lifecycle import job_finished
 from arena.jobs.models import JobStatus
 
 from .models import ExportJob, Project
@@ -25,4 +24,4 @@ def connect() -> None:
     from . import stored_files
 
     stored_files.connect()
-    job_finished.connect(announce_export_finished, sender=ExportJob, dispatch_uid="duet.annotation.export_finished")
+    events.job_finished.connect(announce_export_finished, sender=ExportJob, dispatch_uid="duet.annotation.export_finished")

@@ -22,7 +22,7 @@ class ArenaConfig(AppConfig):
         from django.db.models.signals import post_save
 
         from .models import Prompt
-        from .similar.boards import prompt_created
+        from .similar.vectors import prompt_created
 
         # New prompts are embedded by the worker (arena.tasks.embed_prompts), for the boards
         # for prompts like one prompt.

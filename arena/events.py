@@ -22,6 +22,19 @@ a rolled-back write never announces anything.
 
 Webhook event names (`arena.webhooks.EVENTS`) are these with dots: judgment.recorded,
 project.completed, export.finished, training_run.finished.
+
+Internal signals, never webhooks: they carry rows and model classes between the apps'
+own code, and what outsiders hear of them is the events above.
+
+    job_finished           sender: the job's model (a subclass of `arena.jobs.models.Job`);
+                           kwargs: job_id, status. Sent by the job lifecycle
+                           (`arena.jobs.lifecycle`) once per job, after the transaction that
+                           finished it commits. Heard by `annotation.receivers` and
+                           `training.receivers`, which turn it into the two events above.
+    items_imported         sender: `annotation.models.Project`; kwargs: project, item_ids.
+                           Sent by `annotation.actions` after an import commits, when it
+                           created items. Heard by routing (`routing.actions.route_imported_items`),
+                           which routes the new items, so annotation never imports routing.
 """
 
 import logging
@@ -36,6 +49,11 @@ judgment_recorded = Signal()
 project_completed = Signal()
 export_finished = Signal()
 training_run_finished = Signal()
+
+# --- internal: not webhooks ------------------------------------------------------------------
+
+job_finished = Signal()
+items_imported = Signal()
 
 
 def send_on_commit(signal: Signal, sender, **kwargs) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from django.db import IntegrityError, transaction
 
 from . import errors
-from .voting import fastpath as rows
+from . import fastpath as rows
 from .events import judgment_recorded, send_on_commit
 from .board.snapshots import ARENA_ORIGINS, battle_for
 from .models import Battle, Comparison, Judge, Judgment

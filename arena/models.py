@@ -86,6 +86,12 @@ class PromptOrigin(models.TextChoices):
     API = "api", "Created through the API"
 
 
+# The shared prompt pool the open arena serves (matchmaking) and systems answer ahead
+# (generation): imported project data stays in its project, and voters' own live prompts
+# are not shown to other voters.
+POOL_ORIGINS = (PromptOrigin.SEED, PromptOrigin.API)
+
+
 class Prompt(models.Model):
     text = models.TextField()
     modality = models.CharField(max_length=10, choices=Modality.choices, default=Modality.TEXT)
@@ -103,7 +109,7 @@ class Prompt(models.Model):
 
 class PromptEmbedding(models.Model):
     """A prompt's sentence embedding (arena.similar): unit length, float32 bytes. Written by
-    `arena.similar.boards.embed_missing_prompts` in the worker; a prompt without one is left
+    `arena.similar.vectors.embed_missing_prompts` in the worker; a prompt without one is left
     out of the boards for prompts like another until the backfill (`embed_prompts`) runs."""
 
     prompt = models.OneToOneField(Prompt, on_delete=models.CASCADE, primary_key=True, related_name="embedding")

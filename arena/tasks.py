@@ -44,7 +44,7 @@ def embed_prompts(limit: int | None = None) -> int:
     """Embed the prompts that have no embedding yet (runs on the `generation` queue, beside
     other model work). Idempotent: it selects by what is missing, so a repeated or duplicate
     delivery finds nothing left to do."""
-    from .similar.boards import embed_missing_prompts
+    from .similar.vectors import embed_missing_prompts
 
     return embed_missing_prompts(limit=limit)
 

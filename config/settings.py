@@ -140,7 +140,7 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DUET_DB_PREPARED_STATEMENTS", True):
-    # The vote loop's hand-written statements (arena/voting/fastpath.py) are prepared once per
+    # The vote loop's hand-written statements (arena/fastpath.py) are prepared once per
     # connection, so PostgreSQL stops parsing and planning them on every request. The
     # ORM's own queries bind on the client and are never prepared. Turn off behind a
     # pooler that cannot keep prepared statements (PgBouncer before 1.21, transaction mode).

@@ -563,7 +563,7 @@ def get_job(job_id) -> JudgingJob:
 
 
 def route_imported_items(sender, project: Project, item_ids: list[int], **kwargs) -> None:
-    """annotation's `items_imported` (sent after the import commits): queue the routing of
+    """`arena.events.items_imported` (sent by annotation after the import commits): queue the routing of
     the new items, unless the project routes by hand or sends everything to people."""
     project = Project.objects.get(pk=project.pk)
     if project.routing_policy == PolicyName.HUMAN_ONLY or not routing_settings(project).auto_route:

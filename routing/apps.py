@@ -5,9 +5,8 @@ class RoutingConfig(AppConfig):
     name = "routing"
 
     def ready(self):
-        # annotation announces imports with a signal, so it never imports routing.
-        from annotation.actions import items_imported
-        from arena.events import judgment_recorded
+        # annotation announces imports with a signal (arena.events), so it never imports routing.
+        from arena.events import items_imported, judgment_recorded
 
         from .actions import route_imported_items
         from .receivers import recalibrate_after_human_judgments

@@ -22,6 +22,7 @@ from billiard.exceptions import WorkerLostError
 from django.test import Client
 from django.utils import timezone
 
+from arena import events
 from arena.jobs import lifecycle
 from arena.jobs.models import JobStatus
 
@@ -34,9 +35,9 @@ def finished_events():
     def receiver(sender, job_id, status, **kwargs):
         seen.append((sender, str(job_id), status))
 
-    lifecycle.job_finished.connect(receiver, dispatch_uid="tests.job_contract")
+    events.job_finished.connect(receiver, dispatch_uid="tests.job_contract")
     yield seen
-    lifecycle.job_finished.disconnect(dispatch_uid="tests.job_contract")
+    events.job_finished.disconnect(dispatch_uid="tests.job_contract")
 
 
 def deliver(task, job, attempt=None) -> str:

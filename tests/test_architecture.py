@@ -119,6 +119,85 @@ def test_no_import_cycle_inside_an_app(app):
     assert cycles == [], f"modules of {app} that import each other in a circle: {cycles}"
 
 
+def _part(module: str) -> str:
+    """The part of its app a module belongs to: its sub-package (`arena.board`), or itself
+    when it sits at the app's top level (`arena.judgments`)."""
+    return ".".join(module.split(".")[:2])
+
+
+def part_cycles(graph: nx.DiGraph, app: str) -> list[list[str]]:
+    """Circles between the parts of `app`, each part with the module imports that tie it to
+    the next (`arena.board.snapshots -> arena.voting.fastpath`)."""
+    parts = nx.DiGraph()
+    for source, target in graph.edges:
+        if _app(source) == app == _app(target) and _part(source) != _part(target):
+            parts.add_edge(_part(source), _part(target))
+            parts.edges[_part(source), _part(target)].setdefault("by", []).append(f"{source} -> {target}")
+    return [
+        sorted(f"{a} -> {b} ({', '.join(sorted(parts.edges[a, b]['by']))})" for a, b in parts.subgraph(circle).edges)
+        for circle in nx.strongly_connected_components(parts)
+        if len(circle) > 1
+    ]
+
+
+@pytest.mark.parametrize("app", APPS + (WIRING,))
+def test_no_import_cycle_between_the_parts_of_an_app(app):
+    # A part is a sub-package or a top-level module: no circle through its modules either,
+    # so each part can be read knowing only the parts below it.
+    assert part_cycles(import_graph(), app) == []
+
+
+def test_a_cycle_between_parts_is_caught_though_no_module_cycle_is():
+    # given: the board's snapshots read the vote loop's SQL, and matchmaking reads the
+    # board's snapshots (the circle arena had, through four different modules)
+    graph = nx.DiGraph([
+        ("arena.board.snapshots", "arena.voting.fastpath"),
+        ("arena.voting.matchmaking", "arena.board.snapshots"),
+        ("arena.voting.matchmaking", "arena.models"),
+        ("arena.board.snapshots", "arena.models"),
+    ])  # fmt: skip
+    assert [c for c in nx.strongly_connected_components(graph) if len(c) > 1] == []
+    # then: the parts' circle is reported with the imports that make it
+    assert part_cycles(graph, "arena") == [[
+        "arena.board -> arena.voting (arena.board.snapshots -> arena.voting.fastpath)",
+        "arena.voting -> arena.board (arena.voting.matchmaking -> arena.board.snapshots)",
+    ]]  # fmt: skip
+    assert part_cycles(graph, "annotation") == []
+
+
+def signals_constructed() -> dict[str, int]:
+    """Where `Signal(...)` is called in the apps and the wiring: module -> how many times."""
+    found = {}
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "Signal":
+                found[module] = found.get(module, 0) + 1
+    return found
+
+
+def test_every_signal_is_defined_in_arena_events():
+    # One place to read what the project announces and who may hear it.
+    assert set(signals_constructed()) == {"arena.events"}
+
+
+def modules_defining(name: str) -> list[str]:
+    """The modules of ours that define a function or class `name` at their top level."""
+    return sorted(
+        module
+        for module, path in MODULES.items()
+        if any(
+            isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name == name
+            for node in ast.parse(path.read_text(), str(path)).body
+        )
+    )
+
+
+def test_battle_for_means_one_thing():
+    # A judgment's Battle (the board's row); a voter's LiveBattle is `live_battle_for`.
+    assert modules_defining("battle_for") == ["arena.board.snapshots"]
+    assert modules_defining("live_battle_for") == ["arena.live.battles"]
+
+
 def test_no_app_imports_one_above_it_or_the_wiring():
     rank = {app: i for i, app in enumerate(APPS)}
     upward = [

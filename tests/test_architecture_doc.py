@@ -2,7 +2,7 @@
 backticks must still exist.
 
 - A path: a backticked span of path characters ending in `.py` or `/`, read from the
-  repository root (`arena/voting/fastpath.py`, `arena/board/`). A bare file name such as
+  repository root (`arena/fastpath.py`, `arena/board/`). A bare file name such as
   `views.py` counts too and fails: the document names files by their full path.
 - A dotted name under an app or `config` (`arena.judgments.record_judgment`): the longest
   prefix that is a module of ours, then each remaining part defined in it (a function,
@@ -120,7 +120,7 @@ def test_a_misspelling_is_caught(span, why):
 
 @pytest.mark.parametrize(
     "span",
-    ["arena/voting/fastpath.py", "arena/board/", "arena.jobs.tasks.JobTask.run_job", "config.celery.LANES",
+    ["arena/fastpath.py", "arena/board/", "arena.jobs.tasks.JobTask.run_job", "config.celery.LANES",
      "arena.models.Webhook", "DUET_LEADERBOARD_DEBOUNCE"],
 )
 def test_what_exists_passes(span):

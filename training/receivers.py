@@ -1,8 +1,7 @@
 """Training's end as an event: the job lifecycle ends a run in one place (`arena.jobs`,
-`job_finished`); this turns that into `arena.events.training_run_finished` (webhooks)."""
+`arena.events.job_finished`); this turns that into `arena.events.training_run_finished` (webhooks)."""
 
 from arena import events
-from arena.jobs.lifecycle import job_finished
 
 from .models import TrainingRun
 
@@ -14,4 +13,4 @@ def announce_run_finished(sender, job_id, status, **kwargs) -> None:
 
 
 def connect() -> None:
-    job_finished.connect(announce_run_finished, sender=TrainingRun, dispatch_uid="duet.training.run_finished")
+    events.job_finished.connect(announce_run_finished, sender=TrainingRun, dispatch_uid="duet.training.run_finished")

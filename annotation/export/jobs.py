@@ -23,6 +23,7 @@ from django.conf import settings
 
 from annotation.models import ExportJob
 from arena import storage
+from arena.jobs import lifecycle
 from arena.jobs.lifecycle import JobCancelled, JobContext, JobFailed
 from arena.jobs.models import JobStatus
 
@@ -70,6 +71,14 @@ def create_job(options: dict, requested_by: str = "") -> ExportJob:
     job = ExportJob(requested_by=requested_by)
     job.options = ExportOptions.from_dict({**options, "output": str(_output(job, options))}).to_dict()
     job.save(force_insert=True)
+    return job
+
+
+def queue_export(options: dict, requested_by: str = "") -> ExportJob:
+    """Create a job and queue its task (`ExportJob.task_name`, by name) once the surrounding
+    transaction commits."""
+    job = create_job(options, requested_by=requested_by)
+    lifecycle.queue(job)
     return job
 
 

@@ -64,15 +64,12 @@ class ExportRequestSerializer(serializers.Serializer):
 
 def start_export(data: dict, user) -> jobs.ExportJob:
     """Check the scope exists, then create and queue the job. Raises InvalidInput."""
-    # Imported here: the selection brings the quality math, the task module Celery, and
-    # neither is needed to start the web process.
-    from annotation.export_tasks import queue_export
-
+    # Imported here: the selection brings the quality math, not needed to start the web process.
     from .selection import Selection, SelectionError
 
     try:
         Selection.resolve(project=data.get("project"), arena=data.get("arena"), source=data.get("source", "human"))
-        return queue_export(data, requested_by=user.get_username())
+        return jobs.queue_export(data, requested_by=user.get_username())
     except (SelectionError, ExportError) as exc:
         raise InvalidInput(str(exc)) from None
 

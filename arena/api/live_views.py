@@ -64,7 +64,7 @@ class LiveBattleView(APIView):
 
     @extend_schema(responses={200: LiveStateSerializer, 404: ErrorSerializer})
     def get(self, request, battle_id):
-        battle = live.battle_for(voter_judge(request), battle_id)
+        battle = live.live_battle_for(voter_judge(request), battle_id)
         return Response(live.battle_state(battle))
 
 
@@ -73,7 +73,7 @@ class LiveMessageView(APIView):
 
     @extend_schema(request=MessageSerializer, responses={201: LiveStateSerializer, 400: ErrorSerializer})
     def post(self, request, battle_id):
-        battle = live.battle_for(voter_judge(request), battle_id)
+        battle = live.live_battle_for(voter_judge(request), battle_id)
         data = MessageSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         live.send_follow_up(battle, data.validated_data["message"])
@@ -86,7 +86,7 @@ class LiveVoteView(APIView):
     @extend_schema(request=LiveVoteSerializer, responses={201: VoteResponseSerializer, 200: VoteResponseSerializer,
                                                            400: ErrorSerializer})  # fmt: skip
     def post(self, request, battle_id):
-        battle = live.battle_for(voter_judge(request), battle_id)
+        battle = live.live_battle_for(voter_judge(request), battle_id)
         data = LiveVoteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         body, created = live.vote_live(battle, data.validated_data["verdict"])
@@ -102,7 +102,7 @@ def live_events(request, battle_id):
     is complete (or void, or voted). Plain HTTP, so it works through the embedded setup and
     behind a proxy (buffering is switched off for nginx)."""
     try:
-        battle = live.battle_for(voter_judge(request), battle_id)
+        battle = live.live_battle_for(voter_judge(request), battle_id)
     except DuetError as exc:
         return JsonResponse({"error": exc.code, "detail": exc.message}, status=exc.status_code)
 

@@ -272,7 +272,7 @@ class SimilarLeaderboardView(RateLimitedView, APIView):
         if not (request.user.is_authenticated or settings.OPEN_ARENA):
             raise NotLoggedIn("log in to see the leaderboard")
         from arena.board.views import resolve_scope
-        from arena.similar.boards import similar_board_from_params
+        from arena.board.similar import similar_board_from_params
 
         _, scope = resolve_scope(request.query_params)
         return Response(similar_board_from_params(request.query_params, scope, request.user))

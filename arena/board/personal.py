@@ -9,8 +9,8 @@ from __future__ import annotations
 from django.conf import settings
 
 from arena.board.snapshots import battle_counts, compute_board
+from arena.judges import session_judge_name
 from arena.models import Battle, Judge, JudgeKind, Modality
-from arena.voting.actions import session_judge_name
 
 
 def voter_for_request(request) -> Judge | None:

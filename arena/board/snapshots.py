@@ -32,7 +32,7 @@ from arena.models import (
     Output,
 )
 from arena.outputs.rendered import rendered
-from arena.voting import fastpath as rows
+from arena import fastpath as rows
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def battle_for(judgment: Judgment) -> Battle | None:
 def record_battle(judgment: Judgment) -> Battle | None:
     """Save the battle a saved judgment stands for; call it inside the transaction that
     wrote the judgment, so the two exist together or not at all."""
-    from arena.voting.fastpath import insert_battle_row
+    from arena.fastpath import insert_battle_row
 
     battle = battle_for(judgment)
     return None if battle is None else insert_battle_row.save(battle)

@@ -129,7 +129,7 @@ def leaderboard_page(request):
     like_text, like_prompt = request.GET.get("like", "").strip(), request.GET.get("like_prompt", "").strip()
     if arena and (like_text or like_prompt):
         from arena.errors import DuetError
-        from arena.similar.boards import similar_board_from_params
+        from arena.board.similar import similar_board_from_params
 
         params = {"arena": arena.name, "prompt": like_text, "prompt_id": like_prompt or None,
                   "power": request.GET.get("power")}  # fmt: skip

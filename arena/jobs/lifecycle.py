@@ -18,20 +18,15 @@ from functools import partial
 from django.apps import apps
 from django.db import OperationalError, transaction
 from django.db.models import F, Q
-from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from arena.errors import InvalidInput
+from arena.events import job_finished
 
 from .models import ACTIVE, RETRYABLE, Job, JobStatus
 
 logger = logging.getLogger(__name__)
-
-# Sent once per job, after the transaction that finished it commits: sender is the job's
-# model, with `job_id` and `status`. Webhooks ("training_run.finished", "export.finished")
-# listen here.
-job_finished = Signal()
 
 MAX_ERROR_CHARS = 20_000
 

@@ -389,7 +389,8 @@ def battle_state(battle: LiveBattle) -> dict:
     return state
 
 
-def battle_for(judge: Judge, public_id) -> LiveBattle:
+def live_battle_for(judge: Judge, public_id) -> LiveBattle:
+    """The voter's own live battle by its public id (another voter's is refused)."""
     battle = LiveBattle.objects.select_related("prompt", "system_a", "system_b").filter(public_id=public_id).first()
     if battle is None:
         raise errors.NotFound(f"live battle {public_id} does not exist")

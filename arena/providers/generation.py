@@ -9,7 +9,7 @@ import logging
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
-from arena.models import Output, Prompt, System
+from arena.models import POOL_ORIGINS, Output, Prompt, System
 from arena.outputs import media
 from arena.outputs.textstats import markdown_counts
 from arena.providers import GenerationRequest, get_provider
@@ -24,8 +24,6 @@ def missing_prompts(system: System, prompt_ids=None):
     prompts come with their own answers, and a voter's live prompt is answered live, so a new
     system answering them would spend the worker's time on outputs nobody is shown.
     """
-    from arena.voting.matchmaking import POOL_ORIGINS
-
     prompts = Prompt.objects.filter(modality=system.modality).exclude(outputs__system=system).order_by("id")
     if prompt_ids is not None:
         return prompts.filter(id__in=prompt_ids)

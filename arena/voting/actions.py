@@ -5,7 +5,6 @@ it to the one writer of judgments (`arena.judgments`), which writes it exactly o
 announces it after the transaction commits.
 """
 
-import hashlib
 import os
 import random
 import uuid
@@ -20,6 +19,7 @@ from django.utils import timezone
 
 from arena import errors
 from arena.hotcache import Memo
+from arena.judges import session_judge_name
 from arena.judgments import record_judgment
 from arena.models import (
     Comparison,
@@ -32,7 +32,7 @@ from arena.models import (
     Prompt,
     Verdict,
 )
-from arena.voting import fastpath as rows
+from arena import fastpath as rows
 from arena.voting import matchmaking
 from arena.voting.categories import check_category
 
@@ -51,11 +51,6 @@ def judge_for_user(user) -> Judge:
             return Judge.objects.create(kind=JudgeKind.HUMAN, name=f"user-{user.pk}", user=user)
     except IntegrityError:  # created by a concurrent request of the same user
         return Judge.objects.get(user=user)
-
-
-def session_judge_name(session_key: str) -> str:
-    # The session key is a credential: store only a hash of it.
-    return "session-" + hashlib.sha256(session_key.encode()).hexdigest()[:32]
 
 
 def judge_for_session(session_key: str) -> Judge:

@@ -9,10 +9,8 @@ from django.conf import settings
 
 from arena import errors
 from arena.hotcache import Memo
-from arena.models import Prompt, PromptOrigin
+from arena.models import POOL_ORIGINS, Prompt
 
-# The pool's prompts, as matchmaking serves them (arena.voting.matchmaking.POOL_ORIGINS).
-_POOL_ORIGINS = (PromptOrigin.SEED, PromptOrigin.API)
 # Read on every tagged vote: kept per process until a prompt changes (arena.hotcache).
 _choices: Memo[tuple[str, ...]] = Memo("arena categories", invalidated_by=("arena.Prompt",))
 
@@ -21,7 +19,7 @@ MAX_CATEGORY_LENGTH = 100  # Battle.category's max_length
 
 def _compute(modality: str) -> tuple[str, ...]:
     found = set(settings.ARENA_CATEGORIES)
-    for categories in Prompt.objects.filter(modality=modality, origin__in=_POOL_ORIGINS).values_list(
+    for categories in Prompt.objects.filter(modality=modality, origin__in=POOL_ORIGINS).values_list(
         "categories", flat=True
     ):
         found.update(c for c in categories or [] if isinstance(c, str))

@@ -28,12 +28,9 @@ from django.conf import settings
 
 from arena import hotcache
 from arena.hotcache import Memo
-from arena.models import Comparison, Judgment, Modality, Output, PromptOrigin
-from arena.voting import fastpath as rows
+from arena.models import POOL_ORIGINS, Comparison, Judgment, Modality, Output
+from arena import fastpath as rows
 
-# The open arena serves the shared prompt pool only: imported project data stays in its
-# project, and voters' own live prompts are not shown to other voters.
-POOL_ORIGINS = (PromptOrigin.SEED, PromptOrigin.API)
 # Candidates checked in one query. Rejections are rare until a voter has judged a large
 # share of the arena; 8 keeps that query small and the fall-back to the exact path rare.
 CANDIDATES = 8

@@ -7,7 +7,7 @@ from arena.hotcache import Memo
 from arena.models import Comparison, Output
 from arena.outputs.rendered import rendered
 from arena.outputs.rendering import render_markdown
-from arena.voting import fastpath as rows
+from arena import fastpath as rows
 
 # An output's or prompt's HTML depends only on its text, and sanitising markdown is the
 # costliest step of serving a comparison (about 1 ms per output): an output's is made once

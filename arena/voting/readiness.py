@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 from django.db.models import Count
 
 from arena.hotcache import Memo
-from arena.models import Modality, Prompt, Provider, System
-from arena.voting.matchmaking import POOL_ORIGINS, match_index
+from arena.models import POOL_ORIGINS, Modality, Prompt, Provider, System
+from arena.voting.matchmaking import match_index
 
 READY, GENERATING, EMPTY = "ready", "generating", "empty"
 

@@ -12,7 +12,7 @@ from arena.judgments import record_judgment
 from arena.models import Comparison, Judge, Output, Prompt, PromptEmbedding, System
 from arena.ratings import POINTS_PER_LOGIT
 from arena.similar import embedding
-from arena.similar.boards import embed_missing_prompts
+from arena.similar.vectors import embed_missing_prompts
 
 _voters = count()
 

@@ -1,4 +1,4 @@
-"""The fast vote loop (arena.hotcache, arena.voting.matchmaking, arena.voting.fastpath, CachedTokenAuthentication,
+"""The fast vote loop (arena.hotcache, arena.voting.matchmaking, arena.fastpath, CachedTokenAuthentication,
 request_refresh_after_vote, VoteView's shape check): what its caches and hand-written
 statements promise, on the default test database (SQLite). The `rows` checks run on
 PostgreSQL too, from test_vote_path_postgres.py."""
@@ -36,7 +36,7 @@ from arena.models import (
 from arena.outputs.rendered import rendered
 from arena.roles import ANNOTATOR, ensure_roles
 from arena.voting import actions
-from arena.voting import fastpath as rows
+from arena import fastpath as rows
 from arena.voting import matchmaking, presenters
 
 NEXT = "/api/arena/next/"

@@ -1,4 +1,4 @@
-"""The vote loop's hand-written statements (arena.voting.fastpath) on PostgreSQL: the one-statement
+"""The vote loop's hand-written statements (arena.fastpath) on PostgreSQL: the one-statement
 judgment-and-battle write, duplicates inside and outside a transaction, and prepared
 statements (DUET_DB_PREPARED_STATEMENTS).
 
@@ -25,7 +25,7 @@ from django.utils import timezone
 from arena.board import snapshots as leaderboard
 from arena.models import Battle, Comparison, Judgment, Prompt, System
 from arena.voting import actions
-from arena.voting import fastpath as rows
+from arena import fastpath as rows
 from arena.voting import matchmaking
 from tests.annotation.test_concurrency import throwaway_postgres
 from tests.arena import test_judgment_writer as writer_tests

@@ -3,7 +3,7 @@
 import pytest
 
 from routing.judges import ImportedJudge, JudgeVerdict, PairItem
-from routing.judges.evaluation import score_verdicts
+from routing.evaluation import score_verdicts
 from routing.judges.files import LabelledPair
 from routing.judges.protocol import combine_orders, order_from_letter_probs
 

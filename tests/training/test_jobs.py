@@ -116,7 +116,7 @@ def test_dpo_run_trains_evaluates_and_joins_the_arena(voted_arena, django_captur
     assert produced.provider_config["model"] == f"stored:tuned/run-{run.pk}"
     assert storage.storage().exists(f"tuned/run-{run.pk}/config.json")
     # its outputs for the arena's prompts are generated in the worker (beside the new system's change stamp)
-    from arena.jobs.lifecycle import job_finished
+    from arena.events import job_finished
 
     others = [callback for callback in queued if getattr(callback, "func", None) not in (hotcache.bump, job_finished.send)]
     assert len(others) == 1

@@ -9,7 +9,7 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, default=None, help="embed at most this many prompts")
 
     def handle(self, *args, **options):
-        from arena.similar.boards import embed_missing_prompts
+        from arena.similar.vectors import embed_missing_prompts
         from arena.similar.embedding import EmbeddingModelError, configured_model
 
         if options["limit"] is not None and options["limit"] < 1:

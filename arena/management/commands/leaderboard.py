@@ -98,7 +98,7 @@ class Command(BaseCommand):
     def _similar(self, options) -> dict:
         from arena.board.snapshots import Scope
         from arena.errors import DuetError
-        from arena.similar.boards import arena_named, similar_board_for
+        from arena.board.similar import arena_named, similar_board_for
         from arena.similar.embedding import EmbeddingModelError
 
         if not options["arena"]:

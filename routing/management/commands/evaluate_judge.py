@@ -3,7 +3,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from routing.judges import DEFAULT_JUDGE, JudgeError
-from routing.judges.evaluation import evaluate_judge
+from routing.evaluation import evaluate_judge
 from routing.judges.files import LabelledFileError, judge_for_pairs, read_labelled_pairs
 
 

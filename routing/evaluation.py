@@ -6,8 +6,8 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
 
-from .base import A, B, NO_VERDICT, TIE, UNPARSABLE, UNSUPPORTED, VERDICTS, AutomaticJudge, JudgeVerdict
-from .files import LabelledPair
+from routing.judges.base import A, B, NO_VERDICT, TIE, UNPARSABLE, UNSUPPORTED, VERDICTS, AutomaticJudge, JudgeVerdict
+from routing.judges.files import LabelledPair
 
 CONFUSION_COLUMNS = (*VERDICTS, UNPARSABLE, UNSUPPORTED)
 
