@@ -50,7 +50,12 @@ def upload_refs(job: ImportJob) -> list[str]:
     """The stored upload and, with one, its media zip ([] for an upload no longer kept)."""
     if not storage.is_stored(job.folder):
         return []
-    return [job.folder] + ([job.folder + MEDIA_SUFFIX] if job.has_media_zip else [])
+    return _with_media(job.folder, job.has_media_zip)
+
+
+def _with_media(ref: str, has_media_zip: bool) -> list[str]:
+    """A stored upload's reference and, with one, its media zip's beside it."""
+    return [ref] + ([ref + MEDIA_SUFFIX] if has_media_zip else [])
 
 
 def store_upload(source, media_zip=None) -> str:
@@ -124,7 +129,7 @@ def import_now(project: Project, source, filename: str, fmt: str = "duet", media
             media = stack.enter_context(open(media_path, "rb")) if media_path is not None else None
             return import_comparisons(project, stored, filename, fmt, media_zip=media, seed=seed)
     finally:
-        for stored_ref in [ref] + ([ref + MEDIA_SUFFIX] if media_zip is not None else []):
+        for stored_ref in _with_media(ref, media_zip is not None):
             storage.delete_stored(stored_ref)
 
 

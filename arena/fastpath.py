@@ -417,11 +417,6 @@ def refresh_state(arena_id: int) -> tuple[datetime.datetime | None, datetime.dat
     return (None, None) if row is None else (_claim_value(row[0]), _claim_value(row[1]))
 
 
-def refresh_claim(arena_id: int) -> datetime.datetime | None:
-    """When the arena's pending leaderboard refresh was requested, if one is."""
-    return refresh_state(arena_id)[0]
-
-
 def _claim_value(value) -> datetime.datetime | None:
     # SQLite stores datetimes as text, in UTC, and its driver hands a "datetime" column
     # back already parsed (Django registers a converter for the declared type), naive.

@@ -546,12 +546,12 @@ def test_latest_served_is_the_newest_only_and_says_whether_it_is_open(duel, judg
 )
 def test_refresh_claim_reads_back_an_aware_datetime_equal_to_the_stored_one(db, claimed):
     arena = leaderboard.default_arena()
-    assert rows.refresh_claim(arena.pk) is None
+    assert rows.refresh_state(arena.pk)[0] is None
     Arena.objects.filter(pk=arena.pk).update(refresh_requested_at=claimed)
-    value = rows.refresh_claim(arena.pk)
+    value = rows.refresh_state(arena.pk)[0]
     assert timezone.is_aware(value) and value == claimed
     assert value == Arena.objects.get(pk=arena.pk).refresh_requested_at
-    assert rows.refresh_claim(arena.pk + 1000) is None
+    assert rows.refresh_state(arena.pk + 1000)[0] is None
 
 
 # --- leaderboard refresh after votes -----------------------------------------------------------
@@ -622,7 +622,7 @@ def test_a_vote_after_the_task_took_the_claim_claims_again(db, settings, queued,
     assert leaderboard.request_refresh_after_vote(arena) is True
     # then it claimed and queued another refresh
     assert len(queued) == 2
-    assert rows.refresh_claim(arena.pk).timestamp() == pytest.approx(wall_clock.now)
+    assert rows.refresh_state(arena.pk)[0].timestamp() == pytest.approx(wall_clock.now)
 
 
 def test_a_vote_right_after_the_refresh_started_gets_a_refresh(
