@@ -44,7 +44,7 @@ def media_export(object_store, make_project, settings, tmp_path):
 
 
 def fail_on_media(monkeypatch):
-    """The storage refuses the export's second file (the media zip) after taking the first."""
+    """The storage refuses a media zip (an export's second file, an upload's zip) after taking the first file."""
     real = storage.store_file
 
     def store_file(source, name):
@@ -356,14 +356,7 @@ def test_the_api_import_in_the_request_goes_through_the_storage_too(object_store
 
 def test_an_upload_whose_media_zip_the_storage_refuses_is_not_kept_alone(object_store, make_project, monkeypatch):
     # given a storage that takes the upload and refuses its media zip
-    real = storage.store_file
-
-    def store_file(source, name):
-        if name.endswith(".media.zip"):
-            raise OSError("the object store answered 503")
-        return real(source, name)
-
-    monkeypatch.setattr(storage, "store_file", store_file)
+    fail_on_media(monkeypatch)
     project = make_project("Half")
     # when a background import is queued, then it fails with the storage's error, no job, nothing stored
     with pytest.raises(OSError, match="503"):
